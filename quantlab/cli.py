@@ -1,0 +1,39 @@
+"""The ``quantlab`` command line. Subcommand groups live beside the code they drive."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="quantlab",
+    help="Backtest-first research for SPX/SPXW option structures.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.command()
+def demo(
+    seed: int = typer.Option(7, help="Seed of the synthetic chain."),
+) -> None:
+    """Run the end-to-end demo on built-in synthetic data."""
+    from quantlab.demo import run_demo
+
+    run_demo(seed=seed)
+
+
+def _register_groups() -> None:
+    from quantlab.data.cli import app as data_app
+
+    app.add_typer(data_app, name="data", help="Fetch, synthesize, ingest and inspect market data.")
+
+
+_register_groups()
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

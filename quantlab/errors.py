@@ -1,0 +1,26 @@
+"""Every exception quantlab raises on bad input lives here.
+
+Messages name the parameter, the value received, what was expected and, where it helps,
+a hint: ``strike must be positive (got -5.0 at index 3). Strikes are in index points.``
+"""
+
+from __future__ import annotations
+
+
+class QuantlabError(Exception):
+    """Base class of quantlab's own errors."""
+
+
+class InputError(QuantlabError, ValueError):
+    """An argument has the wrong shape, type or value."""
+
+
+class ConfigError(QuantlabError, ValueError):
+    """A configuration file or object is invalid (unknown key, bad value)."""
+
+
+class DataError(QuantlabError):
+    """Stored or incoming market data is missing, corrupt or inconsistent."""
+
+
+__all__ = ["ConfigError", "DataError", "InputError", "QuantlabError"]

@@ -1,0 +1,207 @@
+"""Numba kernels for Black-76 and Black-Scholes-Merton prices and greeks.
+
+Pure functions over contiguous 1-D float64 arrays that fill preallocated outputs; no I/O, no
+validation (the public wrappers in ``black76.py`` / ``bsm.py`` do that). Every ``*_1d`` loop has a
+``*_1d_par`` twin compiled with ``parallel=True``; the wrappers pick one by array size.
+
+Out-of-the-money options are priced directly and in-the-money ones through put-call parity on
+the out-of-the-money side, so a deep in-the-money premium is intrinsic plus an accurately
+computed time value rather than the difference of two large terms.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from quantlab._numba import jit, prange
+
+SQRT2 = math.sqrt(2.0)
+INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+@jit(inline="always")
+def norm_cdf(x: float) -> float:
+    """Standard normal CDF, accurate in both tails (erfc has full relative precision)."""
+    return 0.5 * math.erfc(-x / SQRT2)
+
+
+@jit(inline="always")
+def norm_pdf(x: float) -> float:
+    return INV_SQRT2PI * math.exp(-0.5 * x * x)
+
+
+@jit(inline="always")
+def _b76_undiscounted(F: float, K: float, sd: float, is_call: bool) -> float:
+    """Undiscounted Black price with total standard deviation sd = sigma*sqrt(T) > 0."""
+    # price the out-of-the-money side, add intrinsic for the in-the-money side (parity)
+    otm_call = K >= F
+    lnfk = math.log(F / K)
+    d1 = lnfk / sd + 0.5 * sd
+    d2 = d1 - sd
+    if otm_call:
+        tv = F * norm_cdf(d1) - K * norm_cdf(d2)
+    else:
+        tv = K * norm_cdf(-d2) - F * norm_cdf(-d1)
+    if tv < 0.0:
+        tv = 0.0
+    intrinsic = (F - K) if is_call else (K - F)
+    if intrinsic > 0.0:
+        return intrinsic + tv
+    return tv
+
+
+@jit(inline="always")
+def b76_price_scalar(F: float, K: float, T: float, sigma: float, df: float, is_call: bool) -> float:
+    if not (F == F and K == K and T == T and sigma == sigma and df == df):
+        return np.nan
+    sd = sigma * math.sqrt(T) if T > 0.0 else 0.0
+    if sd <= 0.0:
+        intrinsic = (F - K) if is_call else (K - F)
+        return df * max(intrinsic, 0.0)
+    return df * _b76_undiscounted(F, K, sd, is_call)
+
+
+@jit
+def b76_price_1d(F, K, T, sigma, df, is_call, out):  # type: ignore[no-untyped-def]
+    for i in range(out.shape[0]):
+        out[i] = b76_price_scalar(F[i], K[i], T[i], sigma[i], df[i], is_call[i])
+
+
+@jit(parallel=True)
+def b76_price_1d_par(F, K, T, sigma, df, is_call, out):  # type: ignore[no-untyped-def]
+    for i in prange(out.shape[0]):
+        out[i] = b76_price_scalar(F[i], K[i], T[i], sigma[i], df[i], is_call[i])
+
+
+@jit(inline="always")
+def _b76_greeks_one(F, K, T, sigma, df, is_call, i, price, delta, gamma, vega):  # type: ignore[no-untyped-def]
+    if not (F == F and K == K and T == T and sigma == sigma and df == df):
+        price[i] = np.nan
+        delta[i] = np.nan
+        gamma[i] = np.nan
+        vega[i] = np.nan
+        return
+    sd = sigma * math.sqrt(T) if T > 0.0 else 0.0
+    if sd <= 0.0:
+        intrinsic = (F - K) if is_call else (K - F)
+        price[i] = df * max(intrinsic, 0.0)
+        itm = intrinsic > 0.0
+        if is_call:
+            delta[i] = df if itm else 0.0
+        else:
+            delta[i] = -df if itm else 0.0
+        gamma[i] = 0.0
+        vega[i] = 0.0
+        return
+    lnfk = math.log(F / K)
+    d1 = lnfk / sd + 0.5 * sd
+    d2 = d1 - sd
+    n1 = norm_pdf(d1)
+    # one pair of CDFs on the out-of-the-money side serves the price and both deltas
+    if K >= F:
+        a = norm_cdf(d1)
+        tv = F * a - K * norm_cdf(d2)
+        call_delta = a
+    else:
+        a = norm_cdf(-d1)
+        tv = K * norm_cdf(-d2) - F * a
+        call_delta = 1.0 - a
+    if tv < 0.0:
+        tv = 0.0
+    intrinsic = (F - K) if is_call else (K - F)
+    price[i] = df * (intrinsic + tv) if intrinsic > 0.0 else df * tv
+    if is_call:
+        delta[i] = df * call_delta
+    else:
+        delta[i] = df * (call_delta - 1.0) if K >= F else -df * a
+    gamma[i] = df * n1 / (F * sd)
+    vega[i] = df * F * n1 * math.sqrt(T)
+
+
+@jit
+def b76_greeks_1d(F, K, T, sigma, df, is_call, price, delta, gamma, vega):  # type: ignore[no-untyped-def]
+    for i in range(price.shape[0]):
+        _b76_greeks_one(F[i], K[i], T[i], sigma[i], df[i], is_call[i], i, price, delta, gamma, vega)
+
+
+@jit(parallel=True)
+def b76_greeks_1d_par(F, K, T, sigma, df, is_call, price, delta, gamma, vega):  # type: ignore[no-untyped-def]
+    for i in prange(price.shape[0]):
+        _b76_greeks_one(F[i], K[i], T[i], sigma[i], df[i], is_call[i], i, price, delta, gamma, vega)
+
+
+@jit(inline="always")
+def _bsm_one(S, K, T, r, q, sigma, is_call, i, price, delta, gamma, vega, theta, rho):  # type: ignore[no-untyped-def]
+    if not (S == S and K == K and T == T and r == r and q == q and sigma == sigma):
+        price[i] = np.nan
+        delta[i] = np.nan
+        gamma[i] = np.nan
+        vega[i] = np.nan
+        theta[i] = np.nan
+        rho[i] = np.nan
+        return
+    Tp = T if T > 0.0 else 0.0
+    dq = math.exp(-q * Tp)
+    dr = math.exp(-r * Tp)
+    F = S * math.exp((r - q) * Tp)
+    sd = sigma * math.sqrt(Tp)
+    if sd <= 0.0:
+        # no diffusion left: the option is its discounted forward intrinsic value
+        itm = (F > K) if is_call else (K > F)
+        sign = 1.0 if is_call else -1.0
+        if itm:
+            price[i] = sign * (S * dq - K * dr)
+            delta[i] = sign * dq
+            theta[i] = sign * (q * S * dq - r * K * dr)
+            rho[i] = sign * K * Tp * dr
+        else:
+            price[i] = 0.0
+            delta[i] = 0.0
+            theta[i] = 0.0
+            rho[i] = 0.0
+        gamma[i] = 0.0
+        vega[i] = 0.0
+        return
+    d1 = math.log(F / K) / sd + 0.5 * sd
+    d2 = d1 - sd
+    n1 = norm_pdf(d1)
+    sqT = math.sqrt(Tp)
+    if K >= F:
+        tv = F * norm_cdf(d1) - K * norm_cdf(d2)
+    else:
+        tv = K * norm_cdf(-d2) - F * norm_cdf(-d1)
+    if tv < 0.0:
+        tv = 0.0
+    intrinsic = (F - K) if is_call else (K - F)
+    price[i] = dr * (intrinsic + tv) if intrinsic > 0.0 else dr * tv
+    decay = -S * dq * n1 * sigma / (2.0 * sqT)
+    if is_call:
+        Nd1 = norm_cdf(d1)
+        Nd2 = norm_cdf(d2)
+        delta[i] = dq * Nd1
+        theta[i] = decay - r * K * dr * Nd2 + q * S * dq * Nd1
+        rho[i] = K * Tp * dr * Nd2
+    else:
+        Nmd1 = norm_cdf(-d1)
+        Nmd2 = norm_cdf(-d2)
+        delta[i] = -dq * Nmd1
+        theta[i] = decay + r * K * dr * Nmd2 - q * S * dq * Nmd1
+        rho[i] = -K * Tp * dr * Nmd2
+    gamma[i] = dq * n1 / (S * sd)
+    vega[i] = S * dq * n1 * sqT
+
+
+@jit
+def bsm_greeks_1d(S, K, T, r, q, sigma, is_call, price, delta, gamma, vega, theta, rho):  # type: ignore[no-untyped-def]
+    for i in range(price.shape[0]):
+        _bsm_one(S[i], K[i], T[i], r[i], q[i], sigma[i], is_call[i], i,
+                 price, delta, gamma, vega, theta, rho)  # fmt: skip
+
+
+@jit(parallel=True)
+def bsm_greeks_1d_par(S, K, T, r, q, sigma, is_call, price, delta, gamma, vega, theta, rho):  # type: ignore[no-untyped-def]
+    for i in prange(price.shape[0]):
+        _bsm_one(S[i], K[i], T[i], r[i], q[i], sigma[i], is_call[i], i,
+                 price, delta, gamma, vega, theta, rho)  # fmt: skip
