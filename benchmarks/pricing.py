@@ -100,7 +100,14 @@ def main() -> None:
         ref = np.array(ql_price())
         ours = black76_price(F[:m], K[:m], T[:m], s[:m], df[:m], c[:m])
         err = float(np.max(np.abs(ours - ref) / np.maximum(ref, 1e-12 * F[:m])))
-        rows.append(("Black-76 price only", "QuantLib blackFormula", m / t, f"max rel diff vs quantlab {err:.1e}"))
+        rows.append(
+            (
+                "Black-76 price only",
+                "QuantLib blackFormula",
+                m / t,
+                f"max rel diff vs quantlab {err:.1e}",
+            )
+        )
 
         def ql_greeks() -> None:
             for i in range(m):
@@ -114,7 +121,10 @@ def main() -> None:
             out = []
             for i in range(m):
                 try:
-                    out.append(ql.blackFormulaImpliedStdDev(kinds[i], K[i], F[i], prices[i], df[i]) / math.sqrt(T[i]))
+                    out.append(
+                        ql.blackFormulaImpliedStdDev(kinds[i], K[i], F[i], prices[i], df[i])
+                        / math.sqrt(T[i])
+                    )
                 except RuntimeError:
                     out.append(math.nan)
             return out
@@ -159,7 +169,9 @@ def main() -> None:
     except ImportError:
         con.print("py_vollib not installed: skipped")
 
-    table = Table(title=f"Pricing throughput on {os.cpu_count()} cores (quantlab n={args.n:,}, peers n={m:,})")
+    table = Table(
+        title=f"Pricing throughput on {os.cpu_count()} cores (quantlab n={args.n:,}, peers n={m:,})"
+    )
     for col in ("task", "library", "options/s", "accuracy"):
         table.add_column(col)
     for task, lib, rate, note in rows:

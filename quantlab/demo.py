@@ -36,7 +36,13 @@ def synthetic_chain(seed: int, spot: float = 5000.0) -> list[dict[str, np.ndarra
         skew = -0.42 * T**-0.3
         vol = np.clip(atm + skew * k + 1.5 * k**2 / math.sqrt(T) * 0.05, 0.06, 1.5)
         df = math.exp(-RATE * T)
-        quotes: dict[str, np.ndarray | float] = {"dte": float(dte), "T": T, "F": F, "df": df, "K": K}
+        quotes: dict[str, np.ndarray | float] = {
+            "dte": float(dte),
+            "T": T,
+            "F": F,
+            "df": df,
+            "K": K,
+        }
         for right, is_call in (("c", True), ("p", False)):
             mid = black76_price(F, K, T, vol, df, is_call)
             half = np.where(mid < 10, 0.05 + 0.05 * (rng.random(K.size) < 0.5), 0.15)
@@ -54,13 +60,26 @@ def run_demo(seed: int = 7) -> None:
     console = Console()
     console.rule("[bold]quantlab demo: pricing core on a synthetic SPXW chain")
     chain = synthetic_chain(seed)
-    smile = Table(title="Implied-vol smile from out-of-the-money mids (forward from put-call parity)")
+    smile = Table(
+        title="Implied-vol smile from out-of-the-money mids (forward from put-call parity)"
+    )
     smile.add_column("DTE", justify="right")
     smile.add_column("forward", justify="right")
     for k in (-0.08, -0.05, -0.03, -0.01, 0.0, 0.01, 0.03):
         smile.add_column(f"k={k:+.2f}", justify="right")
     greeks = Table(title="Short-strike candidates by |delta| (quantlab's own IV and greeks)")
-    for col in ("DTE", "right", "strike", "bid", "ask", "IV", "delta", "gamma", "vega/pt", "true IV"):
+    for col in (
+        "DTE",
+        "right",
+        "strike",
+        "bid",
+        "ask",
+        "IV",
+        "delta",
+        "gamma",
+        "vega/pt",
+        "true IV",
+    ):
         greeks.add_column(col, justify="right")
     for q in chain:
         T, df, K = float(q["T"]), float(q["df"]), np.asarray(q["K"])

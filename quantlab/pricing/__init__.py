@@ -21,7 +21,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):  # type: ignore[no-untyped-def]
+def __getattr__(name: str):
     # implied_vol / implied_forward are imported on first use (they live in their own modules)
     if name == "implied_vol":
         from quantlab.pricing.implied_vol import implied_vol

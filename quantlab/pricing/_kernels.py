@@ -64,19 +64,19 @@ def b76_price_scalar(F: float, K: float, T: float, sigma: float, df: float, is_c
 
 
 @jit
-def b76_price_1d(F, K, T, sigma, df, is_call, out):  # type: ignore[no-untyped-def]
+def b76_price_1d(F, K, T, sigma, df, is_call, out):
     for i in range(out.shape[0]):
         out[i] = b76_price_scalar(F[i], K[i], T[i], sigma[i], df[i], is_call[i])
 
 
 @jit(parallel=True)
-def b76_price_1d_par(F, K, T, sigma, df, is_call, out):  # type: ignore[no-untyped-def]
+def b76_price_1d_par(F, K, T, sigma, df, is_call, out):
     for i in prange(out.shape[0]):
         out[i] = b76_price_scalar(F[i], K[i], T[i], sigma[i], df[i], is_call[i])
 
 
 @jit(inline="always")
-def _b76_greeks_one(F, K, T, sigma, df, is_call, i, price, delta, gamma, vega):  # type: ignore[no-untyped-def]
+def _b76_greeks_one(F, K, T, sigma, df, is_call, i, price, delta, gamma, vega):
     if not (F == F and K == K and T == T and sigma == sigma and df == df):
         price[i] = np.nan
         delta[i] = np.nan
@@ -121,19 +121,19 @@ def _b76_greeks_one(F, K, T, sigma, df, is_call, i, price, delta, gamma, vega): 
 
 
 @jit
-def b76_greeks_1d(F, K, T, sigma, df, is_call, price, delta, gamma, vega):  # type: ignore[no-untyped-def]
+def b76_greeks_1d(F, K, T, sigma, df, is_call, price, delta, gamma, vega):
     for i in range(price.shape[0]):
         _b76_greeks_one(F[i], K[i], T[i], sigma[i], df[i], is_call[i], i, price, delta, gamma, vega)
 
 
 @jit(parallel=True)
-def b76_greeks_1d_par(F, K, T, sigma, df, is_call, price, delta, gamma, vega):  # type: ignore[no-untyped-def]
+def b76_greeks_1d_par(F, K, T, sigma, df, is_call, price, delta, gamma, vega):
     for i in prange(price.shape[0]):
         _b76_greeks_one(F[i], K[i], T[i], sigma[i], df[i], is_call[i], i, price, delta, gamma, vega)
 
 
 @jit(inline="always")
-def _bsm_one(S, K, T, r, q, sigma, is_call, i, price, delta, gamma, vega, theta, rho):  # type: ignore[no-untyped-def]
+def _bsm_one(S, K, T, r, q, sigma, is_call, i, price, delta, gamma, vega, theta, rho):
     if not (S == S and K == K and T == T and r == r and q == q and sigma == sigma):
         price[i] = np.nan
         delta[i] = np.nan
@@ -194,14 +194,14 @@ def _bsm_one(S, K, T, r, q, sigma, is_call, i, price, delta, gamma, vega, theta,
 
 
 @jit
-def bsm_greeks_1d(S, K, T, r, q, sigma, is_call, price, delta, gamma, vega, theta, rho):  # type: ignore[no-untyped-def]
+def bsm_greeks_1d(S, K, T, r, q, sigma, is_call, price, delta, gamma, vega, theta, rho):
     for i in range(price.shape[0]):
         _bsm_one(S[i], K[i], T[i], r[i], q[i], sigma[i], is_call[i], i,
                  price, delta, gamma, vega, theta, rho)  # fmt: skip
 
 
 @jit(parallel=True)
-def bsm_greeks_1d_par(S, K, T, r, q, sigma, is_call, price, delta, gamma, vega, theta, rho):  # type: ignore[no-untyped-def]
+def bsm_greeks_1d_par(S, K, T, r, q, sigma, is_call, price, delta, gamma, vega, theta, rho):
     for i in prange(price.shape[0]):
         _bsm_one(S[i], K[i], T[i], r[i], q[i], sigma[i], is_call[i], i,
                  price, delta, gamma, vega, theta, rho)  # fmt: skip

@@ -17,17 +17,21 @@ def prepare(
     names: tuple[str, ...], values: tuple[Any, ...], right_name: str, right: Any
 ) -> tuple[tuple[int, ...], list[np.ndarray]]:
     """Convert, broadcast and flatten the numeric arguments plus the option right."""
-    arrays = {n: as_float(n, v) for n, v in zip(names, values, strict=True)}
+    arrays: dict[str, np.ndarray] = {n: as_float(n, v) for n, v in zip(names, values, strict=True)}
     arrays[right_name] = as_bool_right(right_name, right)
     shape, flat = broadcast(**arrays)
     return shape, [flat[n] for n in (*names, right_name)]
 
 
-def _check_b76(F: np.ndarray, K: np.ndarray, T: np.ndarray, sigma: np.ndarray, df: np.ndarray) -> None:
+def _check_b76(
+    F: np.ndarray, K: np.ndarray, T: np.ndarray, sigma: np.ndarray, df: np.ndarray
+) -> None:
     check_positive("F", F, hint="F is the forward of the expiry in index points.")
     check_positive("K", K, hint="K is the strike in index points.")
     check_positive("T", T, allow_zero=True, hint="T is a year fraction (minutes / 525,600).")
-    check_positive("sigma", sigma, allow_zero=True, hint="sigma is a decimal (0.15 = 15 vol points).")
+    check_positive(
+        "sigma", sigma, allow_zero=True, hint="sigma is a decimal (0.15 = 15 vol points)."
+    )
     check_positive("df", df, hint="df is a discount factor, e.g. exp(-r*T).")
 
 
@@ -75,7 +79,9 @@ def black76_price(F: Any, K: Any, T: Any, sigma: Any, df: Any, is_call: Any) -> 
     return out.reshape(shape)
 
 
-def black76_greeks(F: Any, K: Any, T: Any, sigma: Any, df: Any, is_call: Any) -> dict[str, FloatArray]:
+def black76_greeks(
+    F: Any, K: Any, T: Any, sigma: Any, df: Any, is_call: Any
+) -> dict[str, FloatArray]:
     """Black-76 price and greeks with respect to the forward.
 
     Returns a dict of float64 arrays (broadcast shape):
@@ -102,4 +108,7 @@ def black76_greeks(F: Any, K: Any, T: Any, sigma: Any, df: Any, is_call: Any) ->
     outs = [np.empty(n, dtype=np.float64) for _ in range(4)]
     kern = k.b76_greeks_1d_par if n >= PARALLEL_MIN else k.b76_greeks_1d
     kern(F_, K_, T_, s_, df_, c_, *outs)
-    return {name: o.reshape(shape) for name, o in zip(("price", "delta", "gamma", "vega"), outs, strict=True)}
+    return {
+        name: o.reshape(shape)
+        for name, o in zip(("price", "delta", "gamma", "vega"), outs, strict=True)
+    }

@@ -14,7 +14,7 @@ _NAMES = ("S", "K", "T", "r", "q", "sigma")
 GREEKS = ("price", "delta", "gamma", "vega", "theta", "rho")
 
 
-def _inputs(S: Any, K: Any, T: Any, r: Any, q: Any, sigma: Any, is_call: Any):  # type: ignore[no-untyped-def]
+def _inputs(S: Any, K: Any, T: Any, r: Any, q: Any, sigma: Any, is_call: Any):
     shape, arrays = prepare(_NAMES, (S, K, T, r, q, sigma), "is_call", is_call)
     S_, K_, T_, _, _, s_, _ = arrays
     check_positive("S", S_, hint="S is the spot price.")
@@ -24,7 +24,9 @@ def _inputs(S: Any, K: Any, T: Any, r: Any, q: Any, sigma: Any, is_call: Any):  
     return shape, arrays
 
 
-def bsm_greeks(S: Any, K: Any, T: Any, r: Any, q: Any, sigma: Any, is_call: Any) -> dict[str, FloatArray]:
+def bsm_greeks(
+    S: Any, K: Any, T: Any, r: Any, q: Any, sigma: Any, is_call: Any
+) -> dict[str, FloatArray]:
     """Black-Scholes-Merton price and greeks with continuous dividend yield ``q``.
 
     Returns a dict of float64 arrays (broadcast shape of the inputs):

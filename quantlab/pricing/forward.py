@@ -142,13 +142,17 @@ def implied_forward(
     if fresh is not None:
         fm = np.asarray(fresh, dtype=bool).ravel()
         if fm.shape != K.shape:
-            raise InputError(f"fresh must have one value per strike (got {fm.shape[0]} for {K.shape[0]}).")
+            raise InputError(
+                f"fresh must have one value per strike (got {fm.shape[0]} for {K.shape[0]})."
+            )
         usable &= fm
     df0 = math.exp(-r * T) if r is not None else 1.0
     r0 = float(r) if r is not None else math.nan
     n_usable = int(usable.sum())
     if n_usable < (1 if r is not None else 3):
-        return _failed(df0 if r is not None else math.nan, r0, n_usable, "too few usable call/put pairs")
+        return _failed(
+            df0 if r is not None else math.nan, r0, n_usable, "too few usable call/put pairs"
+        )
     Ku = K[usable]
     diff = 0.5 * (cb[usable] + ca[usable]) - 0.5 * (pb[usable] + pa[usable])
     half = 0.5 * ((ca[usable] - cb[usable]) + (pa[usable] - pb[usable]))
@@ -189,12 +193,16 @@ def implied_forward(
         a, b = float(coef[0]), float(coef[1])
         resid_all = dn - (a - b * Kn)
         mad = float(np.median(np.abs(resid_all[keep])))
-        new_keep = np.abs(resid_all) <= np.maximum(OUTLIER_MADS * MAD_SCALE * mad, np.maximum(hn, tick))
+        new_keep = np.abs(resid_all) <= np.maximum(
+            OUTLIER_MADS * MAD_SCALE * mad, np.maximum(hn, tick)
+        )
         if np.array_equal(new_keep, keep):
             break
         keep = new_keep
     if not (b > 0 and math.isfinite(a)):
-        return _failed(math.nan, math.nan, n_usable, f"fitted discount factor is not positive ({b})")
+        return _failed(
+            math.nan, math.nan, n_usable, f"fitted discount factor is not positive ({b})"
+        )
     fwd = a / b
     resid = (dn - (a - b * Kn))[keep]
     n_used = int(keep.sum())

@@ -56,7 +56,11 @@ def test_skips_one_sided_crossed_and_stale_pairs() -> None:
     cb[j - 1] += 50.0
     ca[j - 1] += 50.0  # wildly off but marked stale
     fit = implied_forward(K, cb, ca, pb, pa, T, r=r, fresh=fresh)
-    assert K[j] not in fit.used_strikes and K[j + 1] not in fit.used_strikes and K[j - 1] not in fit.used_strikes
+    assert (
+        K[j] not in fit.used_strikes
+        and K[j + 1] not in fit.used_strikes
+        and K[j - 1] not in fit.used_strikes
+    )
     assert fit.forward == pytest.approx(F, abs=1e-6)
 
 

@@ -74,6 +74,8 @@ def test_parallel_and_serial_kernels_agree() -> None:
     c = rng.random(n) < 0.5
     big = black76_greeks(F, K, T, s, 0.99, c)
     for i in range(0, n, 997):
-        small = black76_greeks(F[i : i + 1], K[i : i + 1], T[i : i + 1], s[i : i + 1], 0.99, c[i : i + 1])
+        small = black76_greeks(
+            F[i : i + 1], K[i : i + 1], T[i : i + 1], s[i : i + 1], 0.99, c[i : i + 1]
+        )
         for key in big:
             assert big[key][i] == small[key][0]

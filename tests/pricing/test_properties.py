@@ -50,8 +50,16 @@ def test_monotone_in_strike_and_vol(F: float, T: float, s: float, right: bool) -
     assert (np.diff(by_vol) >= -tol).all()
 
 
-@given(F=fwd, m=st.floats(-0.3, 0.3), T=st.floats(1 / 365, 2.0), s=st.floats(0.05, 1.0), right=st.booleans())
-def test_black76_greeks_match_finite_differences(F: float, m: float, T: float, s: float, right: bool) -> None:
+@given(
+    F=fwd,
+    m=st.floats(-0.3, 0.3),
+    T=st.floats(1 / 365, 2.0),
+    s=st.floats(0.05, 1.0),
+    right=st.booleans(),
+)
+def test_black76_greeks_match_finite_differences(
+    F: float, m: float, T: float, s: float, right: bool
+) -> None:
     K = F * math.exp(m)
     df = 0.97
     g = black76_greeks(F, K, T, s, df, right)
@@ -61,14 +69,20 @@ def test_black76_greeks_match_finite_differences(F: float, m: float, T: float, s
         return float(black76_price(f, K, T, sig, df, right))
 
     assert float(g["delta"]) == pytest.approx((p(F + h) - p(F - h)) / (2 * h), rel=1e-6, abs=1e-8)
-    assert float(g["gamma"]) == pytest.approx((p(F + h) - 2 * p() + p(F - h)) / h**2, rel=1e-4, abs=1e-12 * F / h**2)
+    assert float(g["gamma"]) == pytest.approx(
+        (p(F + h) - 2 * p() + p(F - h)) / h**2, rel=1e-4, abs=1e-12 * F / h**2
+    )
     hv = 1e-5
-    assert float(g["vega"]) == pytest.approx((p(sig=s + hv) - p(sig=s - hv)) / (2 * hv), rel=1e-5, abs=1e-6 * F)
+    assert float(g["vega"]) == pytest.approx(
+        (p(sig=s + hv) - p(sig=s - hv)) / (2 * hv), rel=1e-5, abs=1e-6 * F
+    )
 
 
 @given(S=fwd, m=st.floats(-0.3, 0.3), T=st.floats(1 / 365, 2.0), r=rates, q=st.floats(0.0, 0.05),
        s=st.floats(0.05, 1.0), right=st.booleans())  # fmt: skip
-def test_bsm_greeks_match_finite_differences(S: float, m: float, T: float, r: float, q: float, s: float, right: bool) -> None:  # noqa: E501
+def test_bsm_greeks_match_finite_differences(
+    S: float, m: float, T: float, r: float, q: float, s: float, right: bool
+) -> None:
     K = S * math.exp(m)
     g = bsm_greeks(S, K, T, r, q, s, right)
 
@@ -78,11 +92,19 @@ def test_bsm_greeks_match_finite_differences(S: float, m: float, T: float, r: fl
     h = 1e-3 * S * s * math.sqrt(T)
     assert float(g["price"]) == pytest.approx(p(), rel=1e-13, abs=1e-12 * S)
     assert float(g["delta"]) == pytest.approx((p(S + h) - p(S - h)) / (2 * h), rel=1e-6, abs=1e-8)
-    assert float(g["gamma"]) == pytest.approx((p(S + h) - 2 * p() + p(S - h)) / h**2, rel=1e-4, abs=1e-12 * S / h**2)
-    assert float(g["vega"]) == pytest.approx((p(s_=s + 1e-5) - p(s_=s - 1e-5)) / 2e-5, rel=1e-5, abs=1e-6 * S)
+    assert float(g["gamma"]) == pytest.approx(
+        (p(S + h) - 2 * p() + p(S - h)) / h**2, rel=1e-4, abs=1e-12 * S / h**2
+    )
+    assert float(g["vega"]) == pytest.approx(
+        (p(s_=s + 1e-5) - p(s_=s - 1e-5)) / 2e-5, rel=1e-5, abs=1e-6 * S
+    )
     dT = 1e-6
-    assert float(g["theta"]) == pytest.approx(-(p(T_=T + dT) - p(T_=T - dT)) / (2 * dT), rel=1e-4, abs=1e-5 * S)
-    assert float(g["rho"]) == pytest.approx((p(r_=r + 1e-6) - p(r_=r - 1e-6)) / 2e-6, rel=1e-5, abs=1e-5 * S)
+    assert float(g["theta"]) == pytest.approx(
+        -(p(T_=T + dT) - p(T_=T - dT)) / (2 * dT), rel=1e-4, abs=1e-5 * S
+    )
+    assert float(g["rho"]) == pytest.approx(
+        (p(r_=r + 1e-6) - p(r_=r - 1e-6)) / 2e-6, rel=1e-5, abs=1e-5 * S
+    )
 
 
 def test_short_is_minus_long_and_broadcasting() -> None:
@@ -110,7 +132,9 @@ def test_against_quantlib_randomized() -> None:
     for i in range(n):
         F = S[i] * math.exp((r[i] - q[i]) * T[i])
         kind = ql.Option.Call if right[i] else ql.Option.Put
-        bc = ql.BlackCalculator(ql.PlainVanillaPayoff(kind, K[i]), F, s[i] * math.sqrt(T[i]), math.exp(-r[i] * T[i]))
+        bc = ql.BlackCalculator(
+            ql.PlainVanillaPayoff(kind, K[i]), F, s[i] * math.sqrt(T[i]), math.exp(-r[i] * T[i])
+        )
         assert g["price"][i] == pytest.approx(bc.value(), rel=1e-10, abs=1e-10 * S[i])
         assert g["delta"][i] == pytest.approx(bc.delta(S[i]), abs=1e-10)
         assert g["gamma"][i] == pytest.approx(bc.gamma(S[i]), rel=1e-9, abs=1e-14)

@@ -26,7 +26,9 @@ def test_haug_tables() -> None:
     assert black76_price(19, 19, 0.75, 0.28, df, True) == pytest.approx(1.7011, abs=5e-5)
     assert black76_price(19, 19, 0.75, 0.28, df, False) == pytest.approx(1.7011, abs=5e-5)
     # Haug 2.1.1: call delta K=100, S=105, T=0.5, r=q=10%, sigma=36% -> 0.5946
-    assert bsm_greeks(105, 100, 0.5, 0.10, 0.10, 0.36, True)["delta"] == pytest.approx(0.5946, abs=5e-5)
+    assert bsm_greeks(105, 100, 0.5, 0.10, 0.10, 0.36, True)["delta"] == pytest.approx(
+        0.5946, abs=5e-5
+    )
 
 
 def test_black76_greeks_closed_form_at_the_money() -> None:
@@ -78,7 +80,11 @@ def _mp_black(F: float, K: float, T: float, s: float, is_call: bool) -> float:
         (5000.0, 4800.0, 30, 0.30, True),  # deep ITM call, 30 minutes: intrinsic + tiny time value
     ],
 )
-def test_near_expiry_wings_match_arbitrary_precision(F: float, K: float, minutes: int, s: float, is_call: bool) -> None:
+def test_near_expiry_wings_match_arbitrary_precision(
+    F: float, K: float, minutes: int, s: float, is_call: bool
+) -> None:
     T = minutes / 525_600
     ref = _mp_black(F, K, T, s, is_call)
-    assert float(black76_price(F, K, T, s, 1.0, is_call)) == pytest.approx(ref, rel=1e-11, abs=1e-300)
+    assert float(black76_price(F, K, T, s, 1.0, is_call)) == pytest.approx(
+        ref, rel=1e-11, abs=1e-300
+    )
