@@ -31,7 +31,9 @@ def _to_numpy(name: str, value: Any) -> np.ndarray:
     try:
         return np.asarray(value)
     except Exception as exc:  # pragma: no cover - numpy raises many types
-        raise InputError(f"{name} could not be converted to an array (got {type(value).__name__}).") from exc
+        raise InputError(
+            f"{name} could not be converted to an array (got {type(value).__name__})."
+        ) from exc
 
 
 def as_float(name: str, value: Any) -> FloatArray:
@@ -43,12 +45,14 @@ def as_float(name: str, value: Any) -> FloatArray:
         return arr.astype(np.float64)
     if arr.dtype == object:
         try:
-            return np.array([np.nan if v is None else v for v in arr.ravel()], dtype=np.float64).reshape(
-                arr.shape
-            )
+            return np.array(
+                [np.nan if v is None else v for v in arr.ravel()], dtype=np.float64
+            ).reshape(arr.shape)
         except (TypeError, ValueError):
             pass
-    raise InputError(f"{name} must be numeric (got dtype {arr.dtype}). Pass floats, e.g. {name}=[4500.0].")
+    raise InputError(
+        f"{name} must be numeric (got dtype {arr.dtype}). Pass floats, e.g. {name}=[4500.0]."
+    )
 
 
 _CALL_WORDS = {"c": True, "call": True, "p": False, "put": False}

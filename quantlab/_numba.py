@@ -32,7 +32,7 @@ if NUMBA_DISABLED:
 
 else:
     import numba
-    from numba import prange  # noqa: F401
+    from numba import prange
 
     def jit(*args: Any, **kwargs: Any) -> Any:
         """``numba.njit`` with ``cache=True`` by default."""
