@@ -11,24 +11,16 @@ from __future__ import annotations
 from quantlab.pricing._status import IVStatus
 from quantlab.pricing.black76 import black76_greeks, black76_price
 from quantlab.pricing.bsm import bsm_greeks, bsm_price
+from quantlab.pricing.forward import ForwardFit, implied_forward
+from quantlab.pricing.implied_vol import implied_vol
 
 __all__ = [
+    "ForwardFit",
     "IVStatus",
     "black76_greeks",
     "black76_price",
     "bsm_greeks",
     "bsm_price",
+    "implied_forward",
+    "implied_vol",
 ]
-
-
-def __getattr__(name: str):
-    # implied_vol / implied_forward are imported on first use (they live in their own modules)
-    if name == "implied_vol":
-        from quantlab.pricing.implied_vol import implied_vol
-
-        return implied_vol
-    if name == "implied_forward":
-        from quantlab.pricing.forward import implied_forward
-
-        return implied_forward
-    raise AttributeError(f"module 'quantlab.pricing' has no attribute {name!r}")
