@@ -38,7 +38,7 @@ def _chain(F: float, ts: int) -> tuple[pl.DataFrame, np.ndarray]:
 
 def test_snapshot_recovers_forward_vols_and_deltas() -> None:
     ts = calendar.to_ns(dt.datetime(2024, 3, 4, 10, 0, tzinfo=calendar.ET))
-    chain, vol = _chain(5012.0, ts)
+    chain, _ = _chain(5012.0, ts)
     snap = build_snapshot(chain, ts, rate=RATE)
     exp = snap.expiries.row(0, named=True)
     assert exp["forward"] == pytest.approx(5012.0, abs=0.05)
