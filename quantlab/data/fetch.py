@@ -77,7 +77,7 @@ __all__ = [
 ]
 
 
-class CostRefused(DataError):  # noqa: N818 - reads better at the call site
+class CostRefused(DataError):
     """The estimated cost is above the limit and the caller did not confirm. Nothing was spent."""
 
     def __init__(self, message: str, cost: float, max_cost: float) -> None:
@@ -120,7 +120,7 @@ def day_window(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     """UTC range ``[00:00 ET, next day 00:00 ET)`` of an ET day (handles daylight saving)."""
     start = dt.datetime.combine(day, dt.time(0), tzinfo=ET)
     end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=ET)
-    return start.astimezone(dt.timezone.utc), end.astimezone(dt.timezone.utc)
+    return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
 
 
 def plan(
@@ -179,7 +179,9 @@ class _RecordWalker:
             if len(self.buf) < 8:
                 return
             if bytes(self.buf[:3]) != b"DBN":
-                raise DataError(f"{self.where}: not a DBN stream (starts with {bytes(self.buf[:3])!r}).")
+                raise DataError(
+                    f"{self.where}: not a DBN stream (starts with {bytes(self.buf[:3])!r})."
+                )
             self.meta_left = 8 + struct.unpack_from("<I", self.buf, 4)[0]
         if self.meta_left:
             take = min(self.meta_left, len(self.buf))
@@ -194,7 +196,9 @@ class _RecordWalker:
         while pos < n:
             length = buf[pos] * 4
             if length == 0:
-                raise DataError(f"{self.where}: record {self.records} has length 0 (corrupt stream).")
+                raise DataError(
+                    f"{self.where}: record {self.records} has length 0 (corrupt stream)."
+                )
             # Fast path: a run of equal-length records (every schema we fetch is fixed-size).
             count = (n - pos) // length
             if count > 1:
@@ -211,7 +215,9 @@ class _RecordWalker:
 
     def finish(self) -> int:
         if self.meta_left is None or self.meta_left:
-            raise DataError(f"{self.where}: the DBN metadata header is incomplete (file truncated).")
+            raise DataError(
+                f"{self.where}: the DBN metadata header is incomplete (file truncated)."
+            )
         if self.buf:
             raise DataError(
                 f"{self.where}: the stream ends inside a record ({len(self.buf)} stray bytes after "
@@ -386,18 +392,24 @@ def _retry_after(exc: BaseException) -> float | None:
         return None
 
 
+@dataclasses.dataclass(frozen=True)
+class _Retry:
+    retries: int = 4
+    backoff: float = 1.0
+    max_backoff: float = 30.0
+    sleep: Callable[[float], None] = time.sleep
+
+
 def _with_retries(
     what: str,
     fn: Callable[[], Any],
     *,
     key: str | None,
-    retries: int,
-    backoff: float,
-    max_backoff: float,
-    sleep: Callable[[float], None],
+    policy: _Retry,
     on_attempt: Callable[[], None] | None = None,
 ) -> Any:
     """Call ``fn`` up to ``retries + 1`` times, sleeping ``backoff * 2**i`` (capped) in between."""
+    retries, backoff, max_backoff = policy.retries, policy.backoff, policy.max_backoff
     for attempt in range(retries + 1):
         if on_attempt is not None:
             on_attempt()
@@ -416,35 +428,40 @@ def _with_retries(
             if hinted is not None:
                 delay = min(max_backoff, max(delay, hinted))
             logger.warning("%s: %s; retrying in %.1f s", what, reason, delay)
-            sleep(delay)
+            policy.sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
 # --------------------------------------------------------------------------------------------
 # cost and download
 # --------------------------------------------------------------------------------------------
-def estimate_cost(client: Any, requests: Iterable[FetchRequest], **retry: Any) -> float:
+def estimate_cost(
+    client: Any, requests: Iterable[FetchRequest], *, policy: _Retry | None = None
+) -> float:
     """Sum of ``client.metadata.get_cost`` over the requests, in US dollars."""
     key = _client_key(client)
     total = 0.0
     for req in requests:
-        cost = _with_retries(
-            f"cost estimate for {req.label}",
-            lambda req=req: client.metadata.get_cost(
+
+        def ask(req: FetchRequest = req) -> Any:
+            return client.metadata.get_cost(
                 dataset=DATASET,
                 start=req.start,
                 end=req.end,
                 symbols=list(PARENTS),
                 schema=req.schema,
                 stype_in=STYPE_IN,
-            ),
-            key=key,
-            **retry,
+            )
+
+        cost = _with_retries(
+            f"cost estimate for {req.label}", ask, key=key, policy=policy or _Retry()
         )
         try:
             total += float(cost)
         except (TypeError, ValueError):
-            raise DataError(f"cost estimate for {req.label}: expected a number, got {cost!r}.") from None
+            raise DataError(
+                f"cost estimate for {req.label}: expected a number, got {cost!r}."
+            ) from None
     return total
 
 
@@ -456,15 +473,25 @@ def _download_one(client: Any, req: FetchRequest) -> tuple[int, int, str]:
     req.receipt.unlink(missing_ok=True)
     part.unlink(missing_ok=True)
     try:
-        client.timeseries.get_range(
-            dataset=DATASET,
-            start=req.start,
-            end=req.end,
-            symbols=list(PARENTS),
-            schema=req.schema,
-            stype_in=STYPE_IN,
-            path=part,
-        )
+        try:
+            client.timeseries.get_range(
+                dataset=DATASET,
+                start=req.start,
+                end=req.end,
+                symbols=list(PARENTS),
+                schema=req.schema,
+                stype_in=STYPE_IN,
+                path=part,
+            )
+        except Exception as exc:
+            from databento.common.error import BentoHttpError
+
+            if _is_transient(exc) or isinstance(exc, BentoHttpError | OSError):
+                raise
+            # The body arrived but databento's reader cannot open it: cut short or garbled.
+            raise _Truncated(
+                f"the downloaded body does not decode ({type(exc).__name__}: {exc})"
+            ) from None
         try:
             records = verify_dbn_file(part, schema=req.schema)
         except DataError as exc:
@@ -491,7 +518,7 @@ def _write_receipt(req: FetchRequest, size: int, records: int, sha: str) -> None
         "size": size,
         "records": records,
         "sha256": sha,
-        "fetched_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "fetched_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     rec = req.receipt
     tmp = rec.with_name(rec.name + ".part")
@@ -556,7 +583,9 @@ def fetch(
         ``DATABENTO_API_KEY`` is not set.
     """
     if not (max_cost >= 0):
-        raise InputError(f"max_cost must be a non-negative number of US dollars (got {max_cost!r}).")
+        raise InputError(
+            f"max_cost must be a non-negative number of US dollars (got {max_cost!r})."
+        )
     if retries < 0:
         raise InputError(f"retries must be >= 0 (got {retries!r}).")
     say = progress or (lambda msg: logger.info("%s", msg))
@@ -579,8 +608,8 @@ def fetch(
 
     client = client if client is not None else make_client(gateway)
     key = _client_key(client)
-    retry = {"retries": retries, "backoff": backoff, "max_backoff": max_backoff, "sleep": sleep}
-    cost = estimate_cost(client, pending, **retry)
+    policy = _Retry(retries, backoff, max_backoff, sleep)
+    cost = estimate_cost(client, pending, policy=policy)
     report.estimated_cost = cost
     days = len({r.day for r in pending})
     say(f"estimated cost: ${cost:,.2f} for {len(pending)} file(s) over {days} session(s)")
@@ -598,12 +627,12 @@ def fetch(
         report.attempts += 1
 
     for i, req in enumerate(pending, 1):
+
+        def download(req: FetchRequest = req) -> tuple[int, int, str]:
+            return _download_one(client, req)
+
         size, records, sha = _with_retries(
-            f"download of {req.label}",
-            lambda req=req: _download_one(client, req),
-            key=key,
-            on_attempt=count_attempt,
-            **retry,
+            f"download of {req.label}", download, key=key, policy=policy, on_attempt=count_attempt
         )
         _write_receipt(req, size, records, sha)
         report.downloaded.append(req.path)
