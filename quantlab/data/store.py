@@ -58,6 +58,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 
 from quantlab.data import layout
@@ -304,17 +305,36 @@ def validate_frame(table: str, df: pl.DataFrame, day: dt.date | str | None = Non
                 f"{table} column 'date' holds {other.get_column('date')[0]} but the partition "
                 f"is {d}."
             )
-    out = out.sort(list(_SORT_KEY[table]), nulls_last=False, maintain_order=True)
     key = _UNIQUE.get(table)
-    if key and out.height:
-        dup = out.select(key).is_duplicated()
-        if dup.any():
-            first = out.filter(dup).row(0, named=True)
+    if key is None:
+        return out.sort(list(_SORT_KEY[table]), nulls_last=False, maintain_order=True)
+    # integer keys without nulls: check "sorted and unique" in one numpy pass, sort if needed
+    if not _strictly_increasing(out, key):
+        out = out.sort(list(key), maintain_order=True)
+        if not _strictly_increasing(out, key):
+            arrs = [out.get_column(k).to_numpy() for k in key]
+            same = np.ones(out.height - 1, dtype=bool)
+            for c in arrs:
+                same &= c[:-1] == c[1:]
+            first = out.row(int(np.flatnonzero(same)[0]), named=True)
             shown = {k: first[k] for k in key}
             raise DataError(
                 f"{table} has duplicate key {tuple(key)} = {shown}; each must be unique."
             )
     return out
+
+
+def _strictly_increasing(df: pl.DataFrame, key: tuple[str, ...]) -> bool:
+    """Whether rows are strictly increasing in the lexicographic order of ``key``."""
+    if df.height < 2:
+        return True
+    ok = np.zeros(df.height - 1, dtype=bool)
+    tied = np.ones(df.height - 1, dtype=bool)
+    for k in key:
+        c = df.get_column(k).to_numpy()
+        ok |= tied & (c[1:] > c[:-1])
+        tied &= c[1:] == c[:-1]
+    return bool(ok.all())
 
 
 # --------------------------------------------------------------------------- arrow / parquet
