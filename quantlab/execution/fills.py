@@ -59,10 +59,11 @@ def fill_price_scalar(
         raw = 0.0
     tick = tick_of(raw, small, large, threshold)
     units = raw / tick
-    # a hair of slack so prices already on the grid do not move a tick
+    cents = np.floor(tick * 100.0 + 0.5)
+    # a hair of slack so prices already on the grid do not move a tick; whole cents out
     if sell:
-        return np.floor(units + 1e-9) * tick
-    return np.ceil(units - 1e-9) * tick
+        return np.floor(units + 1e-9) * cents / 100.0
+    return np.ceil(units - 1e-9) * cents / 100.0
 
 
 @jit

@@ -1,0 +1,166 @@
+"""Expiry and strike selection from a decision snapshot (shared with the live runner).
+
+Rules (see :mod:`quantlab.strategy.spec` for the user-facing description):
+
+- Expiry: listed expiries of the configured roots still trading at the decision time, with
+  DTE (calendar days from the ET decision date) within ``tolerance`` of ``target``; the nearest
+  wins; a tie goes to the shorter (``tie_break: shorter``) or longer one.
+- Short legs by |delta| (Black-76 dV/dF from quantlab's own out-of-the-money implied vol):
+  ``nearest`` the target (a tie goes to the strike further out of the money), or the largest
+  |delta| ``at_most`` the target. Only usable quotes (flag OK or LOCKED) with a solved vol count.
+- A long leg by ``width``: exactly ``width`` points further out of the money than its short leg
+  (puts below, calls above); if that strike is not listed with a usable quote the candidate is
+  rejected (the width sets the max loss, so no substitute is taken). By delta: as a short leg,
+  but it must be further out of the money than the short leg of the same right.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from quantlab.chain.snapshot import QuoteFlag
+from quantlab.strategy.spec import DTESpec, LegSpec
+
+USABLE = (int(QuoteFlag.OK), int(QuoteFlag.LOCKED))
+
+
+@dataclass(frozen=True)
+class LegChoice:
+    occ: str
+    instrument_id: int
+    right: str
+    strike: float
+    quantity: int  # signed: -n sold, +n bought
+    bid: float
+    ask: float
+    delta: float
+    iv: float
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A chosen structure, or a rejection (``legs`` empty and ``reason`` set)."""
+
+    root: str
+    expiry: dt.date | None
+    dte: int
+    forward: float
+    legs: tuple[LegChoice, ...]
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.reason
+
+
+def pick_expiry(expiries: pl.DataFrame, day: dt.date, spec: DTESpec) -> tuple[str, dt.date] | None:
+    """Choose (root, expiry) from the snapshot's expiry table (which has ``root, expiry, forward``)."""
+    if expiries.height == 0:
+        return None
+    ok = expiries.filter(pl.col("forward").is_not_null())
+    best: tuple[int, int, str, dt.date] | None = None
+    for root, expiry in zip(ok["root"].to_list(), ok["expiry"].to_list(), strict=True):
+        dte = (expiry - day).days
+        if dte < 0 or abs(dte - spec.target) > spec.tolerance:
+            continue
+        tie = dte if spec.tie_break == "shorter" else -dte
+        key = (abs(dte - spec.target), tie, root, expiry)
+        if best is None or key[:2] < best[:2]:
+            best = key
+    return None if best is None else (best[2], best[3])
+
+
+def _by_delta(side: pl.DataFrame, target: float, match: str) -> int | None:
+    """Row index in ``side`` chosen by |delta| (None when nothing qualifies)."""
+    d = np.abs(side["delta"].to_numpy())
+    side["strike"].to_numpy()
+    ok = np.isfinite(d)
+    if not ok.any():
+        return None
+    if match == "at_most":
+        ok &= d <= target
+        if not ok.any():
+            return None
+        cand = np.flatnonzero(ok)
+        return int(cand[np.argmax(d[cand])])
+    cand = np.flatnonzero(ok)
+    dist = np.abs(d[cand] - target)
+    best = dist.min()
+    tied = cand[dist <= best + 1e-12]
+    # tie: further out of the money = smaller |delta|
+    return int(tied[np.argmin(d[tied])]) if tied.size > 1 else int(tied[0])
+
+
+def select_structure(
+    chain: pl.DataFrame,
+    expiries: pl.DataFrame,
+    day: dt.date,
+    dte: DTESpec,
+    roots: tuple[str, ...],
+    legs: tuple[LegSpec, ...],
+    match: str = "nearest",
+) -> Selection:
+    """Pick the expiry and every leg of a structure from a decision snapshot."""
+    exp_tbl = expiries.filter(pl.col("root").is_in(list(roots)))
+    picked = pick_expiry(exp_tbl, day, dte)
+    if picked is None:
+        return Selection("", None, -1, float("nan"), (), "no_expiry_in_tolerance")
+    root, expiry = picked
+    fwd = float(
+        exp_tbl.filter((pl.col("root") == root) & (pl.col("expiry") == expiry))["forward"][0]
+    )
+    ndte = (expiry - day).days
+    sub = chain.filter((pl.col("root") == root) & (pl.col("expiry") == expiry))
+    usable = sub.filter(pl.col("flag").is_in(USABLE))
+    # a leg we buy may have a zero bid (worth under a tick): it is bought at its ask
+    buyable = sub.filter(pl.col("flag").is_in((*USABLE, int(QuoteFlag.ZERO_BID))))
+    chosen: list[LegChoice] = []
+    for leg in legs:
+        side = (
+            (usable if leg.side == "sell" else buyable)
+            .filter(pl.col("right") == leg.right)
+            .sort("strike")
+        )
+        sign = -leg.quantity if leg.side == "sell" else leg.quantity
+        if leg.delta is not None:
+            pool = side.filter(pl.col("delta").is_not_null() & pl.col("iv").is_not_null())
+            # a long leg by delta must sit further out of the money than the short leg of its right
+            if leg.side == "buy":
+                shorts = [c for c in chosen if c.right == leg.right and c.quantity < 0]
+                if shorts:
+                    ref = shorts[0].strike
+                    pool = pool.filter(
+                        pl.col("strike") < ref if leg.right == "P" else pl.col("strike") > ref
+                    )
+            j = _by_delta(pool, leg.delta, match)
+            if j is None:
+                return Selection(root, expiry, ndte, fwd, (), f"no_{leg.right}_strike_for_delta")
+            row = pool.row(j, named=True)
+        else:
+            assert leg.width_from is not None and leg.width is not None  # validated by LegSpec
+            if leg.width_from >= len(chosen):
+                return Selection(root, expiry, ndte, fwd, (), "width_from_refers_to_a_later_leg")
+            ref_leg = chosen[leg.width_from]
+            strike = ref_leg.strike - leg.width if leg.right == "P" else ref_leg.strike + leg.width
+            hit = side.filter((pl.col("strike") - strike).abs() < 1e-6)
+            if hit.height == 0:
+                return Selection(root, expiry, ndte, fwd, (), "long_strike_not_listed_or_unusable")
+            row = hit.row(0, named=True)
+        chosen.append(
+            LegChoice(
+                occ=row["raw_symbol"],
+                instrument_id=int(row["instrument_id"]),
+                right=leg.right,
+                strike=float(row["strike"]),
+                quantity=int(sign),
+                bid=float(row["bid"]),
+                ask=float(row["ask"]),
+                delta=float(row["delta"]) if row["delta"] is not None else float("nan"),
+                iv=float(row["iv"]) if row["iv"] is not None else float("nan"),
+            )
+        )
+    return Selection(root, expiry, ndte, fwd, tuple(chosen))

@@ -1,0 +1,224 @@
+"""The replay backtester on a small, fully known market: hand-checked trades and invariants."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from quantlab import calendar
+from quantlab.backtest.stage1 import run_stage1
+from quantlab.backtest.stage2 import run_stage2
+from quantlab.data import read
+from quantlab.strategy import StrategySpec
+from tests.backtest.market import build, et, ramp
+
+MON, TUE, WED, THU, FRI = (dt.date(2024, 3, d) for d in (4, 5, 6, 7, 8))
+EXPIRIES = [WED, FRI]
+
+
+def spec(**kw) -> StrategySpec:  # type: ignore[no-untyped-def]
+    base = {
+        "name": "t",
+        "dte": {"target": 2, "tolerance": 0},
+        "entry": {"times": ["10:00"]},
+        "short_delta": 0.10,
+        "width": 25,
+        "filters": {"min_credit": 0.0},
+    }
+    for key, val in kw.items():
+        if isinstance(val, dict) and isinstance(base.get(key), dict):
+            base[key] = base[key] | val  # type: ignore[operator]
+        else:
+            base[key] = val
+    return StrategySpec.from_dict(base)
+
+
+@pytest.fixture(scope="module")
+def rally(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Flat 5000 until 10:00 Monday, then a rally to 5060 by 14:00: puts decay fast."""
+    root = tmp_path_factory.mktemp("rally")
+    read.clear_cache()
+    return build(
+        root, [MON, TUE, WED], EXPIRIES, ramp([(et(MON, 10, 0), 5000.0), (et(MON, 14, 0), 5060.0)])
+    )
+
+
+@pytest.fixture(scope="module")
+def crash(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Flat 5000 on Monday, then an overnight gap down to 4930 at Tuesday's open."""
+    root = tmp_path_factory.mktemp("crash")
+    read.clear_cache()
+    return build(
+        root, [MON, TUE, WED], EXPIRIES, ramp([(et(MON, 16, 15), 5000.0), (et(TUE, 9, 31), 4930.0)])
+    )
+
+
+@pytest.fixture(scope="module")
+def calm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Flat at 5000 throughout: nothing triggers, trades go to settlement or a time exit."""
+    root = tmp_path_factory.mktemp("calm")
+    read.clear_cache()
+    return build(root, [MON, TUE, WED], EXPIRIES, ramp([(et(MON, 9, 30), 5000.0)]))
+
+
+def _quote(store: Path, day: dt.date, occ: str, ts: int) -> tuple[float, float]:
+    dq = read.load_day(store, "SPX", day)
+    pos = dq.instruments["raw_symbol"].to_list().index(occ)
+    snap = dq.snapshot_arrays(ts, np.array([pos]))
+    return float(snap["bid"][0]), float(snap["ask"][0])
+
+
+def _sell(bid: float, ask: float) -> float:  # mid - 0.30 x spread, down to the tick
+    raw = (bid + ask) / 2 - 0.3 * (ask - bid)
+    tick = 0.10 if raw >= 3 else 0.05
+    return math.floor(raw / tick + 1e-9) * tick
+
+
+def _buy(bid: float, ask: float) -> float:
+    raw = (bid + ask) / 2 + 0.3 * (ask - bid)
+    tick = 0.10 if raw >= 3 else 0.05
+    return math.ceil(raw / tick - 1e-9) * tick
+
+
+def test_take_profit_trade_by_hand(rally: Path) -> None:
+    s = spec()
+    s1 = run_stage1(rally, [s], MON, MON)
+    r = run_stage2(s1, s)
+    assert r.trades.height == 1
+    t = r.trades.row(0, named=True)
+    short, long = t["legs"]
+    assert short["quantity"] == -1 and long["quantity"] == 1 and short["right"] == "P"
+    assert short["strike"] - long["strike"] == 25.0 and t["expiry"] == WED and t["dte"] == 2
+    assert t["short_delta"] == pytest.approx(0.10, abs=0.02)
+    # credit from the 10:00 quotes, worked by hand
+    sb, sa = _quote(rally, MON, short["occ"], et(MON, 10, 0))
+    lb, la = _quote(rally, MON, long["occ"], et(MON, 10, 0))
+    credit = _sell(sb, sa) - _buy(lb, la)
+    assert t["credit_per_share"] == pytest.approx(credit)
+    assert t["max_loss_per_share"] == pytest.approx(25.0 - credit)
+    # exit: the first minute whose mid cost to close is <= 50% of the credit
+    minutes = calendar.quote_minutes_ns(MON)
+    first = None
+    for m in minutes[minutes > et(MON, 10, 0)]:
+        sb, sa = _quote(rally, MON, short["occ"], int(m))
+        lb, la = _quote(rally, MON, long["occ"], int(m))
+        if (sb + sa) / 2 - (lb + la) / 2 <= 0.5 * credit:
+            first = int(m)
+            exit_cost = _buy(sb, sa) - _sell(lb, la)
+            break
+    assert first is not None
+    assert t["exit_reason"] == "take_profit" and t["exit_ts"] == first
+    assert t["exit_cost_per_share"] == pytest.approx(exit_cost)
+    assert t["pnl"] == pytest.approx((credit - exit_cost) * 100 - t["fees"])
+    assert short["instrument_id_entry"] == short["instrument_id_exit"]  # same day
+
+
+def test_stop_loss_through_an_overnight_gap_fills_at_the_price_seen(crash: Path) -> None:
+    s = spec(dte={"target": 4, "tolerance": 0})  # Friday expiry, held overnight
+    s1 = run_stage1(crash, [s], MON, MON)
+    t = run_stage2(s1, s).trades.row(0, named=True)
+    assert t["exit_reason"] == "stop_loss"
+    assert t["exit_ts"] == et(TUE, 9, 31)  # the first minute of Tuesday, after the gap
+    short, long = t["legs"]
+    sb, sa = _quote(crash, TUE, short["occ"], et(TUE, 9, 31))
+    lb, la = _quote(crash, TUE, long["occ"], et(TUE, 9, 31))
+    paid = _buy(sb, sa) - _sell(lb, la)
+    assert t["exit_cost_per_share"] == pytest.approx(paid)
+    assert paid > 2 * t["credit_per_share"]  # gapped through the stop level: no fill at the level
+    assert t["pnl"] < -t["credit_per_share"] * 100
+    # Databento ids change daily: the position is followed by OCC symbol
+    assert short["instrument_id_exit"] != short["instrument_id_entry"]
+
+
+def test_settlement_and_time_exit(calm: Path) -> None:
+    s = spec(management={"take_profit_pct": None, "stop_loss_pct": None})
+    s1 = run_stage1(calm, [s], MON, MON)
+    t = run_stage2(s1, s).trades.row(0, named=True)
+    assert t["exit_reason"] == "settlement"
+    assert t["exit_ts"] == calendar.settlement_ns("SPXW", WED)
+    assert t["exit_cost_per_share"] == pytest.approx(0.0)  # settles near 5000: both puts worthless
+    entry_only = t["fees"]
+    assert t["pnl"] == pytest.approx(t["credit_per_share"] * 100 - entry_only)
+    timed = spec(management={"take_profit_pct": None, "stop_loss_pct": None, "exit_time": "15:00"})
+    t2 = run_stage2(run_stage1(calm, [timed], MON, MON), timed).trades.row(0, named=True)
+    assert t2["exit_reason"] == "time_exit" and t2["exit_ts"] == et(WED, 15, 0)
+
+
+@pytest.mark.parametrize(("tie_break", "expiry"), [("shorter", WED), ("longer", FRI)])
+def test_dte_tie_break(calm: Path, tie_break: str, expiry: dt.date) -> None:
+    # target 3 from Monday: Wednesday (2) and Friday (4) are equally near
+    s = spec(dte={"target": 3, "tolerance": 1, "tie_break": tie_break})
+    s1 = run_stage1(calm, [s], MON, MON)
+    assert s1.candidates["expiry"].to_list() == [expiry]
+    s_none = spec(dte={"target": 3, "tolerance": 0})
+    s1 = run_stage1(calm, [s_none], MON, MON)
+    assert s1.candidates.height == 0 and s1.rejections["reason"].to_list() == [
+        "no_expiry_in_tolerance"
+    ]
+
+
+def test_risk_rules_and_decisions(calm: Path) -> None:
+    s = spec(entry={"times": ["10:00", "11:00", "12:00"]}, dte={"target": 2, "tolerance": 2},
+             management={"take_profit_pct": None, "stop_loss_pct": None})  # fmt: skip
+    s1 = run_stage1(calm, [s], MON, TUE)
+    r = run_stage2(s1, s)
+    # max 1 open trade: Monday 10:00 is taken and held to Wednesday; everything else is skipped
+    assert r.trades.height == 1
+    d = r.decisions
+    assert d.filter(pl.col("decision") == "taken").height == 1
+    assert set(d.filter(pl.col("decision") == "skipped")["reason"]) <= {
+        "max_open_trades",
+        "max_new_trades_per_day",
+    }
+    assert d.height == s1.candidates.height + s1.rejections.height
+    s2 = spec(entry={"times": ["10:00", "11:00", "12:00"]}, dte={"target": 2, "tolerance": 2},
+              management={"take_profit_pct": None, "stop_loss_pct": None},
+              risk={"max_open_trades": 5, "max_new_trades_per_day": 2})  # fmt: skip
+    r2 = run_stage2(s1, s2)
+    per_day = r2.trades.group_by("entry_date").len()
+    assert per_day["len"].max() == 2 and r2.trades.height == 4
+
+
+def test_first_valid_window_takes_one_trade_a_day(calm: Path) -> None:
+    s = spec(entry={"times": ["10:00", "11:00", "12:00"], "mode": "first_valid"}, dte={"target": 2, "tolerance": 2},
+             risk={"max_open_trades": 3}, management={"take_profit_pct": None, "stop_loss_pct": None})  # fmt: skip
+    r = run_stage2(run_stage1(calm, [s], MON, TUE), s)
+    assert r.trades["entry_time"].to_list() == ["10:00", "10:00"]
+    assert set(r.decisions.filter(pl.col("decision") == "skipped")["reason"]) == {"later_window"}
+
+
+def test_no_look_ahead(tmp_path: Path) -> None:
+    """Perturbing every quote stamped after the decision leaves the decision unchanged."""
+    s = spec()
+    a = build(tmp_path / "a", [MON], EXPIRIES, ramp([(et(MON, 9, 30), 5000.0)]))
+    b = build(
+        tmp_path / "b", [MON], EXPIRIES, ramp([(et(MON, 10, 0), 5000.0), (et(MON, 10, 1), 4800.0)])
+    )
+    read.clear_cache()
+    ca = run_stage1(a, [s], MON, MON).candidates
+    cb = run_stage1(b, [s], MON, MON).candidates
+    assert ca.select("legs", "forward", "candidate_id").equals(
+        cb.select("legs", "forward", "candidate_id")
+    )
+
+
+def test_trade_pnl_is_the_sum_of_leg_pnls(rally: Path, crash: Path, calm: Path) -> None:
+    for store in (rally, crash, calm):
+        for s in (
+            spec(),
+            spec(dte={"target": 4, "tolerance": 0}),
+            spec(width=10, fills={"kind": "natural"}),
+        ):
+            r = run_stage2(run_stage1(store, [s], MON, MON), s)
+            for t in r.trades.iter_rows(named=True):
+                legs = sum(
+                    -lg["quantity"] * (lg["entry_price"] - lg["exit_price"]) for lg in t["legs"]
+                )
+                assert legs == pytest.approx(t["credit_per_share"] - t["exit_cost_per_share"])
+                assert t["pnl"] == pytest.approx(legs * 100 * t["contracts"] - t["fees"])
+                assert t["fees"] > 0
