@@ -17,8 +17,8 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import polars as pl

@@ -86,6 +86,10 @@ MIN_TIME_VALUE_REL = 1e-12
 #: ``|ln(F/K)|`` beyond which the solver does not go (exp() ranges of the initial guess).
 MAX_ABS_LOG_MONEYNESS = 500.0
 
+#: LLVM fast-math flags for every kernel. Only fused multiply-add contraction: no flag that
+#: assumes away NaN/inf or reorders sums.
+_FASTMATH = {"contract"}
+
 _NAN = math.nan
 _INF = math.inf
 
@@ -116,7 +120,7 @@ _ASYMPTOTIC_COEFFS = _asymptotic_coefficients()
 # --------------------------------------------------------------------------------------------
 # Cody's erfc / erfcx (rational Chebyshev approximations, ~18 significant digits)
 # --------------------------------------------------------------------------------------------
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath=_FASTMATH, inline="always")
 def _cody_small(ysq):
     """R(y^2) with erf(y) = y * R(y^2) for |y| <= 0.46875."""
     xnum = 0.185777706184603153 * ysq
@@ -130,7 +134,7 @@ def _cody_small(ysq):
     return (xnum + 3209.37758913846947) / (xden + 2844.23683343917062)
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath=_FASTMATH, inline="always")
 def _cody_mid(y):
     """erfcx(y) for 0.46875 <= y <= 4."""
     xnum = 2.15311535474403846e-8 * y
@@ -152,7 +156,7 @@ def _cody_mid(y):
     return (xnum + 1230.33935479799725) / (xden + 1230.33935480374942)
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath=_FASTMATH, inline="always")
 def _cody_large(y):
     """erfcx(y) for y > 4 (no exponential involved)."""
     ysq = 1.0 / (y * y)
@@ -170,14 +174,14 @@ def _cody_large(y):
     return (0.56418958354775628695 - r) / y
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath=_FASTMATH, inline="always")
 def _exp_minus_sq(y):
     """exp(-y*y) computed as exp(-a*a) * exp(-(y-a)(y+a)) with a = trunc(16y)/16 (Cody)."""
     a = math.floor(y * 16.0) / 16.0
     return math.exp(-a * a) * math.exp(-(y - a) * (y + a))
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath=_FASTMATH, inline="always")
 def erfc_cody(x):
     """Complementary error function erfc(x), Cody's algorithm."""
     y = abs(x)
@@ -195,7 +199,7 @@ def erfc_cody(x):
     return r
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath=_FASTMATH, inline="always")
 def erfcx_cody(x):
     """Scaled complementary error function exp(x*x) * erfc(x), Cody's algorithm."""
     y = abs(x)
@@ -217,7 +221,7 @@ def erfcx_cody(x):
     return r
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath=_FASTMATH)
 def norm_cdf(z):
     """Standard normal CDF, accurate in the far left tail (asymptotic series below -10)."""
     if z <= -10.0:
@@ -242,7 +246,12 @@ def norm_cdf(z):
     return 0.5 * erfc_cody(-z * ONE_OVER_SQRT_TWO)
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath=_FASTMATH, inline="always")
+def _horner7(r, c0, c1, c2, c3, c4, c5, c6, c7):
+    return ((((((c7 * r + c6) * r + c5) * r + c4) * r + c3) * r + c2) * r + c1) * r + c0
+
+
+@jit(error_model="numpy", fastmath=_FASTMATH)
 def inverse_norm_cdf(u):
     """Standard normal quantile, Wichura's AS241 (PPND16, about 16 digits)."""
     if u <= 0.0:
@@ -250,117 +259,81 @@ def inverse_norm_cdf(u):
     if u >= 1.0:
         return _INF if u == 1.0 else _NAN
     q = u - 0.5
-    if abs(q) <= 0.425:
+    if abs(q) <= 0.425:  # central region
         r = 0.180625 - q * q
-        return (
-            q
-            * (
-                (
-                    (
-                        (
-                            (((2509.0809287301226727 * r + 33430.575583588128105) * r
-                              + 67265.770927008700853) * r + 45921.953931549871457) * r
-                            + 13731.693765509461125
-                        )
-                        * r
-                        + 1971.5909503065514427
-                    )
-                    * r
-                    + 133.14166789178437745
-                )
-                * r
-                + 3.387132872796366608
-            )
-            / (
-                (
-                    (
-                        (
-                            (((5226.495278852545561 * r + 28729.085735721942674) * r
-                              + 39307.89580009271061) * r + 21213.794301586595867) * r
-                            + 5394.1960214247511077
-                        )
-                        * r
-                        + 687.1870074920579083
-                    )
-                    * r
-                    + 42.313330701600911252
-                )
-                * r
-                + 1.0
-            )
+        num = _horner7(
+            r,
+            3.387132872796366608,
+            133.14166789178437745,
+            1971.5909503065514427,
+            13731.693765509461125,
+            45921.953931549871457,
+            67265.770927008700853,
+            33430.575583588128105,
+            2509.0809287301226727,
         )
-    r = u if q < 0.0 else 1.0 - u
-    r = math.sqrt(-math.log(r))
-    if r < 5.0:
+        den = _horner7(
+            r,
+            1.0,
+            42.313330701600911252,
+            687.1870074920579083,
+            5394.1960214247511077,
+            21213.794301586595867,
+            39307.89580009271061,
+            28729.085735721942674,
+            5226.495278852545561,
+        )
+        return q * num / den
+    r = math.sqrt(-math.log(u if q < 0.0 else 1.0 - u))
+    if r < 5.0:  # intermediate tail
         r -= 1.6
-        ret = (
-            (
-                (
-                    (
-                        (((7.7454501427834140764e-4 * r + 0.0227238449892691845833) * r
-                          + 0.24178072517745061177) * r + 1.27045825245236838258) * r
-                        + 3.64784832476320460504
-                    )
-                    * r
-                    + 5.7694972214606914055
-                )
-                * r
-                + 4.6303378461565452959
-            )
-            * r
-            + 1.42343711074968357734
-        ) / (
-            (
-                (
-                    (
-                        (((1.05075007164441684324e-9 * r + 5.475938084995344946e-4) * r
-                          + 0.0151986665636164571966) * r + 0.14810397642748007459) * r
-                        + 0.68976733498510000455
-                    )
-                    * r
-                    + 1.6763848301838038494
-                )
-                * r
-                + 2.05319162663775882187
-            )
-            * r
-            + 1.0
+        num = _horner7(
+            r,
+            1.42343711074968357734,
+            4.6303378461565452959,
+            5.7694972214606914055,
+            3.64784832476320460504,
+            1.27045825245236838258,
+            0.24178072517745061177,
+            0.0227238449892691845833,
+            7.7454501427834140764e-4,
         )
-    else:
+        den = _horner7(
+            r,
+            1.0,
+            2.05319162663775882187,
+            1.6763848301838038494,
+            0.68976733498510000455,
+            0.14810397642748007459,
+            0.0151986665636164571966,
+            5.475938084995344946e-4,
+            1.05075007164441684324e-9,
+        )
+    else:  # far tail
         r -= 5.0
-        ret = (
-            (
-                (
-                    (
-                        (((2.01033439929228813265e-7 * r + 2.71155556874348757815e-5) * r
-                          + 0.0012426609473880784386) * r + 0.026532189526576123093) * r
-                        + 0.29656057182850489123
-                    )
-                    * r
-                    + 1.7848265399172913358
-                )
-                * r
-                + 5.4637849111641143699
-            )
-            * r
-            + 6.6579046435011037772
-        ) / (
-            (
-                (
-                    (
-                        (((2.04426310338993978564e-15 * r + 1.4215117583164458887e-7) * r
-                          + 1.8463183175100546818e-5) * r + 7.868691311456132591e-4) * r
-                        + 0.0148753612908506148525
-                    )
-                    * r
-                    + 0.13692988092273580531
-                )
-                * r
-                + 0.59983220655588793769
-            )
-            * r
-            + 1.0
+        num = _horner7(
+            r,
+            6.6579046435011037772,
+            5.4637849111641143699,
+            1.7848265399172913358,
+            0.29656057182850489123,
+            0.026532189526576123093,
+            0.0012426609473880784386,
+            2.71155556874348757815e-5,
+            2.01033439929228813265e-7,
         )
+        den = _horner7(
+            r,
+            1.0,
+            0.59983220655588793769,
+            0.13692988092273580531,
+            0.0148753612908506148525,
+            7.868691311456132591e-4,
+            1.8463183175100546818e-5,
+            1.4215117583164458887e-7,
+            2.04426310338993978564e-15,
+        )
+    ret = num / den
     return -ret if q < 0.0 else ret
 
 
@@ -371,7 +344,7 @@ RC_MIN_R = -(1.0 - 1.4901161193847656e-08)  # -(1 - sqrt(DBL_EPSILON))
 RC_MAX_R = 2.0 / (DBL_EPSILON * DBL_EPSILON)
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath=_FASTMATH)
 def _rational_cubic_interpolation(x, x_l, x_r, y_l, y_r, d_l, d_r, r):
     h = x_r - x_l
     if abs(h) <= 0.0:
@@ -391,7 +364,7 @@ def _rational_cubic_interpolation(x, x_l, x_r, y_l, y_r, d_l, d_r, r):
     return y_r * t + y_l * (1.0 - t)  # linear limit, no overflow
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath=_FASTMATH)
 def _minimum_rational_cubic_control_parameter(d_l, d_r, s, prefer_shape_preservation):
     monotonic = d_l * s >= 0.0 and d_r * s >= 0.0
     convex = d_l <= s and s <= d_r
@@ -418,7 +391,7 @@ def _minimum_rational_cubic_control_parameter(d_l, d_r, s, prefer_shape_preserva
     return max(RC_MIN_R, max(r1, r2))
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath=_FASTMATH)
 def _convex_control_parameter_left(x_l, x_r, y_l, y_r, d_l, d_r, second_derivative_l, prefer):
     """Control parameter matching the second derivative at the left end, kept shape preserving."""
     h = x_r - x_l
@@ -435,7 +408,7 @@ def _convex_control_parameter_left(x_l, x_r, y_l, y_r, d_l, d_r, second_derivati
     return max(r, r_min)
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath=_FASTMATH)
 def _convex_control_parameter_right(x_l, x_r, y_l, y_r, d_l, d_r, second_derivative_r, prefer):
     """Control parameter matching the second derivative at the right end, kept shape preserving."""
     h = x_r - x_l
@@ -455,7 +428,7 @@ def _convex_control_parameter_right(x_l, x_r, y_l, y_r, d_l, d_r, second_derivat
 # --------------------------------------------------------------------------------------------
 # Normalised Black function (x <= 0: out-of-the-money call)
 # --------------------------------------------------------------------------------------------
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath=_FASTMATH)
 def _normalised_intrinsic_call(x):
     """max(exp(x/2) - exp(-x/2), 0) without cancellation for small x."""
     if x <= 0.0:
@@ -469,7 +442,7 @@ def _normalised_intrinsic_call(x):
     return b_max - 1.0 / b_max
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath=_FASTMATH)
 def _asymptotic_black_over_vega(h, t):
     """b/vega for h < -10 and h + t < -10 + tau: 17th-order asymptotic series."""
     e = (t / h) * (t / h)
@@ -486,7 +459,7 @@ def _asymptotic_black_over_vega(h, t):
     return max((t / r) * total, 0.0)
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath=_FASTMATH, inline="always")
 def _small_t_black_over_vega(h, t):
     """b/vega for t < tau (about 0.21), h <= 0: expansion of Y(h+t)-Y(h-t) to 13th order in t.
 
@@ -496,14 +469,16 @@ def _small_t_black_over_vega(h, t):
     a = 1.0 + h * SQRT_PI_OVER_TWO * erfcx_cody(-ONE_OVER_SQRT_TWO * h)
     w = t * t
     h2 = h * h
-    c3 = (-1.0 + 3.0 * a + a * h2) / 6.0
-    c5 = (-7.0 + 15.0 * a + h2 * (-1.0 + 10.0 * a + a * h2)) / 120.0
-    c7 = (-57.0 + 105.0 * a + h2 * (-18.0 + 105.0 * a + h2 * (-1.0 + 21.0 * a + a * h2))) / 5040.0
+    c3 = (-1.0 + 3.0 * a + a * h2) * (1.0 / 6.0)
+    c5 = (-7.0 + 15.0 * a + h2 * (-1.0 + 10.0 * a + a * h2)) * (1.0 / 120.0)
+    c7 = (-57.0 + 105.0 * a + h2 * (-18.0 + 105.0 * a + h2 * (-1.0 + 21.0 * a + a * h2))) * (
+        1.0 / 5040.0
+    )
     c9 = (
         -561.0
         + 945.0 * a
         + h2 * (-285.0 + 1260.0 * a + h2 * (-33.0 + 378.0 * a + h2 * (-1.0 + 36.0 * a + a * h2)))
-    ) / 362880.0
+    ) * (1.0 / 362880.0)
     c11 = (
         -6555.0
         + 10395.0 * a
@@ -511,9 +486,10 @@ def _small_t_black_over_vega(h, t):
         * (
             -4680.0
             + 17325.0 * a
-            + h2 * (-840.0 + 6930.0 * a + h2 * (-52.0 + 990.0 * a + h2 * (-1.0 + 55.0 * a + a * h2)))
+            + h2
+            * (-840.0 + 6930.0 * a + h2 * (-52.0 + 990.0 * a + h2 * (-1.0 + 55.0 * a + a * h2)))
         )
-    ) / 39916800.0
+    ) * (1.0 / 39916800.0)
     c13 = (
         -89055.0
         + 135135.0 * a
@@ -526,15 +502,19 @@ def _small_t_black_over_vega(h, t):
                 -20370.0
                 + 135135.0 * a
                 + h2
-                * (-1926.0 + 25740.0 * a + h2 * (-75.0 + 2145.0 * a + h2 * (-1.0 + 78.0 * a + a * h2)))
+                * (
+                    -1926.0
+                    + 25740.0 * a
+                    + h2 * (-75.0 + 2145.0 * a + h2 * (-1.0 + 78.0 * a + a * h2))
+                )
             )
         )
-    ) / 6227020800.0
+    ) * (1.0 / 6227020800.0)
     series = a + w * (c3 + w * (c5 + w * (c7 + w * (c9 + w * (c11 + w * c13)))))
     return max(2.0 * t * series, 0.0)
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath=_FASTMATH, inline="always")
 def _black_cody_and_vega(x, s):
     """(b, vega) for x <= 0 from Cody's erfc/erfcx with the fewest exp() calls (regions 3/4)."""
     h = x / s
@@ -543,18 +523,19 @@ def _black_cody_and_vega(x, s):
     q2 = -ONE_OVER_SQRT_TWO * (h - t)
     e = math.exp(-0.5 * (h * h + t * t))
     if q1 < 0.46875:
+        e_half_x = math.exp(0.5 * x)
         if q2 < 0.46875:
-            two_b = math.exp(0.5 * x) * erfc_cody(q1) - math.exp(-0.5 * x) * erfc_cody(q2)
+            two_b = e_half_x * erfc_cody(q1) - erfc_cody(q2) / e_half_x
         else:
-            two_b = math.exp(0.5 * x) * erfc_cody(q1) - e * erfcx_cody(q2)
+            two_b = e_half_x * erfc_cody(q1) - e * erfcx_cody(q2)
     elif q2 < 0.46875:
-        two_b = e * erfcx_cody(q1) - math.exp(-0.5 * x) * erfc_cody(q2)
+        two_b = e * erfcx_cody(q1) - erfc_cody(q2) / math.exp(0.5 * x)
     else:
         two_b = e * (erfcx_cody(q1) - erfcx_cody(q2))
     return max(0.5 * two_b, 0.0), ONE_OVER_SQRT_TWO_PI * e
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath=_FASTMATH, inline="always")
 def _normalised_vega(x, s):
     """db/ds = exp(-((x/s)^2 + (s/2)^2)/2) / sqrt(2 pi)."""
     ax = abs(x)
@@ -567,7 +548,7 @@ def _normalised_vega(x, s):
     return ONE_OVER_SQRT_TWO_PI * math.exp(-0.5 * (h * h + t * t))
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath=_FASTMATH, inline="always")
 def _is_asymptotic_region(x, s):
     # h < eta  and  t < tau + |h| - |eta|, written without dividing by s.
     return x < s * ASYMPTOTIC_EXPANSION_THRESHOLD and 0.5 * s * s + x < s * (
@@ -575,7 +556,7 @@ def _is_asymptotic_region(x, s):
     )
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath=_FASTMATH, inline="always")
 def _black_otm_and_vega(x, s):
     """(b(x,s), db/ds) for x <= 0, s >= 0 (out-of-the-money normalised call)."""
     if s <= 0.0:
@@ -589,13 +570,13 @@ def _black_otm_and_vega(x, s):
     return _black_cody_and_vega(x, s)
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath=_FASTMATH)
 def _black_otm(x, s):
     """b(x, s) for x <= 0, s >= 0."""
     return _black_otm_and_vega(x, s)[0]
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath=_FASTMATH)
 def _black_otm_over_vega_and_ln_vega(x, s):
     """(b/vega, ln vega) for x <= 0, s > 0: keeps the lowest branch free of underflow."""
     h = x / s
@@ -605,11 +586,15 @@ def _black_otm_over_vega_and_ln_vega(x, s):
         return _asymptotic_black_over_vega(h, t), ln_vega
     if t < SMALL_T_EXPANSION_THRESHOLD:
         return _small_t_black_over_vega(h, t), ln_vega
+    q1 = -ONE_OVER_SQRT_TWO * (h + t)
+    if q1 >= 0.46875:  # then also q2 = q1 + sqrt(2) t >= 0.46875: no exponential needed
+        q2 = -ONE_OVER_SQRT_TWO * (h - t)
+        return max(SQRT_PI_OVER_TWO * (erfcx_cody(q1) - erfcx_cody(q2)), 0.0), ln_vega
     b = _black_cody_and_vega(x, s)[0]
     return b * math.exp(-ln_vega), ln_vega
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath=_FASTMATH)
 def black76_normalised_price_scalar(x, s, theta):
     """Normalised Black-76 price b = price / (df * sqrt(F*K)) to near machine precision.
 
@@ -628,7 +613,7 @@ def black76_normalised_price_scalar(x, s, theta):
     return _normalised_intrinsic_call(xt) + _black_otm(-abs(xt), s)
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath=_FASTMATH)
 def black76_price_scalar(F, K, T, sigma, df, is_call):
     """Discounted Black-76 price ``df * Black(F, K, sigma, T)``, accurate for deep OTM/ITM.
 
@@ -660,50 +645,55 @@ def black76_price_scalar(F, K, T, sigma, df, is_call):
 # --------------------------------------------------------------------------------------------
 # Let's Be Rational: initial guess maps and Householder steps
 # --------------------------------------------------------------------------------------------
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath=_FASTMATH, inline="always")
 def _householder3_factor(nu, h2, h3):
-    return (1.0 + 0.5 * h2 * nu) / (1.0 + nu * (h2 + h3 * nu / 6.0))
+    return (1.0 + 0.5 * h2 * nu) / (1.0 + nu * (h2 + h3 * nu * (1.0 / 6.0)))
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath=_FASTMATH)
 def _householder4_factor(nu, h2, h3, h4):
     return (1.0 + nu * (h2 + nu * h3 / 6.0)) / (
         1.0 + nu * (1.5 * h2 + nu * (h2 * h2 / 4.0 + h3 / 3.0 + nu * h4 / 24.0))
     )
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath=_FASTMATH)
 def _lower_map_and_derivatives(x, s):
-    """f(beta) = 2pi/sqrt(27) |x| N(-z)^3, z = |x|/(sqrt(3) s), with df/dbeta and d2f/dbeta2."""
+    """f(beta) = 2pi/sqrt(27) |x| N(-z)^3, z = |x|/(sqrt(3) s), with df/dbeta and d2f/dbeta2.
+
+    Uses the Mills ratio N(-z)/phi(z) = sqrt(pi/2) erfcx(z/sqrt(2)) so that only two
+    exponentials are needed.
+    """
     ax = abs(x)
     z = SQRT_ONE_OVER_THREE * ax / s
     y = z * z
     s2 = s * s
-    big_phi = norm_cdf(-z)
-    phi = ONE_OVER_SQRT_TWO_PI * math.exp(-0.5 * z * z)
+    mills = SQRT_PI_OVER_TWO * erfcx_cody(ONE_OVER_SQRT_TWO * z)  # N(-z)/phi(z)
+    big_phi = ONE_OVER_SQRT_TWO_PI * math.exp(-0.5 * y) * mills  # N(-z)
+    e = math.exp(y + 0.125 * s2)
     fpp = (
         PI_OVER_SIX
         * y
         / (s2 * s)
         * big_phi
-        * (8.0 * SQRT_THREE * s * ax + (3.0 * s2 * (s2 - 8.0) - 8.0 * x * x) * big_phi / phi)
-        * math.exp(2.0 * y + 0.25 * s2)
+        * (8.0 * SQRT_THREE * s * ax + (3.0 * s2 * (s2 - 8.0) - 8.0 * x * x) * mills)
+        * (e * e)
     )
     phi2 = big_phi * big_phi
-    fp = TWO_PI * y * phi2 * math.exp(y + 0.125 * s2)
+    fp = TWO_PI * y * phi2 * e
     f = TWO_PI_OVER_SQRT_TWENTY_SEVEN * ax * (phi2 * big_phi)
     return f, fp, fpp
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath=_FASTMATH)
 def _inverse_lower_map(x, f):
     if f <= 0.0:
         return 0.0
-    u = SQRT_THREE_OVER_THIRD_ROOT_TWO_PI * f ** (1.0 / 3.0) / abs(x) ** (1.0 / 3.0)
+    u = SQRT_THREE_OVER_THIRD_ROOT_TWO_PI * (f / abs(x)) ** (1.0 / 3.0)
     return abs(x / (SQRT_THREE * inverse_norm_cdf(u)))
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath=_FASTMATH)
 def _upper_map_and_derivatives(x, s):
     """f(beta) = N(-s/2) with df/dbeta and d2f/dbeta2."""
     f = norm_cdf(-0.5 * s)
@@ -713,21 +703,21 @@ def _upper_map_and_derivatives(x, s):
     return f, fp, fpp
 
 
-@jit(error_model="numpy")
-def _normalised_implied_vol_otm(beta, x):
+@jit(error_model="numpy", fastmath=_FASTMATH)
+def _normalised_implied_vol_otm(beta, x, b_max, max_iter):
     """Total implied volatility s with b(x, s) = beta for x <= 0 and 0 < beta < exp(x/2).
 
-    Returns NaN when the iteration meets a numerically degenerate state (never seen for
-    inputs that pass :func:`implied_vol_scalar`'s checks).
+    ``b_max`` must be ``exp(x/2)``. Returns NaN when the iteration meets a numerically
+    degenerate state (never seen for inputs that pass :func:`implied_vol_scalar`'s checks).
     """
-    b_max = math.exp(0.5 * x)
     s_left = DBL_MIN
     s_right = DBL_MAX
     ds = -DBL_MAX
+    # At s_c = sqrt(2|x|) (inflexion point of b(s)) we have x/s + s/2 = 0, hence in closed form
+    # b_c = exp(x/2)/2 - exp(-x/2) N(-s_c)  and  b'(s_c) = exp(x/2)/sqrt(2 pi).
     s_c = math.sqrt(-2.0 * x)
-    b_c, v_c = _black_otm_and_vega(x, s_c)
-    if x == 0.0:
-        v_c = ONE_OVER_SQRT_TWO_PI
+    b_c = 0.5 * b_max - 0.5 * erfc_cody(math.sqrt(-x)) / b_max
+    v_c = ONE_OVER_SQRT_TWO_PI * b_max
     if beta < b_c:
         s_l = s_c - b_c / v_c
         if not (s_l > 0.0):  # only for |x| ~ 1e-20 and below: fall back to a linear guess
@@ -748,7 +738,7 @@ def _normalised_implied_vol_otm(beta, x):
                 s_right = s_l
                 ln_beta = math.log(beta)
                 iterations = 0
-                while iterations < MAX_ITERATIONS and abs(ds) > DBL_EPSILON * s:
+                while iterations < max_iter and abs(ds) > DBL_EPSILON * s:
                     if not (s > 0.0):
                         return _NAN
                     bx, ln_vega = _black_otm_over_vega_and_ln_vega(x, s)
@@ -822,13 +812,14 @@ def _normalised_implied_vol_otm(beta, x):
             if beta > 0.5 * b_max:
                 beta_bar = b_max - beta
                 iterations = 0
-                while iterations < MAX_ITERATIONS and abs(ds) > DBL_EPSILON * s:
+                while iterations < max_iter and abs(ds) > DBL_EPSILON * s:
                     if not (s > 0.0 and s < _INF):
                         return _NAN
                     h = x / s
                     t = 0.5 * s
                     gp = (2.0 / SQRT_TWO_PI) / (
-                        erfcx_cody((t + h) * ONE_OVER_SQRT_TWO) + erfcx_cody((t - h) * ONE_OVER_SQRT_TWO)
+                        erfcx_cody((t + h) * ONE_OVER_SQRT_TWO)
+                        + erfcx_cody((t - h) * ONE_OVER_SQRT_TWO)
                     )
                     b_bar = _normalised_vega(x, s) / gp
                     if not (b_bar > 0.0):
@@ -854,16 +845,18 @@ def _normalised_implied_vol_otm(beta, x):
                 return s
     # Middle segments: g(s) = b(s) - beta.
     iterations = 0
-    while iterations < MAX_ITERATIONS and abs(ds) > DBL_EPSILON * s:
+    while iterations < max_iter and abs(ds) > DBL_EPSILON * s:
         if not (s > 0.0 and s < _INF):
             return _NAN
         b, bp = _black_otm_and_vega(x, s)
         if not (bp > 0.0):
             return _NAN
         nu = (beta - b) / bp
-        h = x / s
-        hh2 = (h * h) / s - s / 4.0
-        hh3 = hh2 * hh2 - 3.0 * (h / s) * (h / s) - 0.25
+        inv_s = 1.0 / s
+        h = x * inv_s
+        h_over_s = h * inv_s
+        hh2 = h * h_over_s - 0.25 * s  # b(2)/b'
+        hh3 = hh2 * hh2 - 3.0 * h_over_s * h_over_s - 0.25  # b(3)/b'
         ds = nu * _householder3_factor(nu, hh2, hh3)
         s_new = max(s_left, min(s_right, s + ds))
         ds = s_new - s
@@ -875,7 +868,7 @@ def _normalised_implied_vol_otm(beta, x):
 # --------------------------------------------------------------------------------------------
 # Public kernels
 # --------------------------------------------------------------------------------------------
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath=_FASTMATH)
 def implied_vol_scalar(price, F, K, T, df, is_call):
     """Black-76 implied volatility of one option; returns ``(sigma, status)``.
 
@@ -915,15 +908,16 @@ def implied_vol_scalar(price, F, K, T, df, is_call):
     if x_otm < -MAX_ABS_LOG_MONEYNESS:
         return _NAN, IV_NO_TIME_VALUE
     beta = time_value / (math.sqrt(F) * math.sqrt(K))
-    if beta >= math.exp(0.5 * x_otm):
+    b_max = math.exp(0.5 * x_otm)
+    if beta >= b_max:
         return _NAN, IV_ABOVE_MAX
-    s = _normalised_implied_vol_otm(beta, x_otm)
+    s = _normalised_implied_vol_otm(beta, x_otm, b_max, MAX_ITERATIONS)
     if not (s > 0.0 and s < _INF):
         return _NAN, IV_NO_TIME_VALUE
     return s / math.sqrt(T), IV_OK
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath=_FASTMATH)
 def implied_vol_1d(price, F, K, T, df, is_call, out_sigma, out_status):
     """Serial loop of :func:`implied_vol_scalar` over equal-length contiguous 1-D arrays."""
     for i in range(price.shape[0]):
@@ -932,7 +926,7 @@ def implied_vol_1d(price, F, K, T, df, is_call, out_sigma, out_status):
         out_status[i] = st
 
 
-@jit(parallel=True, error_model="numpy")
+@jit(parallel=True, error_model="numpy", fastmath=_FASTMATH)
 def implied_vol_1d_par(price, F, K, T, df, is_call, out_sigma, out_status):
     """Parallel (prange) version of :func:`implied_vol_1d`."""
     for i in prange(price.shape[0]):
@@ -941,14 +935,14 @@ def implied_vol_1d_par(price, F, K, T, df, is_call, out_sigma, out_status):
         out_status[i] = st
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath=_FASTMATH)
 def black76_price_1d(F, K, T, sigma, df, is_call, out):
     """Serial loop of :func:`black76_price_scalar` over equal-length contiguous 1-D arrays."""
     for i in range(F.shape[0]):
         out[i] = black76_price_scalar(F[i], K[i], T[i], sigma[i], df[i], is_call[i])
 
 
-@jit(parallel=True, error_model="numpy")
+@jit(parallel=True, error_model="numpy", fastmath=_FASTMATH)
 def black76_price_1d_par(F, K, T, sigma, df, is_call, out):
     """Parallel (prange) version of :func:`black76_price_1d`."""
     for i in prange(F.shape[0]):

@@ -12,6 +12,13 @@ Databento OPRA.PILLAR download (parent symbology ``SPX.OPT``, ``SPXW.OPT``) woul
 * ``... "statistics"``: open interest (``stat_type`` 9) before the open, each record repeated
   once per publisher in :data:`quantlab.data.synth.day.OI_PUBLISHERS` (de-duplicate on ingest);
 
+Quote conventions (as in the real files, see ``dbn_writer``): header ``publisher_id`` 30 (OPRA),
+venue of the best bid/offer in ``bid_pb_00``/``ask_pb_00`` = 22 (XCBO); a zero bid is
+``bid_px_00`` = 0 with ``bid_sz_00`` = 0 (its ask 0.05 or 0.10); a missing offer (rare, deep ITM
+at the open) is ``ask_px_00`` = UNDEF_PRICE with size 0; ``price``/``size``/``ts_event`` carry the
+session's last trade (undefined before the first one); a few quotes are crossed or locked by 1-2
+ticks (a stale bid on cheap contracts, mostly expiring ones after 15:00).
+
 plus the truth at ``layout.truth_file(store, "SPX", day)`` (Parquet), one row per (minute,
 expiry) while the expiry is quoted:
 
@@ -153,7 +160,9 @@ def synthesize(
     from quantlab.data.synth.day import DayResult, build_day
 
     if str(underlying).upper() != "SPX":
-        raise InputError(f"underlying must be 'SPX' (got {underlying!r}); only SPX/SPXW is modelled.")
+        raise InputError(
+            f"underlying must be 'SPX' (got {underlying!r}); only SPX/SPXW is modelled."
+        )
     if not isinstance(seed, int | np.integer) or int(seed) < 0:
         raise InputError(f"seed must be a non-negative integer (got {seed!r}).")
     if not 1 <= int(zstd_level) <= 22:
@@ -188,7 +197,9 @@ def synthesize(
     return SynthReport(days, files, n_inst, n_q, nbytes, time.perf_counter() - t0)
 
 
-def true_vol(truth: Any, strike: Any, *, ts_recv: Any = None, root: Any = None, expiry: Any = None) -> np.ndarray:
+def true_vol(
+    truth: Any, strike: Any, *, ts_recv: Any = None, root: Any = None, expiry: Any = None
+) -> np.ndarray:
     """True implied vol of strikes against truth rows.
 
     ``truth`` is the truth table (polars DataFrame) or a subset of it. With only ``strike``,
@@ -215,7 +226,9 @@ def true_vol(truth: Any, strike: Any, *, ts_recv: Any = None, root: Any = None, 
             {
                 "ts_recv": np.atleast_1d(np.asarray(ts_recv, dtype=np.int64)),
                 "root": np.atleast_1d(np.asarray(root, dtype=str)),
-                "expiry": pl.Series(np.atleast_1d(np.asarray(expiry, dtype="datetime64[D]"))).cast(pl.Date),
+                "expiry": pl.Series(np.atleast_1d(np.asarray(expiry, dtype="datetime64[D]"))).cast(
+                    pl.Date
+                ),
                 "_strike": k,
             }
         )

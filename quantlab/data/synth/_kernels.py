@@ -5,13 +5,15 @@ draw), so the result does not depend on thread scheduling and no global RNG is t
 
 Quote rules (MARKET_FACTS Tables 2a, 2b, 4a, 4b):
 
-* theo = Black-76 price on the smile (``quantlab.pricing``'s scalar kernel); width from the OTM price-width curve ``WIDTH_PX`` /
-  ``WIDTH_W`` (2 ticks up to $3, 0.20-0.25 at $3-10, 0.30 at $10-30, 0.40-0.60 above), plus an
-  ITM add-on ``itm_coef * S * ((|delta| - 0.6) / 0.4) ** 1.5`` (deep ITM $5-16 at S = 6,000),
-  times a per-instrument factor and the time-of-day multiplier (first 15 min 1.3x, last 30 min
-  of an expiring contract 2.8x, ...).
+* theo = Black-76 price on the smile (``quantlab.pricing``'s scalar kernel); width from the OTM
+  price-width curve ``WIDTH_PX`` / ``WIDTH_W`` (after rounding: 2 ticks up to $3, 0.20 at
+  $3-10, 0.30 at $10-30, 0.40-0.60 above), plus an ITM add-on
+  ``itm_coef * S * ((|delta| - 0.6) / 0.4) ** 1.5`` (deep ITM $5-16 at S = 6,000), times a
+  per-instrument factor and the time-of-day multiplier (first 15 min 1.3x, last 30 min 1.2x,
+  an expiring contract's last 30 min 2.4x, after 16:00 1.27x).
 * bid rounded down, ask up, to the SPX ticks (0.05 under $3, 0.10 at/above $3); a bid under one
-  tick becomes a zero bid (price 0, size 0) with a 0.05/0.10 ask.
+  tick becomes one tick, and only a value under one tick gets a zero bid (price 0, size 0)
+  with a 0.05/0.10 ask (Table 2a: zero bids only for |delta| < 0.02).
 * The market maker requotes only when theo moved by more than ``hyst`` ticks since the last
   quote or the width regime changed; a minute whose rounded bid, ask and sizes are unchanged and
   had no trade emits no record (cbbo-1m semantics).
@@ -51,7 +53,11 @@ def _mix(z: np.uint64) -> np.uint64:
 def uniform(key: np.uint64, i: int, m: int, d: int) -> float:
     """Uniform in [0, 1) from (key, instrument, minute, draw)."""
     z = key + np.uint64(i) * np.uint64(0x9E3779B97F4A7C15)
-    z = _mix(z + np.uint64(m) * np.uint64(0xD1B54A32D192ED03) + np.uint64(d) * np.uint64(0x8CB92BA72F3D8DD7))
+    z = _mix(
+        z
+        + np.uint64(m) * np.uint64(0xD1B54A32D192ED03)
+        + np.uint64(d) * np.uint64(0x8CB92BA72F3D8DD7)
+    )
     return float(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
@@ -79,7 +85,9 @@ def smile_vol_nb(k: float, atm: float, beta: float, rho: float, mm: float, dl: f
 
 
 @jit
-def black76_nb(f: float, k: float, t: float, vol: float, df: float, call: bool) -> tuple[float, float]:
+def black76_nb(
+    f: float, k: float, t: float, vol: float, df: float, call: bool
+) -> tuple[float, float]:
     """Discounted Black-76 price (quantlab.pricing's scalar kernel) and forward delta."""
     price = b76_price_scalar(f, k, t, vol, df, call)
     sd = vol * math.sqrt(t) if t > 0.0 else 0.0
@@ -98,10 +106,39 @@ def _tick_c(price_c: int) -> int:
 
 @jit(parallel=True)
 def quote_kernel(
-    key, strike, is_call, exp_idx, n_live, wmult, smult,
-    spot, fwd, dfac, tyears, atm, beta, rho, mm, dl, tmult, cross_p,
-    width_px, width_w, size_px, size_n, itm_coef, hyst, p_size,
-    bid_o, ask_o, bsz_o, asz_o, emit_o, tpx_o, tsz_o, tms_o,
+    key,
+    strike,
+    is_call,
+    exp_idx,
+    n_live,
+    wmult,
+    smult,
+    spot,
+    fwd,
+    dfac,
+    tyears,
+    atm,
+    beta,
+    rho,
+    mm,
+    dl,
+    tmult,
+    cross_p,
+    width_px,
+    width_w,
+    size_px,
+    size_n,
+    itm_coef,
+    hyst,
+    p_size,
+    bid_o,
+    ask_o,
+    bsz_o,
+    asz_o,
+    emit_o,
+    tpx_o,
+    tsz_o,
+    tms_o,
 ):  # pragma: no cover - compiled
     n_inst = strike.shape[0]
     for i in prange(n_inst):
@@ -123,16 +160,16 @@ def quote_kernel(
             t = tyears[m, e]
             f = fwd[m, e]
             if t > 0.0:
-                vol = smile_vol_nb(math.log(kk / f), atm[m, e], beta[m, e], rho[m, e], mm[m, e], dl[m, e])
+                vol = smile_vol_nb(
+                    math.log(kk / f), atm[m, e], beta[m, e], rho[m, e], mm[m, e], dl[m, e]
+                )
             else:
                 vol = 0.0
             theo, delta = black76_nb(f, kk, t, vol, dfac[m, e], call)
             ad = abs(delta)
             tick = 0.05 if theo < 3.0 else 0.10
             requote = (
-                last_theo < 0.0
-                or abs(theo - last_theo) > hyst * tick
-                or tmult[m, e] != last_tm
+                last_theo < 0.0 or abs(theo - last_theo) > hyst * tick or tmult[m, e] != last_tm
             )
             if requote:
                 last_theo = theo
@@ -144,11 +181,11 @@ def quote_kernel(
                 b = theo - 0.5 * w
                 a = theo + 0.5 * w
                 tb = 5 if b < 3.0 else 10
-                bid_c = int(math.floor(b * 100.0 / tb + 1e-7)) * tb
-                if bid_c < 5:
-                    bid_c = 0
+                bid_c = math.floor(b * 100.0 / tb + 1e-7) * tb
+                if bid_c < 5:  # zero bids only when the value is under one tick
+                    bid_c = 5 if theo >= 0.05 else 0
                 ta = 5 if a < 3.0 else 10
-                ask_c = int(math.ceil(a * 100.0 / ta - 1e-7)) * ta
+                ask_c = math.ceil(a * 100.0 / ta - 1e-7) * ta
                 if ask_c < 5:
                     ask_c = 5
                 if ask_c <= bid_c:
@@ -212,8 +249,24 @@ def quote_kernel(
 
 @jit
 def compact_kernel(
-    emit, bid, ask, bsz, asz, tpx, tsz, tms, ts, ids, open_ns, head, w3, undef_px, undef_ts, xcbo,
-    out, start,
+    emit,
+    bid,
+    ask,
+    bsz,
+    asz,
+    tpx,
+    tsz,
+    tms,
+    ts,
+    ids,
+    open_ns,
+    head,
+    w3,
+    undef_px,
+    undef_ts,
+    xcbo,
+    out,
+    start,
 ):  # pragma: no cover - compiled
     """Pack emitted (minute, instrument) cells into CbboMsg rows, minute-major.
 

@@ -45,7 +45,9 @@ class Profile:
     moneyness: float
     vix_bracket: bool = True
     include_monthly: bool = True
-    wings_beyond_dte: int | None = None  # expiries past this DTE get full wings (None: only bracket)
+    wings_beyond_dte: int | None = (
+        None  # expiries past this DTE get full wings (None: only bracket)
+    )
 
     def __post_init__(self) -> None:
         if self.dte_max < 0:
@@ -58,7 +60,9 @@ PROFILES: dict[str, Profile] = {
     "test": Profile("test", dte_max=3, moneyness=0.04),
     "demo": Profile("demo", dte_max=10, moneyness=0.10),
     "full": Profile("full", dte_max=50, moneyness=0.10, wings_beyond_dte=10),
-    "spxw10": Profile("spxw10", dte_max=10, moneyness=0.10, vix_bracket=False, include_monthly=False),
+    "spxw10": Profile(
+        "spxw10", dte_max=10, moneyness=0.10, vix_bracket=False, include_monthly=False
+    ),
 }
 
 
@@ -99,9 +103,12 @@ def list_expiries(day: dt.date, profile: Profile) -> list[Expiry]:
         far = calendar.spxw_expiries(day, day + dt.timedelta(days=45))
         near_e = [e for e in far if (e - day).days <= 30]
         next_e = [e for e in far if (e - day).days > 30]
-        for e in (near_e[-1:] + next_e[:1]):
+        for e in near_e[-1:] + next_e[:1]:
             if ("SPXW", e) in seen:
-                out = [Expiry("SPXW", x.date, True) if x.date == e and x.root == "SPXW" else x for x in out]
+                out = [
+                    Expiry("SPXW", x.date, True) if x.date == e and x.root == "SPXW" else x
+                    for x in out
+                ]
             else:
                 out.append(Expiry("SPXW", e, True))
                 seen.add(("SPXW", e))
@@ -165,9 +172,7 @@ def occ_symbol(root: str, expiry: dt.date, is_call: bool, strike: float) -> str:
     return f"{root:<6}{expiry:%y%m%d}{'C' if is_call else 'P'}{round(strike * 1000):08d}"
 
 
-def build_chain(
-    day: dt.date, profile: Profile, sk: Skeleton, p: MarketParams, seed: int
-) -> Chain:
+def build_chain(day: dt.date, profile: Profile, sk: Skeleton, p: MarketParams, seed: int) -> Chain:
     """All instruments listed on ``day`` with fresh instrument ids, sorted by id."""
     expiries = list_expiries(day, profile)
     exp_idx, strikes, calls = [], [], []
@@ -189,7 +194,10 @@ def build_chain(
     ids[order] = (base + np.cumsum(gaps)).astype(np.uint32)
     srt = np.argsort(ids, kind="stable")
     ei, k, c, ids = ei[srt], k[srt], c[srt], ids[srt]
-    syms = [occ_symbol(expiries[j].root, expiries[j].date, bool(cc), float(kk)) for j, cc, kk in zip(ei, c, k, strict=True)]
+    syms = [
+        occ_symbol(expiries[j].root, expiries[j].date, bool(cc), float(kk))
+        for j, cc, kk in zip(ei, c, k, strict=True)
+    ]
     oi = open_interest(day, expiries, ei, k, c, syms, sk, p, seed)
     return Chain(expiries, ei, k, c, ids, syms, oi)
 

@@ -56,7 +56,9 @@ def _key(seed: int, tag: int, day: dt.date) -> np.random.SeedSequence:
     return np.random.SeedSequence([int(seed), tag, day.toordinal()])
 
 
-def _time_multipliers(path: DayPath, chain: Chain) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+def _time_multipliers(
+    path: DayPath, chain: Chain
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Width multiplier and crossed-quote probability per (minute, expiry) (Table 4b)."""
     n = len(path.ts)
     nr = path.n_regular
@@ -81,9 +83,7 @@ def _time_multipliers(path: DayPath, chain: Chain) -> tuple[npt.NDArray[np.float
     return tm, cp
 
 
-def quotes(
-    path: DayPath, chain: Chain, surf: Surface, seed: int
-) -> np.ndarray:
+def quotes(path: DayPath, chain: Chain, surf: Surface, seed: int) -> np.ndarray:
     """Run the quote kernel and return the day's cbbo-1m records (sorted by ts_recv, id)."""
     day = path.day
     n_min = len(path.ts)
@@ -158,7 +158,10 @@ def definitions(day: dt.date, chain: Chain, seed: int) -> np.ndarray:
     rec["instrument_class"] = np.where(chain.is_call, b"C", b"P")
     rec["strike_price"] = np.round(chain.strike * 1e9).astype(np.int64)
     exp_ns = np.array(
-        [calendar.to_ns(dt.datetime.combine(e.date, dt.time(0), tzinfo=calendar.UTC)) for e in chain.expiries],
+        [
+            calendar.to_ns(dt.datetime.combine(e.date, dt.time(0), tzinfo=calendar.UTC))
+            for e in chain.expiries
+        ],
         dtype=np.uint64,
     )
     rec["expiration"] = exp_ns[chain.exp_idx]
@@ -197,13 +200,18 @@ def truth_frame(path: DayPath, chain: Chain, surf: Surface, tau: npt.NDArray[np.
 
     n_min = len(path.ts)
     live = np.array(
-        [path.n_regular if (e.root == "SPXW" and e.date == path.day) else n_min for e in chain.expiries]
+        [
+            path.n_regular if (e.root == "SPXW" and e.date == path.day) else n_min
+            for e in chain.expiries
+        ]
     )
     mm = np.concatenate([np.arange(n) for n in live])
     jj = np.repeat(np.arange(len(live)), live)
     settle = np.array(
         [
-            float(path.spot[path.n_regular - 1]) if (e.root == "SPXW" and e.date == path.day) else np.nan
+            float(path.spot[path.n_regular - 1])
+            if (e.root == "SPXW" and e.date == path.day)
+            else np.nan
             for e in chain.expiries
         ]
     )
@@ -252,7 +260,7 @@ class DayPayload:
         tmp = self.truth_path.with_name(self.truth_path.name + ".tmp")
         self.truth.write_parquet(tmp, compression="zstd", statistics=False)
         tmp.replace(self.truth_path)
-        files = tuple(f for f, _, _ in self.raw) + (self.truth_path,)
+        files = (*tuple(f for f, _, _ in self.raw), self.truth_path)
         n_quotes = len(self.raw[1][2])
         n_stats = len(self.raw[2][2])
         return DayResult(self.day, self.n_instruments, n_quotes, n_stats, nbytes, files)

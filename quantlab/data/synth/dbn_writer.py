@@ -298,8 +298,8 @@ def encode_metadata(
     meta = dbn.Metadata(
         dataset=dataset,
         start=int(start_ns),
-        stype_in=dbn.SType.PARENT,
-        stype_out=dbn.SType.INSTRUMENT_ID,
+        stype_in=dbn.SType.PARENT,  # type: ignore[arg-type]
+        stype_out=dbn.SType.INSTRUMENT_ID,  # type: ignore[arg-type]
         schema=dbn.Schema.from_str(schema),
         symbols=list(symbols),
         mappings=mappings,  # type: ignore[arg-type]

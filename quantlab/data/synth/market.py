@@ -175,7 +175,7 @@ def sigma_realised(x: F64 | float, c: F64 | float, p: MarketParams) -> F64 | flo
     return p.vrp * p.vol_base * np.exp(x) * (1.0 + p.cluster_boost * np.asarray(c))
 
 
-def skeleton(seed: int, upto: dt.date, p: MarketParams = MarketParams()) -> Skeleton:  # noqa: B008
+def skeleton(seed: int, upto: dt.date, p: MarketParams = MarketParams()) -> Skeleton:
     """Daily skeleton from ``p.epoch`` to at least ``upto`` (one random stream per session).
 
     Computed to the end of ``upto``'s year and cached; a session's values never depend on how
@@ -288,7 +288,7 @@ def _bridge(inc: F64, target: float, weight: F64) -> F64:
     return inc + (target - inc.sum()) * weight / weight.sum()
 
 
-def day_path(seed: int, day: dt.date, p: MarketParams = MarketParams()) -> DayPath:  # noqa: B008
+def day_path(seed: int, day: dt.date, p: MarketParams = MarketParams()) -> DayPath:
     """Minute path of ``day``: a bridge between its skeleton open and close."""
     sk = skeleton(seed, day, p)
     i = sk.index(day)
@@ -328,7 +328,9 @@ def day_path(seed: int, day: dt.date, p: MarketParams = MarketParams()) -> DayPa
         jm = min(jm, n_reg - 1)
     if sk.jump_size[i] > 0:
         jump[jm] = sk.jump_size[i]
-        xj = xj + np.where(np.arange(n) >= jm, sk.jump_size[i] * np.exp(-p.jump_kappa * (cw - cw[jm])), 0)
+        xj = xj + np.where(
+            np.arange(n) >= jm, sk.jump_size[i] * np.exp(-p.jump_kappa * (cw - cw[jm])), 0
+        )
         c[jm:] = 1.0
     x = xs + xf + xj
     x_prev = np.concatenate([[sk.xs_open[i] + sk.xf_open[i] + sk.xj_open[i]], x[:-1]])
@@ -360,9 +362,7 @@ def day_path(seed: int, day: dt.date, p: MarketParams = MarketParams()) -> DayPa
 # --------------------------------------------------------------------------------------------
 # business time to settlement, surface parameters
 # --------------------------------------------------------------------------------------------
-def business_time_to(
-    path: DayPath, expiries: list[tuple[str, dt.date]], p: MarketParams
-) -> F64:
+def business_time_to(path: DayPath, expiries: list[tuple[str, dt.date]], p: MarketParams) -> F64:
     """Business time (years) from each minute end to each expiry's settlement: ``[n_min, n_exp]``."""
     day = path.day
     cw = np.cumsum(path.weights)
@@ -384,7 +384,9 @@ def business_time_to(
             if e == day:
                 settle = cw[path.n_regular - 1]
             else:
-                settle = b_open[e] + float(minute_weights(n_regular_minutes(e), p)[: n_regular_minutes(e)].sum())
+                settle = b_open[e] + float(
+                    minute_weights(n_regular_minutes(e), p)[: n_regular_minutes(e)].sum()
+                )
         else:
             settle = b_open[e]
         out[:, j] = np.maximum(settle - cw, 0.0)
@@ -407,7 +409,9 @@ class Surface:
 
 
 def surface(
-    path: DayPath, expiries: list[tuple[str, dt.date]], p: MarketParams = MarketParams()  # noqa: B008
+    path: DayPath,
+    expiries: list[tuple[str, dt.date]],
+    p: MarketParams = MarketParams(),
 ) -> Surface:
     """Forwards, discount factors and smile parameters for every minute and expiry."""
     settle = np.array([calendar.settlement_ns(r, e) for r, e in expiries], dtype=np.int64)
@@ -429,7 +433,9 @@ def surface(
 def smile_params(atm: F64, T: F64, w: F64, p: MarketParams) -> tuple[F64, F64, F64, F64]:
     """Hyperbolic smile parameters (beta, rho, m, delta) from ATM vol, T and total variance."""
     t_sk = np.maximum(T, 0.25 / 365.0)
-    s0 = p.skew_coef * t_sk ** (-p.skew_power) * (np.maximum(atm, 0.01) / 0.13) ** p.skew_level_power
+    s0 = (
+        p.skew_coef * t_sk ** (-p.skew_power) * (np.maximum(atm, 0.01) / 0.13) ** p.skew_level_power
+    )
     put = p.put_wing * s0
     call = -p.call_wing * s0
     beta = 0.5 * (call - put)
@@ -441,7 +447,11 @@ def smile_params(atm: F64, T: F64, w: F64, p: MarketParams) -> tuple[F64, F64, F
 
 
 def smile_vol(
-    k: F64 | float, atm: F64 | float, beta: F64 | float, rho: F64 | float, m: F64 | float,
+    k: F64 | float,
+    atm: F64 | float,
+    beta: F64 | float,
+    rho: F64 | float,
+    m: F64 | float,
     delta: F64 | float,
 ) -> F64:
     """Implied vol at log-moneyness ``k`` (floored at 30% of ATM)."""
