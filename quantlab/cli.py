@@ -16,15 +16,17 @@ app = typer.Typer(
 def demo(
     seed: int = typer.Option(7, help="Seed of the synthetic chain."),
 ) -> None:
-    """Run the end-to-end demo on built-in synthetic data."""
+    """Run the end-to-end demo on built-in synthetic data (pricing, market data, backtest)."""
     from quantlab.demo import run_demo
 
     run_demo(seed=seed)
 
 
 def _register_groups() -> None:
+    from quantlab.backtest.cli import backtest_cmd
     from quantlab.data.cli import app as data_app
 
+    app.command("backtest")(backtest_cmd)
     app.add_typer(data_app, name="data", help="Fetch, synthesize, ingest and inspect market data.")
 
 

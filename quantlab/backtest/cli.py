@@ -1,0 +1,88 @@
+"""``quantlab backtest CONFIG``: run a strategy over the store and write its outputs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def summary_table(summary: dict, title: str):  # type: ignore[no-untyped-def]
+    """A rich table of the headline numbers of :func:`quantlab.backtest.analytics.summarize`."""
+    from rich.table import Table
+
+    perf, tr, boot = summary["performance"], summary["trades"], summary["bootstrap"]
+    table = Table(title=title, show_header=False)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+
+    def pct(x: float) -> str:
+        return "-" if x != x else f"{100 * x:,.2f}%"
+
+    def num(x: float, fmt: str = ",.2f") -> str:
+        return "-" if x != x else format(x, fmt)
+
+    lo, hi = boot.get("expectancy_ci", (float("nan"), float("nan")))
+    rows = [
+        ("trades", f"{tr['n_trades']:,}"),
+        ("total return", pct(perf["total_return"])),
+        ("CAGR", pct(perf["annualized_return"])),
+        ("Sharpe / Sortino", f"{num(perf['sharpe_ratio'])} / {num(perf['sortino_ratio'])}"),
+        ("max drawdown", pct(perf["max_drawdown"])),
+        ("win rate", pct(tr["win_rate"])),
+        ("profit factor", num(tr["profit_factor"])),
+        ("expectancy $/trade (95% CI)", f"{num(tr['expectancy'])} ({num(lo)} .. {num(hi)})"),
+        ("average credit $/share", num(tr["avg_credit_per_share"])),
+        ("CVaR 5% $/trade", num(tr["cvar_5"])),
+        ("fees $", num(tr["total_fees"])),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    return table
+
+
+def backtest_cmd(
+    config: Annotated[
+        Path, typer.Argument(help="Strategy YAML, or a backtest YAML with strategy/start/end.")
+    ],
+    store: Annotated[str, typer.Option("--store", help="Data store folder.")] = "data",
+    out: Annotated[
+        str | None, typer.Option("--out", help="Output folder (default out/<name>).")
+    ] = None,
+    start: Annotated[str | None, typer.Option("--start", help="First session, YYYY-MM-DD.")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Last session, YYYY-MM-DD.")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="Stage-1 processes.")] = None,
+    no_report: Annotated[
+        bool, typer.Option("--no-report", help="Skip the HTML/PNG report.")
+    ] = False,
+) -> None:
+    """Backtest a strategy on the store: trades, decisions, equity, analytics and a report."""
+    from rich.console import Console
+
+    from quantlab.backtest.analytics import summarize
+    from quantlab.backtest.engine import backtest, load_config
+    from quantlab.errors import QuantlabError
+
+    con = Console()
+    try:
+        cfg = load_config(config)
+        out_dir = Path(out) if out else Path("out") / cfg.strategy.name
+        res = backtest(
+            cfg, store, start=dt.date.fromisoformat(start) if start else None,
+            end=dt.date.fromisoformat(end) if end else None, out=out_dir, workers=workers,
+            progress=True, report=not no_report,
+        )  # fmt: skip
+    except QuantlabError as exc:
+        con.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    r = res.results[0]
+    summary = summarize(r.trades, r.equity_daily, r.capital, r.decisions, n_boot=500)
+    con.print(
+        summary_table(
+            summary, f"{cfg.strategy.name}: {res.stage1.days[0]} .. {res.stage1.days[-1]}"
+        )
+    )
+    con.print(f"outputs: {out_dir}/ (trades.parquet, decisions.parquet, results.duckdb"
+              f"{'' if no_report else ', report.html'})")  # fmt: skip
