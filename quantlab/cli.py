@@ -27,6 +27,9 @@ def _register_groups() -> None:
     from quantlab.data.cli import app as data_app
 
     app.command("backtest")(backtest_cmd)
+    from quantlab.sweep.cli import sweep_cmd
+
+    app.command("sweep")(sweep_cmd)
     app.add_typer(data_app, name="data", help="Fetch, synthesize, ingest and inspect market data.")
 
 

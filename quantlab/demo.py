@@ -153,7 +153,7 @@ def pricing_demo(seed: int = 7) -> None:
         is_call = K >= F
         bid = np.where(is_call, cb, pb)
         ask = np.where(is_call, ca, pa)
-        iv = implied_vol(0.5 * (bid + ask), F, K, T, df, is_call)
+        iv = np.array(implied_vol(0.5 * (bid + ask), F, K, T, df, is_call), dtype=np.float64)
         iv[bid <= 0] = np.nan
         k = np.log(K / F)
         row = [f"{q['dte']:.0f}", f"{F:,.2f}"]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 
-def summary_table(summary: dict, title: str):  # type: ignore[no-untyped-def]
+def summary_table(summary: dict, title: str) -> Any:
     """A rich table of the headline numbers of :func:`quantlab.backtest.analytics.summarize`."""
     from rich.table import Table
 

@@ -126,8 +126,8 @@ def stage1(
     shards = _shards(days, min(workers, max(1, len(days) // max(min_shard_days, 1))))
     if len(shards) == 1:
         bar = _progress(len(days), "stage 1: candidates") if progress else None
-        res = run_stage1(store, specs, days[0], days[-1], underlying=underlying,
-                         progress=(lambda _d: bar.update(1)) if bar else None)  # fmt: skip
+        tick = None if bar is None else (lambda _d, b=bar: b.update(1))
+        res = run_stage1(store, specs, days[0], days[-1], underlying=underlying, progress=tick)
         if bar:
             bar.close()
         return res

@@ -18,6 +18,7 @@ import json
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -410,4 +411,67 @@ def run_stage1(
         day_ids=[o.ids for o in finished],
         data_checksum=data_checksum(store, underlying, days_read),
         days=days_read,
+    )
+
+
+_ARRAYS = (
+    "offsets",
+    "path_ts",
+    "path_bid",
+    "path_ask",
+    "qty",
+    "strike",
+    "is_call",
+    "entry_bid",
+    "entry_ask",
+    "settle_value",
+)
+
+
+def save_stage1(res: Stage1Result, folder: Path | str) -> Path:
+    """Write a stage-1 result: Parquet tables plus raw ``.npy`` arrays (memory-mappable)."""
+    import pickle
+
+    out = Path(folder)
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        import shutil
+
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    res.candidates.write_parquet(tmp / "candidates.parquet")
+    res.rejections.write_parquet(tmp / "rejections.parquet")
+    for name in _ARRAYS:
+        np.save(tmp / f"{name}.npy", np.ascontiguousarray(getattr(res, name)))
+    with open(tmp / "meta.pkl", "wb") as fh:
+        pickle.dump(
+            {"day_ids": res.day_ids, "data_checksum": res.data_checksum, "days": res.days}, fh
+        )
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    tmp.rename(out)  # a folder that exists is complete
+    return out
+
+
+def load_stage1(folder: Path | str, *, mmap: bool = True) -> Stage1Result:
+    """Read :func:`save_stage1` output; arrays are memory-mapped (shared between processes)."""
+    import pickle
+
+    src = Path(folder)
+    if not (src / "meta.pkl").is_file():
+        raise DataError(f"no stage-1 result in {src}")
+    arrays = {
+        name: np.load(src / f"{name}.npy", mmap_mode="r" if mmap else None) for name in _ARRAYS
+    }
+    with open(src / "meta.pkl", "rb") as fh:
+        meta = pickle.load(fh)
+    return Stage1Result(
+        candidates=pl.read_parquet(src / "candidates.parquet"),
+        rejections=pl.read_parquet(src / "rejections.parquet"),
+        day_ids=meta["day_ids"],
+        data_checksum=meta["data_checksum"],
+        days=meta["days"],
+        **arrays,
     )

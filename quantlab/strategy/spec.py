@@ -47,7 +47,10 @@ def _parse_hhmm(value: str | dt.time) -> dt.time:
     if isinstance(value, dt.time):
         return value
     try:
-        hh, mm = str(value).split(":")
+        parts = str(value).split(":")
+        if len(parts) == 3 and int(parts[2]) == 0:  # 'HH:MM:SS' as JSON writes times
+            parts = parts[:2]
+        hh, mm = parts
         t = dt.time(int(hh), int(mm))
     except (ValueError, TypeError):
         raise ValueError(f"expected an ET time 'HH:MM' (got {value!r})") from None

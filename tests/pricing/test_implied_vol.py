@@ -159,6 +159,38 @@ def test_spx_ten_delta_and_below_chain():
     assert np.concatenate(out).max() < 1e-9
 
 
+def test_inverts_arbitrary_precision_prices():
+    """Prices computed to 50 digits (independent of our pricer) give back sigma to the last bits."""
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 50
+    rng = np.random.default_rng(17)
+    F, df = 5000.0, 0.9999
+    checked = 0
+    for _ in range(120):
+        K = float(np.round(F * math.exp(rng.uniform(-0.1, 0.1))))
+        T = float(rng.choice([1, 30, 60, 390, 1440, 2880, 4320, 10080, 43200])) / 525600
+        sigma = float(rng.uniform(0.08, 0.6))
+        is_call = bool(rng.random() < 0.5)
+        sd = mpmath.mpf(sigma) * mpmath.sqrt(mpmath.mpf(T))
+        d1 = mpmath.log(mpmath.mpf(F) / mpmath.mpf(K)) / sd + sd / 2
+        d2 = d1 - sd
+        if is_call:
+            undiscounted = F * mpmath.ncdf(d1) - K * mpmath.ncdf(d2)
+        else:
+            undiscounted = K * mpmath.ncdf(-d2) - F * mpmath.ncdf(-d1)
+        p = float(mpmath.mpf(df) * undiscounted)
+        vol, status = implied_vol_scalar(p, F, K, T, df, is_call)
+        intr = max(F - K if is_call else K - F, 0.0)
+        if p <= df * intr or p / df - intr < 1e-12 * F:
+            assert status in (IVStatus.BELOW_INTRINSIC, IVStatus.NO_TIME_VALUE)
+            continue
+        assert status == IVStatus.OK
+        cond = sigma_error_from_price_rounding(p, F, K, T, sigma, df)
+        assert abs(vol - sigma) <= cond + 16 * EPS * sigma, (K, T, sigma, is_call)
+        checked += 1
+    assert checked > 60
+
+
 def test_in_the_money_equals_out_of_the_money_twin():
     """An ITM call is inverted through its OTM put twin: the same vol comes back."""
     F, df = 5000.0, 0.99
