@@ -36,7 +36,7 @@ def synthetic_chain(seed: int, spot: float = 5000.0) -> list[dict[str, np.ndarra
         T = dte / 365.0
         F = spot * math.exp((RATE - 0.013) * T)
         K = np.arange(round(F * 0.85 / 5) * 5, F * 1.06, 5.0)
-        k = np.log(K / F)
+        logk = np.log(K / F)
         skew = -0.42 * T**-0.3
         vol = np.clip(atm + skew * k + 1.5 * k**2 / math.sqrt(T) * 0.05, 0.06, 1.5)
         df = math.exp(-RATE * T)
@@ -155,11 +155,11 @@ def pricing_demo(seed: int = 7) -> None:
         ask = np.where(is_call, ca, pa)
         iv = np.array(implied_vol(0.5 * (bid + ask), F, K, T, df, is_call), dtype=np.float64)
         iv[bid <= 0] = np.nan
-        k = np.log(K / F)
+        logk = np.log(K / F)
         row = [f"{q['dte']:.0f}", f"{F:,.2f}"]
         for target in (-0.08, -0.05, -0.03, -0.01, 0.0, 0.01, 0.03):
             ok = np.isfinite(iv)
-            row.append(f"{np.interp(target, k[ok], iv[ok]):.3f}" if ok.sum() > 1 else "-")
+            row.append(f"{np.interp(target, logk[ok], iv[ok]):.3f}" if ok.sum() > 1 else "-")
         smile.add_row(*row)
         g = black76_greeks(F, K, T, np.nan_to_num(iv, nan=0.0), df, is_call)
         for target, right in ((0.10, "P"), (0.20, "P"), (0.10, "C")):
