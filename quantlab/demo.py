@@ -38,7 +38,7 @@ def synthetic_chain(seed: int, spot: float = 5000.0) -> list[dict[str, np.ndarra
         K = np.arange(round(F * 0.85 / 5) * 5, F * 1.06, 5.0)
         logk = np.log(K / F)
         skew = -0.42 * T**-0.3
-        vol = np.clip(atm + skew * k + 1.5 * k**2 / math.sqrt(T) * 0.05, 0.06, 1.5)
+        vol = np.clip(atm + skew * logk + 1.5 * logk**2 / math.sqrt(T) * 0.05, 0.06, 1.5)
         df = math.exp(-RATE * T)
         quotes: dict[str, np.ndarray | float] = {
             "dte": float(dte),
