@@ -4,9 +4,10 @@ Pure functions over contiguous 1-D float64 arrays that fill preallocated outputs
 validation (the public wrappers in ``black76.py`` / ``bsm.py`` do that). Every ``*_1d`` loop has a
 ``*_1d_par`` twin compiled with ``parallel=True``; the wrappers pick one by array size.
 
-Out-of-the-money options are priced directly and in-the-money ones through put-call parity on
-the out-of-the-money side, so a deep in-the-money premium is intrinsic plus an accurately
-computed time value rather than the difference of two large terms.
+Every premium is intrinsic value plus the time value of the out-of-the-money twin, evaluated with
+Jaeckel's normalised Black function (asymptotic and small-t expansions, in ``_iv_kernels``): far
+out-of-the-money and near-expiry premia keep full relative precision instead of losing digits to
+the difference of two nearly equal terms.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import math
 import numpy as np
 
 from quantlab._numba import jit, prange
+from quantlab.pricing._iv_kernels import _black_otm, _log_moneyness
 
 SQRT2 = math.sqrt(2.0)
 INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -33,19 +35,37 @@ def norm_pdf(x: float) -> float:
 
 
 @jit(inline="always")
+def _time_value(F: float, K: float, sd: float) -> float:
+    """Undiscounted time value (the out-of-the-money option's premium), full relative precision.
+
+    The textbook difference ``F N(d1) - K N(d2)`` (out-of-the-money side) is used when it keeps at
+    least 13 significant digits (the result is at least 1e-3 of the larger term); otherwise, far out
+    of the money or close to expiry, Jaeckel's normalised Black function takes over.
+    """
+    d1 = math.log(F / K) / sd + 0.5 * sd
+    d2 = d1 - sd
+    if K >= F:
+        return _checked_tv(F, K, sd, F * norm_cdf(d1), K * norm_cdf(d2))
+    return _checked_tv(F, K, sd, K * norm_cdf(-d2), F * norm_cdf(-d1))
+
+
+@jit(inline="always")
+def _checked_tv(F: float, K: float, sd: float, big: float, small: float) -> float:
+    """``big - small`` when that keeps 13 digits, else the normalised Black time value."""
+    tv = big - small
+    if tv > 1e-3 * big:
+        return tv
+    x = _log_moneyness(F, K)
+    if abs(x) == np.inf:
+        return 0.0
+    return math.sqrt(F) * math.sqrt(K) * _black_otm(-abs(x), sd)
+
+
+@jit(inline="always")
 def _b76_undiscounted(F: float, K: float, sd: float, is_call: bool) -> float:
     """Undiscounted Black price with total standard deviation sd = sigma*sqrt(T) > 0."""
-    # price the out-of-the-money side, add intrinsic for the in-the-money side (parity)
-    otm_call = K >= F
-    lnfk = math.log(F / K)
-    d1 = lnfk / sd + 0.5 * sd
-    d2 = d1 - sd
-    if otm_call:
-        tv = F * norm_cdf(d1) - K * norm_cdf(d2)
-    else:
-        tv = K * norm_cdf(-d2) - F * norm_cdf(-d1)
-    if tv < 0.0:
-        tv = 0.0
+    # time value of the out-of-the-money twin, plus intrinsic for the in-the-money side (parity)
+    tv = _time_value(F, K, sd)
     intrinsic = (F - K) if is_call else (K - F)
     if intrinsic > 0.0:
         return intrinsic + tv
@@ -102,14 +122,12 @@ def _b76_greeks_one(F, K, T, sigma, df, is_call, i, price, delta, gamma, vega):
     # one pair of CDFs on the out-of-the-money side serves the price and both deltas
     if K >= F:
         a = norm_cdf(d1)
-        tv = F * a - K * norm_cdf(d2)
         call_delta = a
+        tv = _checked_tv(F, K, sd, F * a, K * norm_cdf(d2))
     else:
         a = norm_cdf(-d1)
-        tv = K * norm_cdf(-d2) - F * a
         call_delta = 1.0 - a
-    if tv < 0.0:
-        tv = 0.0
+        tv = _checked_tv(F, K, sd, K * norm_cdf(-d2), F * a)
     intrinsic = (F - K) if is_call else (K - F)
     price[i] = df * (intrinsic + tv) if intrinsic > 0.0 else df * tv
     if is_call:
@@ -168,24 +186,27 @@ def _bsm_one(S, K, T, r, q, sigma, is_call, i, price, delta, gamma, vega, theta,
     d2 = d1 - sd
     n1 = norm_pdf(d1)
     sqT = math.sqrt(Tp)
+    # CDFs of the out-of-the-money side (small, exact); the other side by complement
     if K >= F:
-        tv = F * norm_cdf(d1) - K * norm_cdf(d2)
+        Nd1 = norm_cdf(d1)
+        Nd2 = norm_cdf(d2)
+        Nmd1 = 1.0 - Nd1
+        Nmd2 = 1.0 - Nd2
+        tv = _checked_tv(F, K, sd, F * Nd1, K * Nd2)
     else:
-        tv = K * norm_cdf(-d2) - F * norm_cdf(-d1)
-    if tv < 0.0:
-        tv = 0.0
+        Nmd1 = norm_cdf(-d1)
+        Nmd2 = norm_cdf(-d2)
+        Nd1 = 1.0 - Nmd1
+        Nd2 = 1.0 - Nmd2
+        tv = _checked_tv(F, K, sd, K * Nmd2, F * Nmd1)
     intrinsic = (F - K) if is_call else (K - F)
     price[i] = dr * (intrinsic + tv) if intrinsic > 0.0 else dr * tv
     decay = -S * dq * n1 * sigma / (2.0 * sqT)
     if is_call:
-        Nd1 = norm_cdf(d1)
-        Nd2 = norm_cdf(d2)
         delta[i] = dq * Nd1
         theta[i] = decay - r * K * dr * Nd2 + q * S * dq * Nd1
         rho[i] = K * Tp * dr * Nd2
     else:
-        Nmd1 = norm_cdf(-d1)
-        Nmd2 = norm_cdf(-d2)
         delta[i] = -dq * Nmd1
         theta[i] = decay + r * K * dr * Nmd2 - q * S * dq * Nmd1
         rho[i] = -K * Tp * dr * Nmd2

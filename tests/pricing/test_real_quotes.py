@@ -59,7 +59,9 @@ def test_distribution_against_vendor_for_seven_days_and_more(board: dict[str, np
     assert (diff <= 0.01).mean() > 0.60  # found: 0.649
 
 
-def test_in_the_money_rows_at_or_below_intrinsic_are_nan_with_status(board: dict[str, np.ndarray]) -> None:
+def test_in_the_money_rows_at_or_below_intrinsic_are_nan_with_status(
+    board: dict[str, np.ndarray],
+) -> None:
     b = board
     itm = np.where(b["call"], b["K"] < b["S"], b["K"] >= b["S"]) & (b["T"] > 0)
     below = itm & (b["mid"] <= b["intrinsic"])
