@@ -35,23 +35,26 @@ class StrictModel(BaseModel):
     @classmethod
     def from_yaml(cls: type[M], path: str | Path) -> M:
         """Load and validate a YAML file."""
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
-        try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML ({exc}).") from None
-        if not isinstance(data, dict):
-            raise ConfigError(
-                f"{p}: expected a mapping at the top level (got {type(data).__name__})."
-            )
-        return cls.from_dict(data, source=str(p))
+        return cls.from_dict(read_yaml(path), source=str(path))
 
     def config_hash(self) -> str:
         """Stable short hash of the validated content (recorded with every run)."""
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML file's top-level mapping; errors name the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML ({exc}).") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping at the top level (got {type(data).__name__}).")
+    return data
 
 
 def format_validation_error(exc: ValidationError, source: str) -> str:
@@ -65,4 +68,4 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     return f"{source}: " + "; ".join(lines)
 
 
-__all__ = ["StrictModel", "format_validation_error"]
+__all__ = ["StrictModel", "format_validation_error", "read_yaml"]

@@ -22,14 +22,13 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import yaml
 
 from quantlab import calendar
 from quantlab.backtest.stage1 import MAX_LEGS, Stage1Result, run_stage1
 from quantlab.backtest.stage2 import PortfolioResult, run_stage2
-from quantlab.config import StrictModel
+from quantlab.config import StrictModel, read_yaml
 from quantlab.data import store as st
-from quantlab.errors import ConfigError, DataError
+from quantlab.errors import DataError
 from quantlab.strategy.spec import StrategySpec
 
 
@@ -44,11 +43,7 @@ class BacktestConfig(StrictModel):
 def load_config(path: str | Path) -> BacktestConfig:
     """Read a backtest YAML, or a bare strategy YAML (then the dates default to the store's)."""
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file not found: {p}")
-    data = yaml.safe_load(p.read_text()) or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{p}: expected a mapping at the top level.")
+    data = read_yaml(p)
     if "strategy" not in data:
         return BacktestConfig(strategy=StrategySpec.from_yaml(p))
     strat = data["strategy"]

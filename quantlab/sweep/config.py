@@ -30,10 +30,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import yaml
 from pydantic import Field, field_validator
 
-from quantlab.config import StrictModel
+from quantlab.config import StrictModel, read_yaml
 from quantlab.errors import ConfigError
 from quantlab.strategy.spec import StrategySpec
 
@@ -64,17 +63,13 @@ class SweepConfig(StrictModel):
 
 def load_sweep(path: str | Path) -> SweepConfig:
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"sweep config not found: {p}")
-    data = yaml.safe_load(p.read_text()) or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{p}: expected a mapping at the top level.")
+    data = read_yaml(p)
     base = data.get("base")
     if isinstance(base, str):
         bp = (p.parent / base).resolve()
         if not bp.is_file():
             raise ConfigError(f"{p}: base strategy file not found: {bp}")
-        data = data | {"base": yaml.safe_load(bp.read_text()) or {}}
+        data = data | {"base": read_yaml(bp)}
     cfg = SweepConfig.from_dict(data, source=str(p))
     for a, b in cfg.heatmaps:
         for key in (a, b):
