@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 import os
+import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ import numpy as np
 import polars as pl
 
 from quantlab import calendar
-from quantlab.backtest.stage1 import MAX_LEGS, Stage1Result, run_stage1
+from quantlab.backtest.stage1 import NO_PRICE, Stage1Result, load_stage1, run_stage1, save_stage1
 from quantlab.backtest.stage2 import PortfolioResult, run_stage2
 from quantlab.config import StrictModel, read_yaml
 from quantlab.data import store as st
@@ -58,9 +59,22 @@ def _shards(days: list[dt.date], n: int) -> list[tuple[dt.date, dt.date]]:
     return [(days[c[0]], days[c[-1]]) for c in cuts if c.size]
 
 
-def _stage1_worker(args: tuple) -> Stage1Result:
-    store, specs, start, end, underlying = args
-    return run_stage1(store, specs, start, end, underlying=underlying)
+def _stage1_worker(args: tuple) -> str:
+    """Run one date shard and write it to ``folder`` (arrays go through files, not pickles)."""
+    store, specs, start, end, underlying, folder = args
+    save_stage1(run_stage1(store, specs, start, end, underlying=underlying), folder)
+    return str(folder)
+
+
+def _stack_padded(arrays: list[np.ndarray]) -> np.ndarray:
+    """Row-stack int32 cent paths whose leg widths may differ (padding with ``NO_PRICE``)."""
+    width = max(a.shape[1] for a in arrays)
+    out = np.full((sum(a.shape[0] for a in arrays), width), NO_PRICE, dtype=np.int32)
+    row = 0
+    for a in arrays:
+        out[row : row + a.shape[0], : a.shape[1]] = a
+        row += a.shape[0]
+    return out
 
 
 def merge_stage1(parts: Sequence[Stage1Result]) -> Stage1Result:
@@ -81,8 +95,8 @@ def merge_stage1(parts: Sequence[Stage1Result]) -> Stage1Result:
         rejections=pl.concat([p.rejections for p in parts]),
         offsets=np.concatenate(offsets),
         path_ts=np.concatenate([p.path_ts for p in parts]),
-        path_bid=np.concatenate([p.path_bid for p in parts]).reshape(-1, MAX_LEGS),
-        path_ask=np.concatenate([p.path_ask for p in parts]).reshape(-1, MAX_LEGS),
+        path_bid=_stack_padded([p.path_bid for p in parts]),
+        path_ask=_stack_padded([p.path_ask for p in parts]),
         qty=np.concatenate([p.qty for p in parts]),
         strike=np.concatenate([p.strike for p in parts]),
         is_call=np.concatenate([p.is_call for p in parts]),
@@ -127,16 +141,20 @@ def stage1(
             bar.close()
         return res
     root = str(st.store_root(store))
-    args = [(root, list(specs), a, b, underlying) for a, b in shards]
     parts: list[Stage1Result] = []
     bar = _progress(len(shards), "stage 1: date shards") if progress else None
     # spawn, not fork: forking a process whose numba/duckdb threads are running can deadlock
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=len(shards), mp_context=ctx) as pool:
-        for res in pool.map(_stage1_worker, args):
-            parts.append(res)
-            if bar:
-                bar.update(1)
+    with tempfile.TemporaryDirectory(prefix="quantlab-stage1-") as tmp:
+        args = [
+            (root, list(specs), a, b, underlying, str(Path(tmp) / f"shard-{i}"))
+            for i, (a, b) in enumerate(shards)
+        ]
+        with ProcessPoolExecutor(max_workers=len(shards), mp_context=ctx) as pool:
+            for folder in pool.map(_stage1_worker, args):
+                parts.append(load_stage1(folder, mmap=False))
+                if bar:
+                    bar.update(1)
     if bar:
         bar.close()
     return merge_stage1(parts)
@@ -210,18 +228,18 @@ def trade_paths(s1: Stage1Result, res: PortfolioResult) -> dict[str, pl.DataFram
     out: dict[str, pl.DataFrame] = {}
     for t in res.trades.iter_rows(named=True):
         i = idx[t["candidate_id"]]
-        lo, hi = int(s1.offsets[i]), int(s1.offsets[i + 1])
-        ts = s1.path_ts[lo:hi]
-        keep = ts <= t["exit_ts"]
+        ts, pb, pa = s1.quotes(i)
+        keep = np.flatnonzero(ts <= t["exit_ts"])
         n = len(t["legs"])
-        mid = np.full(int(keep.sum()), np.nan)
-        fill = np.full(int(keep.sum()), np.nan)
-        for j, k in enumerate(np.flatnonzero(keep)):
+        mid = np.full(keep.size, np.nan)
+        fill = np.full(keep.size, np.nan)
+        for j, k in enumerate(keep):
             mid[j], fill[j] = ek.close_costs(
-                s1.path_bid[lo + k], s1.path_ask[lo + k], s1.qty[i], n, fm.kind_code, fm.k,
-                fm.tick_small, fm.tick_large, fm.tick_threshold,
+                pb[k], pa[k], s1.qty[i], n, fm.kind_code, fm.k, fm.tick_small, fm.tick_large,
+                fm.tick_threshold,
             )  # fmt: skip
-        out[t["trade_id"]] = pl.DataFrame({"ts": ts[keep], "mid_cost": mid, "exit_cost": fill})
+        ts = ts[keep]
+        out[t["trade_id"]] = pl.DataFrame({"ts": ts, "mid_cost": mid, "exit_cost": fill})
     return out
 
 

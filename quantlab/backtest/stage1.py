@@ -35,6 +35,24 @@ from quantlab.strategy.spec import StrategySpec
 
 MAX_LEGS = 4
 NS_PER_MIN = 60_000_000_000
+NO_PRICE = -1  # int32 cents sentinel for a missing quote
+
+
+def to_cents(prices: np.ndarray) -> np.ndarray:
+    """Quote prices as exact int32 cents (``NO_PRICE`` where missing).
+
+    Paths are stored this way: half the memory of float64 and exact, so tick rounding of fills
+    never sees a float32 representation error.
+    """
+    out = np.full(prices.shape, NO_PRICE, dtype=np.int32)
+    ok = np.isfinite(prices) & (prices >= 0)
+    out[ok] = np.rint(prices[ok] * 100.0).astype(np.int32)
+    return out
+
+
+def from_cents(cents: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`to_cents` (NaN where missing)."""
+    return np.where(cents >= 0, cents / 100.0, np.nan)
 
 
 @dataclass(frozen=True)
@@ -77,7 +95,8 @@ class Stage1Result:
     """Candidates (one row each, in entry order), rejections, and the CSR quote paths.
 
     ``path_ts[off[i]:off[i+1]]`` are candidate ``i``'s minutes after entry; ``path_bid`` /
-    ``path_ask`` hold each leg's forward-filled quote then (NaN beyond ``n_legs``).
+    ``path_ask`` hold each leg's forward-filled quote then, as int32 cents (``NO_PRICE`` where
+    missing or beyond the candidate's legs); :meth:`quotes` gives them as prices.
     """
 
     candidates: pl.DataFrame
@@ -98,6 +117,15 @@ class Stage1Result:
 
     def __len__(self) -> int:
         return self.candidates.height
+
+    def quotes(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Candidate ``i``'s path: minute stamps and per-leg bid and ask prices (NaN = none)."""
+        lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
+        return (
+            self.path_ts[lo:hi],
+            from_cents(self.path_bid[lo:hi]),
+            from_cents(self.path_ask[lo:hi]),
+        )
 
     def leg_ids_at(self, i: int, k: int) -> np.ndarray:
         """Instrument ids of candidate ``i``'s legs on the day of its ``k``-th path minute."""
@@ -285,9 +313,7 @@ def run_stage1(
                     opens.append(
                         _Open(row, tuple(leg.occ for leg in sel.legs), close_ns, ts, nb, na)
                     )
-                    key = (sel.root, sel.expiry)
                     settle_of.append((sel.root, sel.expiry, math.nan))
-                    _ = key
         # -- extend every open candidate's path with this day's minutes -------------------
         if opens:
             minutes = calendar.quote_minutes_ns(day)
@@ -328,8 +354,8 @@ def run_stage1(
                         ids[j] = dq.instrument_id[pos[c]]
                     o.ids.append((sum(t.size for t in o.ts), ids))
                     o.ts.append(minutes[lo:hi])
-                    o.bid.append(b)
-                    o.ask.append(a)
+                    o.bid.append(to_cents(b[:, : len(o.legs)]))
+                    o.ask.append(to_cents(a[:, : len(o.legs)]))
                     o.last_bid, o.last_ask = b[-1].copy(), a[-1].copy()
                     o.start_ns = int(minutes[hi - 1])
                 if o.close_ns <= minutes[-1]:
@@ -361,16 +387,14 @@ def run_stage1(
         if n
         else np.empty(0, np.int64)
     )
-    path_bid = (
-        np.concatenate([np.vstack(o.bid) if o.bid else np.empty((0, MAX_LEGS)) for o in finished])
-        if n
-        else np.empty((0, MAX_LEGS))
-    )
-    path_ask = (
-        np.concatenate([np.vstack(o.ask) if o.ask else np.empty((0, MAX_LEGS)) for o in finished])
-        if n
-        else np.empty((0, MAX_LEGS))
-    )
+    width = max((len(legs) for legs in legs_meta), default=1)
+    path_bid = np.full((int(offsets[-1]), width), NO_PRICE, dtype=np.int32)
+    path_ask = np.full((int(offsets[-1]), width), NO_PRICE, dtype=np.int32)
+    for i, o in enumerate(finished):
+        if o.bid:
+            nl = len(o.legs)
+            path_bid[offsets[i] : offsets[i + 1], :nl] = np.vstack(o.bid)
+            path_ask[offsets[i] : offsets[i + 1], :nl] = np.vstack(o.ask)
     qty = np.zeros((n, MAX_LEGS), np.int32)
     strike = np.full((n, MAX_LEGS), np.nan)
     is_call = np.zeros((n, MAX_LEGS), bool)
@@ -400,8 +424,8 @@ def run_stage1(
         rejections=pl.DataFrame(rej_rows, schema=rej_schema),
         offsets=offsets,
         path_ts=path_ts.astype(np.int64),
-        path_bid=np.ascontiguousarray(path_bid),
-        path_ask=np.ascontiguousarray(path_ask),
+        path_bid=path_bid,
+        path_ask=path_ask,
         qty=qty,
         strike=strike,
         is_call=is_call,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import heapq
 import math
 from dataclasses import dataclass
 
@@ -100,9 +101,10 @@ def run_stage2(
         for r in rej.iter_rows(named=True)
     ]  # fmt: skip
     trades: list[dict] = []
-    open_exits: list[int] = []  # exit ts of taken trades
+    pending: list[tuple[int, float]] = []  # heap of (exit ts, pnl) of trades still open
+    realized_total = 0.0
+    realized_by_day: dict[dt.date, float] = {}
     day_state: dict[dt.date, dict] = {}
-    realized: list[tuple[int, float]] = []  # (exit_ts, pnl) for equity
     equity_paths: list[tuple[np.ndarray, np.ndarray, int, float]] = []
     first_valid = spec.entry.mode == "first_valid"
     rows = cands.sort(["entry_ts", "candidate_id"]).iter_rows(named=True)
@@ -145,9 +147,14 @@ def run_stage2(
         if first_valid:
             ds["window_used"] = True
         # risk rules, in time order
-        n_open = sum(1 for x in open_exits if x > entry_ts)
-        realized_today = sum(p for t, p in realized if t <= entry_ts and _et_date(t) == day)
-        equity = sz.capital + sum(p for t, p in realized if t <= entry_ts)
+        while pending and pending[0][0] <= entry_ts:  # trades closed by now are realized
+            t_exit, p_exit = heapq.heappop(pending)
+            realized_total += p_exit
+            d_exit = _et_date(t_exit)
+            realized_by_day[d_exit] = realized_by_day.get(d_exit, 0.0) + p_exit
+        n_open = len(pending)
+        realized_today = realized_by_day.get(day, 0.0)
+        equity = sz.capital + realized_total
         if n_open >= risk.max_open_trades:
             reject("max_open_trades", "skipped")
             continue
@@ -173,7 +180,7 @@ def run_stage2(
             continue
         # exit, read off the path
         lo, hi = int(s1.offsets[i]), int(s1.offsets[i + 1])
-        ts, pb, pa = s1.path_ts[lo:hi], s1.path_bid[lo:hi], s1.path_ask[lo:hi]
+        ts, pb, pa = s1.quotes(i)
         tp = (
             (1.0 - m.take_profit_pct / 100.0) * credit if m.take_profit_pct is not None else -np.inf
         )
@@ -206,8 +213,7 @@ def run_stage2(
         fees = entry_fees + exit_fees
         pnl = (credit - float(exit_cost)) * 100.0 * contracts - fees
         ds["new"] += 1
-        open_exits.append(exit_ts)
-        realized.append((exit_ts, pnl))
+        heapq.heappush(pending, (exit_ts, pnl))
         if reason_name == "stop_loss":
             ds_exit = day_state.setdefault(
                 _et_date(exit_ts), {"new": 0, "stopped_at": None, "window_used": False}

@@ -245,3 +245,19 @@ def test_sharded_stage1_equals_one_pass(calm: Path, tmp_path: Path) -> None:
         con.execute("select count(*) from decisions").fetchone()[0]
         == res.results[0].decisions.height
     )
+
+
+def test_stop_blocks_the_rest_of_the_day_and_loss_limit_and_risk_sizing(crash: Path) -> None:
+    common = {"entry": {"times": ["10:00"]}, "dte": {"target": 4, "tolerance": 3}}
+    s = spec(**common, risk={"max_open_trades": 5})
+    r = run_stage2(run_stage1(crash, [s], MON, TUE), s)
+    tue = r.decisions.filter(pl.col("entry_date") == TUE)
+    assert r.trades.row(0, named=True)["exit_reason"] == "stop_loss"  # Monday's trade, stopped Tuesday 09:31
+    assert tue["reason"].to_list() == ["stopped_today"]
+    s2 = spec(**common, risk={"max_open_trades": 5, "no_new_after_stop": False, "daily_loss_limit": 50.0})
+    r2 = run_stage2(run_stage1(crash, [s2], MON, TUE), s2)
+    assert r2.decisions.filter(pl.col("entry_date") == TUE)["reason"].to_list() == ["daily_loss_limit"]
+    s3 = spec(**common, sizing={"mode": "risk_pct", "risk_pct": 10.0, "capital": 100_000.0})
+    t = run_stage2(run_stage1(crash, [s3], MON, MON), s3).trades.row(0, named=True)
+    assert t["contracts"] == int(100_000.0 * 0.10 // (t["max_loss_per_share"] * 100)) > 1
+    assert t["max_loss"] == pytest.approx(t["max_loss_per_share"] * 100 * t["contracts"])
