@@ -74,25 +74,51 @@ def pick_expiry(expiries: pl.DataFrame, day: dt.date, spec: DTESpec) -> tuple[st
     return None if best is None else (best[2], best[3])
 
 
-def _by_delta(side: pl.DataFrame, target: float, match: str) -> int | None:
-    """Row index in ``side`` chosen by |delta| (None when nothing qualifies)."""
-    d = np.abs(side["delta"].to_numpy())
-    side["strike"].to_numpy()
+def _by_delta(d: np.ndarray, target: float, match: str) -> int | None:
+    """Index into ``d`` (|delta| values, NaN allowed) chosen by the delta rule, or None."""
     ok = np.isfinite(d)
-    if not ok.any():
-        return None
     if match == "at_most":
         ok &= d <= target
         if not ok.any():
             return None
         cand = np.flatnonzero(ok)
         return int(cand[np.argmax(d[cand])])
+    if not ok.any():
+        return None
     cand = np.flatnonzero(ok)
     dist = np.abs(d[cand] - target)
-    best = dist.min()
-    tied = cand[dist <= best + 1e-12]
+    tied = cand[dist <= dist.min() + 1e-12]
     # tie: further out of the money = smaller |delta|
     return int(tied[np.argmin(d[tied])]) if tied.size > 1 else int(tied[0])
+
+
+_COLS = (
+    "root",
+    "expiry",
+    "strike",
+    "right",
+    "flag",
+    "delta",
+    "iv",
+    "bid",
+    "ask",
+    "instrument_id",
+    "raw_symbol",
+)
+_last: list = [None, None]  # (chain, its numpy columns): the rules of one snapshot share them
+
+
+def _columns(chain: pl.DataFrame) -> dict[str, np.ndarray]:
+    if _last[0] is chain:
+        return _last[1]  # type: ignore[no-any-return]
+    cols = {c: chain[c].to_numpy() for c in _COLS}
+    cols["delta"] = chain["delta"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    cols["iv"] = chain["iv"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    cols["bid"] = chain["bid"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    cols["ask"] = chain["ask"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    cols["expiry"] = chain["expiry"].to_numpy().astype("datetime64[D]")
+    _last[0], _last[1] = chain, cols
+    return cols
 
 
 def select_structure(
@@ -114,53 +140,50 @@ def select_structure(
         exp_tbl.filter((pl.col("root") == root) & (pl.col("expiry") == expiry))["forward"][0]
     )
     ndte = (expiry - day).days
-    sub = chain.filter((pl.col("root") == root) & (pl.col("expiry") == expiry))
-    usable = sub.filter(pl.col("flag").is_in(USABLE))
+    c = _columns(chain)
+    in_exp = (c["root"] == root) & (c["expiry"] == np.datetime64(expiry, "D"))
+    usable = in_exp & np.isin(c["flag"], USABLE)
     # a leg we buy may have a zero bid (worth under a tick): it is bought at its ask
-    buyable = sub.filter(pl.col("flag").is_in((*USABLE, int(QuoteFlag.ZERO_BID))))
+    buyable = in_exp & np.isin(c["flag"], (*USABLE, int(QuoteFlag.ZERO_BID)))
     chosen: list[LegChoice] = []
     for leg in legs:
-        side = (
-            (usable if leg.side == "sell" else buyable)
-            .filter(pl.col("right") == leg.right)
-            .sort("strike")
-        )
+        side = (usable if leg.side == "sell" else buyable) & (c["right"] == leg.right)
         sign = -leg.quantity if leg.side == "sell" else leg.quantity
         if leg.delta is not None:
-            pool = side.filter(pl.col("delta").is_not_null() & pl.col("iv").is_not_null())
+            pool = side & np.isfinite(c["delta"]) & np.isfinite(c["iv"])
             # a long leg by delta must sit further out of the money than the short leg of its right
             if leg.side == "buy":
-                shorts = [c for c in chosen if c.right == leg.right and c.quantity < 0]
+                shorts = [x for x in chosen if x.right == leg.right and x.quantity < 0]
                 if shorts:
                     ref = shorts[0].strike
-                    pool = pool.filter(
-                        pl.col("strike") < ref if leg.right == "P" else pl.col("strike") > ref
-                    )
-            j = _by_delta(pool, leg.delta, match)
+                    pool &= c["strike"] < ref if leg.right == "P" else c["strike"] > ref
+            idx = np.flatnonzero(pool)
+            idx = idx[np.argsort(c["strike"][idx], kind="stable")]
+            j = _by_delta(np.abs(c["delta"][idx]), leg.delta, match)
             if j is None:
                 return Selection(root, expiry, ndte, fwd, (), f"no_{leg.right}_strike_for_delta")
-            row = pool.row(j, named=True)
+            row = int(idx[j])
         else:
             assert leg.width_from is not None and leg.width is not None  # validated by LegSpec
             if leg.width_from >= len(chosen):
                 return Selection(root, expiry, ndte, fwd, (), "width_from_refers_to_a_later_leg")
             ref_leg = chosen[leg.width_from]
             strike = ref_leg.strike - leg.width if leg.right == "P" else ref_leg.strike + leg.width
-            hit = side.filter((pl.col("strike") - strike).abs() < 1e-6)
-            if hit.height == 0:
+            hit = np.flatnonzero(side & (np.abs(c["strike"] - strike) < 1e-6))
+            if hit.size == 0:
                 return Selection(root, expiry, ndte, fwd, (), "long_strike_not_listed_or_unusable")
-            row = hit.row(0, named=True)
+            row = int(hit[0])
         chosen.append(
             LegChoice(
-                occ=row["raw_symbol"],
-                instrument_id=int(row["instrument_id"]),
+                occ=str(c["raw_symbol"][row]),
+                instrument_id=int(c["instrument_id"][row]),
                 right=leg.right,
-                strike=float(row["strike"]),
+                strike=float(c["strike"][row]),
                 quantity=int(sign),
-                bid=float(row["bid"]),
-                ask=float(row["ask"]),
-                delta=float(row["delta"]) if row["delta"] is not None else float("nan"),
-                iv=float(row["iv"]) if row["iv"] is not None else float("nan"),
+                bid=float(c["bid"][row]),
+                ask=float(c["ask"][row]),
+                delta=float(c["delta"][row]),
+                iv=float(c["iv"][row]),
             )
         )
     return Selection(root, expiry, ndte, fwd, tuple(chosen))
