@@ -30,13 +30,19 @@ def _best(fn, repeat: int = 3) -> float:  # type: ignore[no-untyped-def]
     return best
 
 
-def sample(n: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """The accuracy domain: |ln F/K| <= 1, T one minute .. 3 years, vol 1% .. 300%."""
+def sample(n: int, seed: int = 0, domain: str = "full") -> dict[str, np.ndarray]:
+    """``full``: the accuracy domain, |ln F/K| <= 1, T one minute .. 3 years, vol 1% .. 300%.
+    ``spx``: what an SPX backtest prices, |ln F/K| <= 0.15, 0.5 .. 60 DTE, vol 8% .. 60%."""
     rng = np.random.default_rng(seed)
     F = rng.uniform(1000, 7000, n)
-    K = F * np.exp(rng.uniform(-1, 1, n))
-    T = np.exp(rng.uniform(np.log(1 / 525_600), np.log(3.0), n))
-    s = np.exp(rng.uniform(np.log(0.01), np.log(3.0), n))
+    if domain == "spx":
+        K = F * np.exp(rng.uniform(-0.15, 0.15, n))
+        T = rng.uniform(0.5, 60.0, n) / 365.0
+        s = rng.uniform(0.08, 0.60, n)
+    else:
+        K = F * np.exp(rng.uniform(-1, 1, n))
+        T = np.exp(rng.uniform(np.log(1 / 525_600), np.log(3.0), n))
+        s = np.exp(rng.uniform(np.log(0.01), np.log(3.0), n))
     r = rng.uniform(0.0, 0.06, n)
     return {"F": F, "K": K, "T": T, "sigma": s, "r": r, "df": np.exp(-r * T), "q": rng.uniform(0, 0.03, n),
             "is_call": rng.random(n) < 0.5}  # fmt: skip
@@ -46,11 +52,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=4_000_000)
     ap.add_argument("--peer-n", type=int, default=20_000)
+    ap.add_argument("--domain", choices=("full", "spx"), default="full",
+                    help="full: the whole accuracy domain; spx: SPX-like strikes, DTE and vols")  # fmt: skip
     args = ap.parse_args()
     from quantlab.pricing import black76_greeks, black76_price, bsm_greeks, implied_vol
 
     con = Console()
-    d = sample(args.n)
+    d = sample(args.n, domain=args.domain)
     F, K, T, s, df, r, q, c = (d[k] for k in ("F", "K", "T", "sigma", "df", "r", "q", "is_call"))
     # warm up (compile or load from the numba cache) before timing
     black76_greeks(F[:10], K[:10], T[:10], s[:10], df[:10], c[:10])
