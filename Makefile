@@ -4,7 +4,6 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
-export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: install demo test lint typecheck bench clean
 
@@ -12,7 +11,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "quantlab needs Python >= 3.11 (found %s)" % sys.version.split()[0]'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
-	$(BIN)/uv pip install --python $(BIN)/python -e '.[dev]'
+	$(BIN)/uv pip install --compile-bytecode --python $(BIN)/python -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -20,7 +19,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/quantlab demo
 
-# one numba thread per xdist worker; hypothesis keeps its database out of the tree
+# two xdist workers, one numba thread each
 # pytest's exit 5 (nothing collected) is turned into a failure: a run with no tests is wrong.
 test: $(STAMP)
 	NUMBA_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -p no:cacheprovider $(PYTEST_ARGS); \
