@@ -252,12 +252,34 @@ def test_stop_blocks_the_rest_of_the_day_and_loss_limit_and_risk_sizing(crash: P
     s = spec(**common, risk={"max_open_trades": 5})
     r = run_stage2(run_stage1(crash, [s], MON, TUE), s)
     tue = r.decisions.filter(pl.col("entry_date") == TUE)
-    assert r.trades.row(0, named=True)["exit_reason"] == "stop_loss"  # Monday's trade, stopped Tuesday 09:31
+    assert (
+        r.trades.row(0, named=True)["exit_reason"] == "stop_loss"
+    )  # Monday's trade, stopped Tuesday 09:31
     assert tue["reason"].to_list() == ["stopped_today"]
-    s2 = spec(**common, risk={"max_open_trades": 5, "no_new_after_stop": False, "daily_loss_limit": 50.0})
+    s2 = spec(
+        **common, risk={"max_open_trades": 5, "no_new_after_stop": False, "daily_loss_limit": 50.0}
+    )
     r2 = run_stage2(run_stage1(crash, [s2], MON, TUE), s2)
-    assert r2.decisions.filter(pl.col("entry_date") == TUE)["reason"].to_list() == ["daily_loss_limit"]
+    assert r2.decisions.filter(pl.col("entry_date") == TUE)["reason"].to_list() == [
+        "daily_loss_limit"
+    ]
     s3 = spec(**common, sizing={"mode": "risk_pct", "risk_pct": 10.0, "capital": 100_000.0})
     t = run_stage2(run_stage1(crash, [s3], MON, MON), s3).trades.row(0, named=True)
     assert t["contracts"] == int(100_000.0 * 0.10 // (t["max_loss_per_share"] * 100)) > 1
     assert t["max_loss"] == pytest.approx(t["max_loss_per_share"] * 100 * t["contracts"])
+
+
+def test_iron_condor_four_legs(calm: Path, rally: Path) -> None:
+    s = spec(structure="iron_condor", management={"take_profit_pct": 50, "stop_loss_pct": 100})
+    for store in (calm, rally):
+        r = run_stage2(run_stage1(store, [s], MON, MON), s)
+        t = r.trades.row(0, named=True)
+        rights = [(lg["right"], lg["quantity"]) for lg in t["legs"]]
+        assert rights == [("P", -1), ("P", 1), ("C", -1), ("C", 1)]
+        puts = sorted(lg["strike"] for lg in t["legs"] if lg["right"] == "P")
+        calls = sorted(lg["strike"] for lg in t["legs"] if lg["right"] == "C")
+        assert puts[1] - puts[0] == 25 and calls[1] - calls[0] == 25 and puts[1] < calls[0]
+        # defined risk: the wider wing minus the credit
+        assert t["max_loss_per_share"] == pytest.approx(25.0 - t["credit_per_share"])
+        legs = sum(lg["quantity"] * (lg["exit_price"] - lg["entry_price"]) for lg in t["legs"])
+        assert t["pnl"] == pytest.approx(legs * 100 * t["contracts"] - t["fees"])
