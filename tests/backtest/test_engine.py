@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from quantlab import calendar
 from quantlab.backtest.stage1 import run_stage1
@@ -283,3 +285,58 @@ def test_iron_condor_four_legs(calm: Path, rally: Path) -> None:
         assert t["max_loss_per_share"] == pytest.approx(25.0 - t["credit_per_share"])
         legs = sum(lg["quantity"] * (lg["exit_price"] - lg["entry_price"]) for lg in t["legs"])
         assert t["pnl"] == pytest.approx(legs * 100 * t["contracts"] - t["fees"])
+
+
+def _naive_exit(store: Path, cand: dict, spec_: StrategySpec) -> tuple[int, str, float]:
+    """Independent replay of one candidate: walk every session minute after entry, reading the
+    legs' quotes straight from the store by OCC symbol, and apply the rules literally."""
+    fm, m = spec_.fills, spec_.management
+    legs = cand["legs"]
+
+    def px(b: float, a: float, sell: bool) -> float:
+        raw = (
+            (b + a) / 2 + (-1 if sell else 1) * fm.k * (a - b)
+            if fm.kind == "mid_k"
+            else (b + a) / 2
+        )
+        tick = 0.10 if raw >= 3 else 0.05
+        return (math.floor(raw / tick + 1e-9) if sell else math.ceil(raw / tick - 1e-9)) * tick
+
+    q0 = [_quote(store, cand["entry_date"], lg["occ"], cand["entry_ts"]) for lg in legs]
+    credit = sum(
+        -lg["quantity"] * px(b, a, lg["quantity"] < 0) for lg, (b, a) in zip(legs, q0, strict=True)
+    )
+    tp = (1 - m.take_profit_pct / 100) * credit
+    sl = (1 + m.stop_loss_pct / 100) * credit
+    for day in calendar.sessions(cand["entry_date"], cand["expiry"]):
+        for ts in calendar.quote_minutes_ns(day, expiring=day == cand["expiry"]):
+            if ts <= cand["entry_ts"]:
+                continue
+            q = [_quote(store, day, lg["occ"], int(ts)) for lg in legs]
+            mid = sum(-lg["quantity"] * (b + a) / 2 for lg, (b, a) in zip(legs, q, strict=True))
+            fill = sum(
+                -lg["quantity"] * px(b, a, lg["quantity"] > 0)
+                for lg, (b, a) in zip(legs, q, strict=True)
+            )
+            if mid >= sl:
+                return int(ts), "stop_loss", fill
+            if mid <= tp:
+                return int(ts), "take_profit", fill
+    return calendar.settlement_ns("SPXW", cand["expiry"]), "settlement", math.nan
+
+
+@given(tp=st.sampled_from([20.0, 50.0, 80.0]), sl=st.sampled_from([50.0, 100.0, 200.0]),
+       k=st.sampled_from([0.0, 0.3, 0.5]), which=st.sampled_from(["rally", "crash"]))  # fmt: skip
+@settings(max_examples=8, deadline=None)
+def test_stage2_equals_a_direct_replay(
+    tp: float, sl: float, k: float, which: str, rally: Path, crash: Path
+) -> None:
+    store = rally if which == "rally" else crash
+    s = spec(dte={"target": 4, "tolerance": 0}, management={"take_profit_pct": tp, "stop_loss_pct": sl},
+             fills={"k": k})  # fmt: skip
+    s1 = run_stage1(store, [s], MON, MON)
+    t = run_stage2(s1, s).trades.row(0, named=True)
+    ts, reason, cost = _naive_exit(store, s1.candidates.row(0, named=True), s)
+    assert (t["exit_ts"], t["exit_reason"]) == (ts, reason)
+    if reason != "settlement":
+        assert t["exit_cost_per_share"] == pytest.approx(cost)
