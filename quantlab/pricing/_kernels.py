@@ -23,18 +23,18 @@ SQRT2 = math.sqrt(2.0)
 INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
-@jit(inline="always")
+@jit(inline="always", error_model="numpy", fastmath={"contract"})
 def norm_cdf(x: float) -> float:
     """Standard normal CDF, accurate in both tails (erfc has full relative precision)."""
     return 0.5 * math.erfc(-x / SQRT2)
 
 
-@jit(inline="always")
+@jit(inline="always", error_model="numpy", fastmath={"contract"})
 def norm_pdf(x: float) -> float:
     return INV_SQRT2PI * math.exp(-0.5 * x * x)
 
 
-@jit(inline="always")
+@jit(inline="always", error_model="numpy", fastmath={"contract"})
 def _time_value(F: float, K: float, sd: float) -> float:
     """Undiscounted time value (the out-of-the-money option's premium), full relative precision.
 
@@ -49,7 +49,7 @@ def _time_value(F: float, K: float, sd: float) -> float:
     return _checked_tv(F, K, sd, K * norm_cdf(-d2), F * norm_cdf(-d1))
 
 
-@jit(inline="always")
+@jit(inline="always", error_model="numpy", fastmath={"contract"})
 def _checked_tv(F: float, K: float, sd: float, big: float, small: float) -> float:
     """``big - small`` when that keeps 13 digits, else the normalised Black time value."""
     tv = big - small
@@ -61,7 +61,7 @@ def _checked_tv(F: float, K: float, sd: float, big: float, small: float) -> floa
     return math.sqrt(F) * math.sqrt(K) * _black_otm(-abs(x), sd)
 
 
-@jit(inline="always")
+@jit(inline="always", error_model="numpy", fastmath={"contract"})
 def _b76_undiscounted(F: float, K: float, sd: float, is_call: bool) -> float:
     """Undiscounted Black price with total standard deviation sd = sigma*sqrt(T) > 0."""
     # time value of the out-of-the-money twin, plus intrinsic for the in-the-money side (parity)
@@ -72,7 +72,7 @@ def _b76_undiscounted(F: float, K: float, sd: float, is_call: bool) -> float:
     return tv
 
 
-@jit(inline="always")
+@jit(inline="always", error_model="numpy", fastmath={"contract"})
 def b76_price_scalar(F: float, K: float, T: float, sigma: float, df: float, is_call: bool) -> float:
     if not (F == F and K == K and T == T and sigma == sigma and df == df):
         return np.nan
@@ -83,19 +83,19 @@ def b76_price_scalar(F: float, K: float, T: float, sigma: float, df: float, is_c
     return df * _b76_undiscounted(F, K, sd, is_call)
 
 
-@jit
+@jit(error_model="numpy", fastmath={"contract"})
 def b76_price_1d(F, K, T, sigma, df, is_call, out):
     for i in range(out.shape[0]):
         out[i] = b76_price_scalar(F[i], K[i], T[i], sigma[i], df[i], is_call[i])
 
 
-@jit(parallel=True)
+@jit(parallel=True, error_model="numpy", fastmath={"contract"})
 def b76_price_1d_par(F, K, T, sigma, df, is_call, out):
     for i in prange(out.shape[0]):
         out[i] = b76_price_scalar(F[i], K[i], T[i], sigma[i], df[i], is_call[i])
 
 
-@jit(inline="always")
+@jit(inline="always", error_model="numpy", fastmath={"contract"})
 def _b76_greeks_one(F, K, T, sigma, df, is_call, i, price, delta, gamma, vega):
     if not (F == F and K == K and T == T and sigma == sigma and df == df):
         price[i] = np.nan
@@ -138,19 +138,19 @@ def _b76_greeks_one(F, K, T, sigma, df, is_call, i, price, delta, gamma, vega):
     vega[i] = df * F * n1 * math.sqrt(T)
 
 
-@jit
+@jit(error_model="numpy", fastmath={"contract"})
 def b76_greeks_1d(F, K, T, sigma, df, is_call, price, delta, gamma, vega):
     for i in range(price.shape[0]):
         _b76_greeks_one(F[i], K[i], T[i], sigma[i], df[i], is_call[i], i, price, delta, gamma, vega)
 
 
-@jit(parallel=True)
+@jit(parallel=True, error_model="numpy", fastmath={"contract"})
 def b76_greeks_1d_par(F, K, T, sigma, df, is_call, price, delta, gamma, vega):
     for i in prange(price.shape[0]):
         _b76_greeks_one(F[i], K[i], T[i], sigma[i], df[i], is_call[i], i, price, delta, gamma, vega)
 
 
-@jit(inline="always")
+@jit(inline="always", error_model="numpy", fastmath={"contract"})
 def _bsm_one(S, K, T, r, q, sigma, is_call, i, price, delta, gamma, vega, theta, rho):
     if not (S == S and K == K and T == T and r == r and q == q and sigma == sigma):
         price[i] = np.nan
@@ -214,14 +214,14 @@ def _bsm_one(S, K, T, r, q, sigma, is_call, i, price, delta, gamma, vega, theta,
     vega[i] = S * dq * n1 * sqT
 
 
-@jit
+@jit(error_model="numpy", fastmath={"contract"})
 def bsm_greeks_1d(S, K, T, r, q, sigma, is_call, price, delta, gamma, vega, theta, rho):
     for i in range(price.shape[0]):
         _bsm_one(S[i], K[i], T[i], r[i], q[i], sigma[i], is_call[i], i,
                  price, delta, gamma, vega, theta, rho)  # fmt: skip
 
 
-@jit(parallel=True)
+@jit(parallel=True, error_model="numpy", fastmath={"contract"})
 def bsm_greeks_1d_par(S, K, T, r, q, sigma, is_call, price, delta, gamma, vega, theta, rho):
     for i in prange(price.shape[0]):
         _bsm_one(S[i], K[i], T[i], r[i], q[i], sigma[i], is_call[i], i,
