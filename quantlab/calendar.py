@@ -44,6 +44,7 @@ import bisect
 import datetime as dt
 import functools
 import warnings
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -384,3 +385,27 @@ def quote_minutes_ns(day: DayLike, *, expiring: bool = False) -> npt.NDArray[np.
     start = option_open_ns(day)
     stop = expiring_close_ns(day) if expiring else option_close_ns(day)
     return np.arange(start + NS_PER_MINUTE, stop + 1, NS_PER_MINUTE, dtype=np.int64)
+
+
+EVENTS_FILE = Path(__file__).with_name("events.csv")
+"""The static event calendar shipped with quantlab (FOMC statement days, CPI releases; sources
+and coverage in its header). Users extend it, or pass their own file of the same shape."""
+
+
+def load_events(path: Path | str | None = None) -> list[dt.date]:
+    """Sorted distinct event dates of an events CSV (``#`` comment lines, a ``date`` column)."""
+    import polars as pl
+
+    from quantlab.errors import DataError
+
+    p = Path(path) if path is not None else EVENTS_FILE
+    if not p.is_file():
+        raise DataError(f"event calendar {p} not found.")
+    df = pl.read_csv(p, comment_prefix="#", schema_overrides={"date": pl.Utf8})
+    if "date" not in df.columns:
+        raise DataError(f"event calendar {p} has no 'date' column (got {df.columns}).")
+    try:
+        days = {dt.date.fromisoformat(s.strip()) for s in df["date"].drop_nulls().to_list()}
+    except ValueError as exc:
+        raise DataError(f"event calendar {p}: a date is not YYYY-MM-DD ({exc}).") from None
+    return sorted(days)

@@ -110,7 +110,7 @@ _last: list = [None, None]  # (chain, its numpy columns): the rules of one snaps
 
 def _columns(chain: pl.DataFrame) -> dict[str, np.ndarray]:
     if _last[0] is chain:
-        return _last[1]  # type: ignore[no-any-return]
+        return _last[1]
     cols = {c: chain[c].to_numpy() for c in _COLS}
     cols["delta"] = chain["delta"].cast(pl.Float64).fill_null(np.nan).to_numpy()
     cols["iv"] = chain["iv"].cast(pl.Float64).fill_null(np.nan).to_numpy()

@@ -62,18 +62,8 @@ def features_file(store: st.StoreLike, feature_set: FeatureSet, day: dt.date) ->
 
 
 def load_events(path: Path | str) -> list[dt.date]:
-    """Sorted distinct event dates of an events CSV (``#`` comment lines, a ``date`` column)."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"event calendar {p} not found; pass FeatureSet(events_file=...).")
-    df = pl.read_csv(p, comment_prefix="#", schema_overrides={"date": pl.Utf8})
-    if "date" not in df.columns:
-        raise DataError(f"event calendar {p} has no 'date' column (got {df.columns}).")
-    try:
-        days = {dt.date.fromisoformat(s.strip()) for s in df["date"].drop_nulls().to_list()}
-    except ValueError as exc:
-        raise DataError(f"event calendar {p}: a date is not YYYY-MM-DD ({exc}).") from None
-    return sorted(days)
+    """Sorted distinct event dates of an events CSV: :func:`quantlab.calendar.load_events`."""
+    return calendar.load_events(path)
 
 
 def realized_vol(
@@ -307,40 +297,10 @@ def _chain_features(
 def vix30(
     chain: pl.DataFrame, ts: int, rate: float, min_days: float = 23.0, max_days: float = 37.0
 ) -> float:
-    """30-day Cboe-method index (×100) from a raw chain at ``ts`` (see :mod:`.definitions`).
+    """30-day Cboe-method index (x100) of a chain at ``ts``: :func:`quantlab.volatility.vix_from_chain`."""
+    from quantlab.volatility import vix_from_chain
 
-    ``chain`` is :meth:`quantlab.data.read.DayQuotes.snapshot` output (quotes at or before
-    ``ts``). NaN when fewer than two expiries settle in (``min_days``, ``max_days``) days.
-    """
-    from quantlab.volatility import cboe_index, cboe_variance
-
-    terms = []
-    for root, expiry in chain.select("root", "expiry").unique().iter_rows():
-        mins = (calendar.settlement_ns(str(root), expiry) - ts) / NS_PER_MIN
-        if min_days * 1440 < mins < max_days * 1440:
-            terms.append((mins, str(root), expiry))
-    if len(terms) < 2:
-        return math.nan
-    terms.sort(key=lambda t: t[0])
-    le = [i for i, t in enumerate(terms) if t[0] <= 43_200]
-    i = le[-1] if le else 0
-    if i + 1 >= len(terms):
-        i -= 1
-    out = []
-    for mins, root, expiry in terms[i : i + 2]:
-        g = chain.filter((pl.col("root") == root) & (pl.col("expiry") == expiry))
-        calls = g.filter(pl.col("right") == "C").select("strike", "bid", "ask")
-        puts = g.filter(pl.col("right") == "P").select("strike", "bid", "ask")
-        both = calls.join(puts, on="strike", suffix="_p").sort("strike")
-        if both.height < 3:
-            return math.nan
-        k, cb, ca, pb, pa = (
-            both[c].cast(pl.Float64).fill_null(np.nan).to_numpy()
-            for c in ("strike", "bid", "ask", "bid_p", "ask_p")
-        )
-        v = cboe_variance(k, cb, ca, pb, pa, T=mins / MIN_PER_YEAR, R=rate)
-        out.append((v.sigma2, mins))
-    return cboe_index(out[0][0], out[0][1], out[1][0], out[1][1])
+    return vix_from_chain(chain, ts, rate, min_days=min_days, max_days=max_days)
 
 
 # --------------------------------------------------------------------------- one day

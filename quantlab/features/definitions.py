@@ -69,12 +69,13 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from quantlab import calendar
 from quantlab.errors import InputError
 
 CODE_VERSION = "features-1"
 """Bumped whenever the computation of an existing feature changes."""
 
-EVENTS_FILE = Path(__file__).with_name("events.csv")
+EVENTS_FILE = calendar.EVENTS_FILE
 
 MAX_LEGS = 4
 

@@ -16,6 +16,7 @@ from quantlab.volatility.cboe import (
     cboe_index,
     cboe_variance,
     cboe_weights,
+    vix_from_chain,
 )
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "cboe_index",
     "cboe_variance",
     "cboe_weights",
+    "vix_from_chain",
 ]

@@ -41,12 +41,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from quantlab._convert import FloatArray, Int8Array, as_float
 from quantlab.errors import InputError
+
+if TYPE_CHECKING:
+    import polars as pl
 
 MINUTES_PER_YEAR = 525_600.0
 """``N365``: minutes in a 365-day year; ``T = minutes / MINUTES_PER_YEAR``."""
@@ -497,3 +500,48 @@ __all__ = [
     "cboe_variance",
     "cboe_weights",
 ]
+
+
+def vix_from_chain(
+    chain: pl.DataFrame, ts: int, rate: float, *, min_days: float = 23.0, max_days: float = 37.0
+) -> float:
+    """The 30-day index (x100) from a chain as known at ``ts`` (quotes stamped at or before it).
+
+    ``chain`` has ``root, expiry, strike, right, bid, ask`` (e.g.
+    :meth:`quantlab.data.read.DayQuotes.snapshot` output). Terms are the expiries settling in
+    Cboe's window (more than ``min_days`` and less than ``max_days`` days, measured in minutes to
+    each expiry's settlement): near = the last settling at or before 30 days (else the first),
+    next = the one after it; :func:`cboe_index` interpolates (or extrapolates) to 30 days. NaN
+    when fewer than two expiries fall in the window.
+    """
+    import polars as pl
+
+    from quantlab import calendar
+
+    terms = []
+    for root, expiry in chain.select("root", "expiry").unique().iter_rows():
+        mins = (calendar.settlement_ns(str(root), expiry) - ts) / 60_000_000_000
+        if min_days * 1440 < mins < max_days * 1440:
+            terms.append((mins, str(root), expiry))
+    if len(terms) < 2:
+        return math.nan
+    terms.sort(key=lambda t: t[0])
+    le = [i for i, t in enumerate(terms) if t[0] <= 43_200]
+    i = le[-1] if le else 0
+    if i + 1 >= len(terms):
+        i -= 1
+    out = []
+    for mins, root, expiry in terms[i : i + 2]:
+        g = chain.filter((pl.col("root") == root) & (pl.col("expiry") == expiry))
+        calls = g.filter(pl.col("right") == "C").select("strike", "bid", "ask")
+        puts = g.filter(pl.col("right") == "P").select("strike", "bid", "ask")
+        both = calls.join(puts, on="strike", suffix="_p").sort("strike")
+        if both.height < 3:
+            return math.nan
+        k, cb, ca, pb, pa = (
+            both[c].cast(pl.Float64).fill_null(np.nan).to_numpy()
+            for c in ("strike", "bid", "ask", "bid_p", "ask_p")
+        )
+        v = cboe_variance(k, cb, ca, pb, pa, T=mins / MINUTES_PER_YEAR, R=rate)
+        out.append((v.sigma2, mins))
+    return cboe_index(out[0][0], out[0][1], out[1][0], out[1][1])
