@@ -32,10 +32,12 @@ from quantlab.data import store as st
 from quantlab.errors import DataError
 from quantlab.pricing import implied_forward
 from quantlab.strategy.spec import StrategySpec
+from quantlab.volatility import vix_from_chain
 
 MAX_LEGS = 4
 NS_PER_MIN = 60_000_000_000
 NO_PRICE = -1  # int32 cents sentinel for a missing quote
+STAGE1_FORMAT = 2  # bump when the stored stage-1 layout changes (sweep caches key on it)
 
 
 def to_cents(prices: np.ndarray) -> np.ndarray:
@@ -242,6 +244,10 @@ def run_stage1(
     horizon = calendar.sessions(entry_days[0], end + dt.timedelta(days=max_dte + 7))
     days = [d for d in horizon if d in stored]
     entry_set = set(entry_days)
+    need_vix = any(
+        r.spec.filters.vix_min is not None or r.spec.filters.vix_max is not None
+        for r in rules.values()
+    )
     by_time: dict[dt.time, list[SelectRule]] = {}
     for rule in rules.values():
         by_time.setdefault(rule.entry_time, []).append(rule)
@@ -268,6 +274,12 @@ def run_stage1(
                 ts = _et_ns(day, t)
                 if ts > calendar.option_close_ns(day):
                     continue
+                # the 30-day index at ts, for entry filters on it (whole chain, quotes <= ts)
+                vix = math.nan
+                if need_vix:
+                    vix = vix_from_chain(
+                        dq.snapshot(ts, _key="all"), ts, next(iter(rules.values())).spec.rate
+                    )
                 for rule in t_rules:
                     s = rule.spec
                     skey = (t, s.rate, s.filters.max_quote_age_s, tuple(s.roots))
@@ -303,7 +315,7 @@ def run_stage1(
                         "legs": [{"occ": leg.occ, "right": leg.right, "strike": leg.strike, "quantity": leg.quantity,
                                   "instrument_id_entry": leg.instrument_id, "delta": leg.delta, "iv": leg.iv}
                                  for leg in sel.legs],
-                        "close_ts": close_ns,
+                        "close_ts": close_ns, "vix": vix,
                     })  # fmt: skip
                     legs_meta.append(sel.legs)
                     nb = np.full(MAX_LEGS, np.nan)
@@ -411,6 +423,7 @@ def run_stage1(
         "legs": pl.List(pl.Struct({"occ": pl.Utf8, "right": pl.Utf8, "strike": pl.Float64, "quantity": pl.Int32,
                                    "instrument_id_entry": pl.UInt32, "delta": pl.Float64, "iv": pl.Float64})),
         "close_ts": pl.Int64,
+        "vix": pl.Float64,
     }  # fmt: skip
     rej_schema = {
         "select_key": pl.Utf8,

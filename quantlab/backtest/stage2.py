@@ -107,6 +107,7 @@ def run_stage2(
     day_state: dict[dt.date, dict] = {}
     equity_paths: list[tuple[np.ndarray, np.ndarray, int, float]] = []
     first_valid = spec.entry.mode == "first_valid"
+    events = set(calendar.load_events(f.events_file)) if f.skip_event_days else set()
     rows = cands.sort(["entry_ts", "candidate_id"]).iter_rows(named=True)
     for c in rows:
         i = int(c["row"])
@@ -129,8 +130,17 @@ def run_stage2(
         mids = 0.5 * (eb[:n] + ea[:n])
         rel = (ea[:n] - eb[:n]) / np.where(mids > 0, mids, np.nan)
         sold = qty[:n] < 0
+        vix = c["vix"]
         if allowed is not None and c["candidate_id"] not in allowed:
             reason = "filtered_by_model"
+        elif f.skip_event_days and day in events:
+            reason = "event_day"
+        elif (f.vix_min is not None or f.vix_max is not None) and (vix is None or vix != vix):
+            reason = "vix_unavailable"
+        elif (f.vix_min is not None and vix < f.vix_min) or (
+            f.vix_max is not None and vix > f.vix_max
+        ):
+            reason = "vix_out_of_range"
         elif not np.isfinite(credit) or credit <= 0:
             reason = "no_credit"
         elif np.any(eb[:n][sold] < f.min_bid):

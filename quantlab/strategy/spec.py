@@ -113,9 +113,16 @@ class FilterSpec(StrictModel):
     max_rel_spread: float = Field(1.0, gt=0.0, description="max (ask - bid) / mid per leg")
     min_bid: float = Field(0.05, ge=0.0, description="minimum bid of every leg")
     max_quote_age_s: float = Field(300.0, gt=0.0, description="older quotes are stale")
-    skip_event_days: bool = False
-    vix_min: float | None = Field(None, ge=0.0)
-    vix_max: float | None = Field(None, ge=0.0)
+    skip_event_days: bool = Field(False, description="no entry on an event day (FOMC, CPI, ...)")
+    events_file: str | None = Field(
+        None, description="event calendar CSV; default: quantlab's events.csv"
+    )
+    vix_min: float | None = Field(
+        None, ge=0.0, description="enter only if the 30-day index >= this"
+    )
+    vix_max: float | None = Field(
+        None, ge=0.0, description="enter only if the 30-day index <= this"
+    )
 
 
 class ManagementSpec(StrictModel):

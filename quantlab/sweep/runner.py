@@ -115,11 +115,10 @@ class SweepResult:
 
 
 def _stage1_key(specs: list[StrategySpec], a: dt.date, b: dt.date, checksum: str) -> str:
-    from quantlab.backtest.stage1 import rules_for
+    from quantlab.backtest.stage1 import STAGE1_FORMAT, rules_for
 
-    blob = json.dumps(
-        {"rules": sorted(rules_for(specs)), "a": str(a), "b": str(b), "data": checksum}
-    )
+    key = {"rules": sorted(rules_for(specs)), "a": str(a), "b": str(b), "data": checksum}
+    blob = json.dumps(key | {"format": STAGE1_FORMAT})
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
