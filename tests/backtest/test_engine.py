@@ -340,3 +340,38 @@ def test_stage2_equals_a_direct_replay(
     assert (t["exit_ts"], t["exit_reason"]) == (ts, reason)
     if reason != "settlement":
         assert t["exit_cost_per_share"] == pytest.approx(cost)
+
+
+@given(max_open=st.integers(1, 3), max_new=st.integers(1, 3), after_stop=st.booleans(),
+       loss=st.sampled_from([None, 20.0, 200.0]), which=st.sampled_from(["calm", "crash", "rally"]))  # fmt: skip
+@settings(max_examples=10, deadline=None)
+def test_risk_rules_never_violated_in_the_trade_log(
+    max_open: int,
+    max_new: int,
+    after_stop: bool,
+    loss: float | None,
+    which: str,
+    calm: Path,
+    crash: Path,
+    rally: Path,
+) -> None:
+    store = {"calm": calm, "crash": crash, "rally": rally}[which]
+    s = spec(entry={"times": ["10:00", "11:00", "12:00", "14:00"]}, dte={"target": 2, "tolerance": 2},
+             risk={"max_open_trades": max_open, "max_new_trades_per_day": max_new, "no_new_after_stop": after_stop,
+                   "daily_loss_limit": loss})  # fmt: skip
+    t = run_stage2(run_stage1(store, [s], MON, TUE), s).trades.sort("entry_ts")
+    rows = t.to_dicts()
+    for r in rows:
+        opened = [x for x in rows if x["entry_ts"] < r["entry_ts"] < x["exit_ts"]]
+        assert len(opened) < max_open
+        same_day = [
+            x for x in rows if x["entry_date"] == r["entry_date"] and x["entry_ts"] < r["entry_ts"]
+        ]
+        assert len(same_day) < max_new
+        closed_today = [
+            x for x in rows if x["exit_ts"] <= r["entry_ts"] and x["exit_date"] == r["entry_date"]
+        ]
+        if after_stop:
+            assert not any(x["exit_reason"] == "stop_loss" for x in closed_today)
+        if loss is not None:
+            assert sum(x["pnl"] for x in closed_today) > -loss
