@@ -51,6 +51,7 @@ class SweepConfig(StrictModel):
     metric: str = "sharpe_ratio"
     heatmaps: tuple[tuple[str, str], ...] = ()
     pbo_splits: int = Field(16, ge=2)
+    report_top: int = Field(5, ge=0, description="HTML reports for the best configs by metric")
 
     @field_validator("grid")
     @classmethod

@@ -202,10 +202,32 @@ def run_sweep(
         ex.close()
     metrics = _collect(out_dir, points, status)
     summary = summarize_sweep(cfg, out_dir, points, status, metrics, s1)
+    _reports(cfg, out_dir, points, summary, s1)
     _write_duckdb(out_dir, points, status, metrics)
     if mlflow:
         _log_mlflow(cfg, out_dir, points, status, metrics, summary, s1.data_checksum, mlflow_root)
     return SweepResult(out_dir, points, status, metrics, summary)
+
+
+def _reports(
+    cfg: SweepConfig, out_dir: Path, points: list[ConfigPoint], summary: dict[str, Any], s1: Any
+) -> None:
+    """HTML/PNG reports (with the trade inspector) of the ``report_top`` best configs."""
+    from quantlab.backtest.engine import trade_paths
+    from quantlab.backtest.report import write_report
+    from quantlab.backtest.stage2 import run_stage2
+
+    by_id = {p.config_id: p for p in points}
+    for row in summary.get("best", [])[: cfg.report_top]:
+        p = by_id.get(row["config_id"])
+        folder = out_dir / "configs" / row["config_id"] / "report"
+        if p is None or p.spec is None or (folder / "report.html").is_file():
+            continue
+        res = run_stage2(s1, p.spec)
+        m = p.spec.management
+        write_report(folder, res.trades, res.equity_daily, res.capital, decisions=res.decisions,
+                     paths=trade_paths(s1, res), tp_pct=m.take_profit_pct, sl_pct=m.stop_loss_pct,
+                     title=p.spec.name, n_boot=500)  # fmt: skip
 
 
 def _bar(total: int, desc: str, on: bool) -> Any:
@@ -405,8 +427,11 @@ def _log_mlflow(cfg: SweepConfig, out_dir: Path, points: list[ConfigPoint], stat
         if p.spec is not None:
             (cdir / "config.json").write_text(p.spec.model_dump_json(indent=2))
             tr.artifact(run, cdir / "config.json")
-        if (cdir / "trades.parquet").is_file():
-            tr.artifact(run, cdir / "trades.parquet")
+        for name in ("trades.parquet", "metrics.json"):
+            if (cdir / name).is_file():
+                tr.artifact(run, cdir / name)
+        if (cdir / "report" / "report.html").is_file():
+            tr.client.log_artifacts(run, str(cdir / "report"), "report")
         if st_["status"] != "done":
             tr.log(run, tags={"quantlab.error": st_.get("error", "")[:4000]})
         tr.end(run, "FINISHED" if st_["status"] == "done" else "FAILED")

@@ -99,6 +99,10 @@ def test_sweep_runs_resumes_and_records_failures(
     )
     assert all(r.data.tags["quantlab.data_checksum"] for r in children)
     assert "pbo" in parents[0].data.metrics
+    best = json.loads((out / "summary.json").read_text())["best"][0]["config_id"]
+    assert (out / "configs" / best / "report" / "report.html").is_file()
+    run_id = (out / "configs" / best / "mlflow_run_id").read_text()
+    assert "report" in [a.path for a in client.list_artifacts(run_id)]
     _ = mlflow
     # resume: nothing recomputed, nothing logged twice
     stamps = {f: f.stat().st_mtime_ns for f in (out / "configs").glob("*/status.json")}
