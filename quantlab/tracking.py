@@ -118,3 +118,24 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[key] = v
     return out
+
+
+def log_backtest(spec: Any, trades_out: Path, metrics: dict[str, float], data_checksum: str,
+                 *, root: Path | str = "mlruns") -> str:  # fmt: skip
+    """Log one backtest as an MLflow run: strategy parameters, metrics, the config, the data
+    checksum, the code version, and the output folder (trade log, decisions, report)."""
+    tr = Tracker(root=root)
+    run = tr.start(spec.name, tags={"quantlab.kind": "backtest", "quantlab.config_hash": spec.config_hash(),
+                                    "quantlab.data_checksum": data_checksum,
+                                    "quantlab.code_version": code_version()})  # fmt: skip
+    tr.log(run, params=flatten(spec.model_dump(mode="json")), metrics=metrics)
+    out = Path(trades_out)
+    (out / "config.json").write_text(spec.model_dump_json(indent=2))
+    for name in ("trades.parquet", "decisions.parquet", "equity_daily.parquet", "config.json"):
+        if (out / name).is_file():
+            tr.artifact(run, out / name)
+    if (out / "report.html").is_file():
+        for f in [*sorted(out.glob("*.png")), out / "report.html"]:
+            tr.artifact(run, f, "report")
+    tr.end(run)
+    return run

@@ -57,6 +57,9 @@ def backtest_cmd(
     no_report: Annotated[
         bool, typer.Option("--no-report", help="Skip the HTML/PNG report.")
     ] = False,
+    no_mlflow: Annotated[
+        bool, typer.Option("--no-mlflow", help="Do not log the run to MLflow.")
+    ] = False,
 ) -> None:
     """Backtest a strategy on the store: trades, decisions, equity, analytics and a report."""
     from rich.console import Console
@@ -86,3 +89,10 @@ def backtest_cmd(
     )
     con.print(f"outputs: {out_dir}/ (trades.parquet, decisions.parquet, results.duckdb"
               f"{'' if no_report else ', report.html'})")  # fmt: skip
+    if not no_mlflow:
+        from quantlab.sweep.runner import config_metrics
+        from quantlab.tracking import log_backtest, tracking_uri
+
+        metrics = config_metrics(r.trades, r.equity_daily, r.capital)
+        run = log_backtest(cfg.strategy, out_dir, metrics, res.stage1.data_checksum)
+        con.print(f"MLflow run {run} in {tracking_uri()}")
