@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -57,21 +58,37 @@ class Selection:
         return not self.reason
 
 
-def pick_expiry(expiries: pl.DataFrame, day: dt.date, spec: DTESpec) -> tuple[str, dt.date] | None:
-    """Choose (root, expiry) from the snapshot's expiry table (which has ``root, expiry, forward``)."""
-    if expiries.height == 0:
-        return None
-    ok = expiries.filter(pl.col("forward").is_not_null())
-    best: tuple[int, int, str, dt.date] | None = None
-    for root, expiry in zip(ok["root"].to_list(), ok["expiry"].to_list(), strict=True):
+def pick_expiry(expiries: pl.DataFrame, day: dt.date, spec: DTESpec, roots: tuple[str, ...] | None = None
+                ) -> tuple[str, dt.date, float] | None:  # fmt: skip
+    """Choose (root, expiry, forward) from the snapshot's expiry table (``root, expiry, forward``).
+
+    Only expiries with a fitted forward (and, when given, of ``roots``) are eligible.
+    """
+    rows = _expiry_rows(expiries)
+    best: tuple[int, int, str, dt.date, float] | None = None
+    for root, expiry, fwd in rows:
+        if fwd != fwd or (roots is not None and root not in roots):
+            continue
         dte = (expiry - day).days
         if dte < 0 or abs(dte - spec.target) > spec.tolerance:
             continue
         tie = dte if spec.tie_break == "shorter" else -dte
-        key = (abs(dte - spec.target), tie, root, expiry)
+        key = (abs(dte - spec.target), tie, root, expiry, fwd)
         if best is None or key[:2] < best[:2]:
             best = key
-    return None if best is None else (best[2], best[3])
+    return None if best is None else (best[2], best[3], best[4])
+
+
+_last_exp: list = [None, None]
+
+
+def _expiry_rows(expiries: pl.DataFrame) -> list[tuple[str, dt.date, float]]:
+    if _last_exp[0] is expiries:
+        return _last_exp[1]
+    fwd = expiries["forward"].cast(pl.Float64).fill_null(float("nan")).to_list()
+    rows = list(zip(expiries["root"].to_list(), expiries["expiry"].to_list(), fwd, strict=True))
+    _last_exp[0], _last_exp[1] = expiries, rows
+    return rows
 
 
 def _by_delta(d: np.ndarray, target: float, match: str) -> int | None:
@@ -108,15 +125,27 @@ _COLS = (
 _last: list = [None, None]  # (chain, its numpy columns): the rules of one snapshot share them
 
 
-def _columns(chain: pl.DataFrame) -> dict[str, np.ndarray]:
+def _columns(chain: pl.DataFrame) -> dict[str, Any]:
+    """Numpy columns of a snapshot chain, grouped by (root, expiry), cached for the next call."""
     if _last[0] is chain:
         return _last[1]
-    cols = {c: chain[c].to_numpy() for c in _COLS}
-    cols["delta"] = chain["delta"].cast(pl.Float64).fill_null(np.nan).to_numpy()
-    cols["iv"] = chain["iv"].cast(pl.Float64).fill_null(np.nan).to_numpy()
-    cols["bid"] = chain["bid"].cast(pl.Float64).fill_null(np.nan).to_numpy()
-    cols["ask"] = chain["ask"].cast(pl.Float64).fill_null(np.nan).to_numpy()
-    cols["expiry"] = chain["expiry"].to_numpy().astype("datetime64[D]")
+    cols: dict[str, Any] = {
+        "strike": chain["strike"].to_numpy(),
+        "is_call": (chain["right"] == "C").to_numpy(),
+        "flag": chain["flag"].to_numpy(),
+        "instrument_id": chain["instrument_id"].to_numpy(),
+        "raw_symbol": chain["raw_symbol"].to_list(),
+    }
+    for name in ("delta", "iv", "bid", "ask"):
+        cols[name] = chain[name].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    cols["usable"] = np.isin(cols["flag"], USABLE)
+    # a leg we buy may have a zero bid (worth under a tick): it is bought at its ask
+    cols["buyable"] = cols["usable"] | (cols["flag"] == int(QuoteFlag.ZERO_BID))
+    groups: dict[tuple[str, dt.date], np.ndarray] = {}
+    keys = chain.select("root", "expiry").with_row_index("i").group_by(["root", "expiry"])
+    for root, expiry, g in keys.agg(pl.col("i")).iter_rows():
+        groups[(root, expiry)] = np.asarray(g, dtype=np.int64)
+    cols["groups"] = groups
     _last[0], _last[1] = chain, cols
     return cols
 
@@ -131,59 +160,61 @@ def select_structure(
     match: str = "nearest",
 ) -> Selection:
     """Pick the expiry and every leg of a structure from a decision snapshot."""
-    exp_tbl = expiries.filter(pl.col("root").is_in(list(roots)))
-    picked = pick_expiry(exp_tbl, day, dte)
+    picked = pick_expiry(expiries, day, dte, tuple(roots))
     if picked is None:
         return Selection("", None, -1, float("nan"), (), "no_expiry_in_tolerance")
-    root, expiry = picked
-    fwd = float(
-        exp_tbl.filter((pl.col("root") == root) & (pl.col("expiry") == expiry))["forward"][0]
-    )
+    root, expiry, fwd = picked
     ndte = (expiry - day).days
     c = _columns(chain)
-    in_exp = (c["root"] == root) & (c["expiry"] == np.datetime64(expiry, "D"))
-    usable = in_exp & np.isin(c["flag"], USABLE)
-    # a leg we buy may have a zero bid (worth under a tick): it is bought at its ask
-    buyable = in_exp & np.isin(c["flag"], (*USABLE, int(QuoteFlag.ZERO_BID)))
+    rows = c["groups"].get((root, expiry))
+    if rows is None:
+        return Selection(root, expiry, ndte, fwd, (), "no_quotes_for_expiry")
+    strike = c["strike"][rows]
+    is_call = c["is_call"][rows]
+    delta = c["delta"][rows]
+    iv = c["iv"][rows]
     chosen: list[LegChoice] = []
     for leg in legs:
-        side = (usable if leg.side == "sell" else buyable) & (c["right"] == leg.right)
+        side = (c["usable"] if leg.side == "sell" else c["buyable"])[rows] & (
+            is_call == (leg.right == "C")
+        )
         sign = -leg.quantity if leg.side == "sell" else leg.quantity
         if leg.delta is not None:
-            pool = side & np.isfinite(c["delta"]) & np.isfinite(c["iv"])
+            pool = side & np.isfinite(delta) & np.isfinite(iv)
             # a long leg by delta must sit further out of the money than the short leg of its right
             if leg.side == "buy":
                 shorts = [x for x in chosen if x.right == leg.right and x.quantity < 0]
                 if shorts:
                     ref = shorts[0].strike
-                    pool &= c["strike"] < ref if leg.right == "P" else c["strike"] > ref
+                    pool &= strike < ref if leg.right == "P" else strike > ref
             idx = np.flatnonzero(pool)
-            idx = idx[np.argsort(c["strike"][idx], kind="stable")]
-            j = _by_delta(np.abs(c["delta"][idx]), leg.delta, match)
+            idx = idx[np.argsort(strike[idx], kind="stable")]
+            j = _by_delta(np.abs(delta[idx]), leg.delta, match)
             if j is None:
                 return Selection(root, expiry, ndte, fwd, (), f"no_{leg.right}_strike_for_delta")
-            row = int(idx[j])
+            k = int(idx[j])
         else:
             assert leg.width_from is not None and leg.width is not None  # validated by LegSpec
             if leg.width_from >= len(chosen):
                 return Selection(root, expiry, ndte, fwd, (), "width_from_refers_to_a_later_leg")
             ref_leg = chosen[leg.width_from]
-            strike = ref_leg.strike - leg.width if leg.right == "P" else ref_leg.strike + leg.width
-            hit = np.flatnonzero(side & (np.abs(c["strike"] - strike) < 1e-6))
+            target = ref_leg.strike - leg.width if leg.right == "P" else ref_leg.strike + leg.width
+            hit = np.flatnonzero(side & (np.abs(strike - target) < 1e-6))
             if hit.size == 0:
                 return Selection(root, expiry, ndte, fwd, (), "long_strike_not_listed_or_unusable")
-            row = int(hit[0])
+            k = int(hit[0])
+        row = int(rows[k])
         chosen.append(
             LegChoice(
                 occ=str(c["raw_symbol"][row]),
                 instrument_id=int(c["instrument_id"][row]),
                 right=leg.right,
-                strike=float(c["strike"][row]),
+                strike=float(strike[k]),
                 quantity=int(sign),
                 bid=float(c["bid"][row]),
                 ask=float(c["ask"][row]),
-                delta=float(c["delta"][row]),
-                iv=float(c["iv"][row]),
+                delta=float(delta[k]),
+                iv=float(iv[k]),
             )
         )
     return Selection(root, expiry, ndte, fwd, tuple(chosen))
