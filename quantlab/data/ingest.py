@@ -650,7 +650,7 @@ def ingest(
                 st.write_partition(store, table, u, day, df, source=SOURCE, checksum=sha,
                                    manifest=False)
                 path = layout.partition_file(st.store_root(store), table, u, day)
-                st._record_partition(con, table, u, day, path, df.height, SOURCE, sha)
+                st.record_partition(con, table, u, day, path, df.height, SOURCE, sha)
                 report.partitions.append((table, u, day, df.height))
                 if table == "quarantine":
                     for r, n in df.group_by("reason").len().iter_rows():

@@ -478,7 +478,7 @@ def write_partition(
     _write_parquet_atomic(tbl, path, row_group)
     if manifest:
         with open_manifest(store) as con:
-            _record_partition(con, table, u, d, path, out.height, source, checksum)
+            record_partition(con, table, u, d, path, out.height, source, checksum)
     return path
 
 
@@ -575,10 +575,11 @@ def open_manifest(store: StoreLike, *, wait_s: float = 30.0) -> Iterator[duckdb.
         con.close()
 
 
-def _record_partition(
+def record_partition(
     con: duckdb.DuckDBPyConnection, table: str, underlying: str, day: dt.date, path: Path,
     rows: int, source: str, checksum: str | None,
 ) -> None:
+    """Record one written partition in the manifest (``con`` from :func:`open_manifest`)."""
     con.execute(
         "INSERT OR REPLACE INTO partitions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
         [table, underlying, day, str(path), rows, path.stat().st_size, sha256_file(path), source,

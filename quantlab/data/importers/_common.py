@@ -356,4 +356,4 @@ def record_manifest(store: Any, days: Sequence[DaySummary]) -> None:
         return
     with st.open_manifest(store) as con:
         for day, (table, path, n, src, sums) in rows:
-            st._record_partition(con, table, UNDERLYING, day, path, n, src, sums)
+            st.record_partition(con, table, UNDERLYING, day, path, n, src, sums)
