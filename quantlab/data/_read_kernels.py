@@ -13,7 +13,11 @@ from quantlab._numba import jit
 
 
 def last_at_or_before_python(
-    ts: np.ndarray, lo: np.ndarray, hi: np.ndarray, sel: np.ndarray, t: np.int64,
+    ts: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    sel: np.ndarray,
+    t: np.int64,
     out: np.ndarray,
 ) -> None:
     """For each selected instrument ``sel[j]``, the row of its last quote with ``ts <= t``.
@@ -46,7 +50,11 @@ def last_at_or_before_python(
 
 
 def grid_indices_python(
-    ts: np.ndarray, lo: np.ndarray, hi: np.ndarray, sel: np.ndarray, grid: np.ndarray,
+    ts: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    sel: np.ndarray,
+    grid: np.ndarray,
     out: np.ndarray,
 ) -> None:
     """Forward-fill rows on a time grid: ``out[i, j]`` = last row of ``sel[j]`` with

@@ -46,14 +46,26 @@ def fetch_cmd(
         return typer.confirm(f"Estimated cost ${cost:,.2f} is above --max-cost; download anyway?")
 
     try:
-        report = fetch(store, start, end, schemas=names, max_cost=max_cost, yes=yes, confirm=ask,
-                       retries=retries, backoff=backoff, gateway=gateway or None,
-                       progress=typer.echo)
+        report = fetch(
+            store,
+            start,
+            end,
+            schemas=names,
+            max_cost=max_cost,
+            yes=yes,
+            confirm=ask,
+            retries=retries,
+            backoff=backoff,
+            gateway=gateway or None,
+            progress=typer.echo,
+        )
     except QuantlabError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"downloaded {len(report.downloaded)} file(s) ({report.bytes_written:,} bytes), "
-               f"skipped {len(report.skipped)} already verified")
+    typer.echo(
+        f"downloaded {len(report.downloaded)} file(s) ({report.bytes_written:,} bytes), "
+        f"skipped {len(report.skipped)} already verified"
+    )
 
 
 @app.command("import-lean")
@@ -146,11 +158,11 @@ def check_cmd(
                 typer.echo(f"no quote partitions in {store}", err=True)
                 raise typer.Exit(1)
             for u in unds:
-                quality.print_report(quality.check_day(store, u, date,
-                                                       stale_minutes=stale_minutes))
+                quality.print_report(quality.check_day(store, u, date, stale_minutes=stale_minutes))
         else:
-            quality.print_report(quality.check_days(store, underlying or None,
-                                                    stale_minutes=stale_minutes))
+            quality.print_report(
+                quality.check_days(store, underlying or None, stale_minutes=stale_minutes)
+            )
     except QuantlabError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -158,8 +170,12 @@ def check_cmd(
 
 @app.command("sql")
 def sql_cmd(
-    query: Annotated[str, typer.Argument(help="SQL over views instruments, quotes, "
-                                              "open_interest, underlying_bars, quarantine.")],
+    query: Annotated[
+        str,
+        typer.Argument(
+            help="SQL over views instruments, quotes, open_interest, underlying_bars, quarantine."
+        ),
+    ],
     store: Annotated[str, typer.Option("--store", help="Data store folder.")] = "data",
     limit: Annotated[int, typer.Option("--limit", help="Rows printed at most.")] = 50,
 ) -> None:
@@ -194,7 +210,8 @@ def synth_cmd(
     seed: Annotated[int, typer.Option("--seed", help="Master seed (same seed = same files).")] = 7,
     store: Annotated[str, typer.Option("--store", help="Data store folder.")] = "data",
     profile: Annotated[
-        str, typer.Option("--profile", help="test | demo | full | spxw10 (see quantlab.data.synth).")
+        str,
+        typer.Option("--profile", help="test | demo | full | spxw10 (see quantlab.data.synth)."),
     ] = "demo",
     dte_max: Annotated[
         int | None, typer.Option("--dte-max", help="Override the profile's max DTE (days).")

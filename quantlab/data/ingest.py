@@ -139,14 +139,16 @@ class IngestReport:
         lines = [
             f"ingested {len(self.ingested)} file(s), skipped {len(self.skipped)} already "
             f"ingested, ignored {len(self.ignored)} in {self.seconds:.1f}s",
-            "records read: " + (", ".join(f"{k}={v:,}" for k, v in sorted(self.records.items()))
-                                or "none"),
+            "records read: "
+            + (", ".join(f"{k}={v:,}" for k, v in sorted(self.records.items())) or "none"),
             f"partitions written: {len(self.partitions)} over {len(self.days)} day(s); rows: "
             + ", ".join(f"{t}={self.rows(t):,}" for t in st.SCHEMAS if self.rows(t)),
         ]
         if self.quarantined:
-            lines.append("quarantined: " + ", ".join(
-                f"{k}={v:,}" for k, v in sorted(self.quarantined.items())))
+            lines.append(
+                "quarantined: "
+                + ", ".join(f"{k}={v:,}" for k, v in sorted(self.quarantined.items()))
+            )
         lines.extend(f"ignored {p}: {why}" for p, why in self.ignored)
         return "\n".join(lines)
 
@@ -206,8 +208,12 @@ def probe(path: Path | str) -> RawFile:
     dbn = _open(path)
     schema = str(dbn.schema) if dbn.schema is not None else ""
     return RawFile(
-        path=path, sha256=st.sha256_file(path), size=path.stat().st_size, schema=schema,
-        dataset=str(dbn.metadata.dataset or ""), version=int(dbn.metadata.version),
+        path=path,
+        sha256=st.sha256_file(path),
+        size=path.stat().st_size,
+        schema=schema,
+        dataset=str(dbn.metadata.dataset or ""),
+        version=int(dbn.metadata.version),
         layout_key=_layout_key(path),
     )
 
@@ -259,8 +265,12 @@ def et_dates(ts_ns: np.ndarray) -> np.ndarray:
         return np.empty(0, dtype="datetime64[D]")
     # Convert each distinct UTC hour once: stamps of a day share a handful of hours.
     hours, inv = np.unique(ts // 3_600_000_000_000, return_inverse=True)
-    s = (pl.Series(hours * 3_600_000_000_000).cast(pl.Datetime("ns", "UTC"))
-         .dt.convert_time_zone("America/New_York").dt.date())
+    s = (
+        pl.Series(hours * 3_600_000_000_000)
+        .cast(pl.Datetime("ns", "UTC"))
+        .dt.convert_time_zone("America/New_York")
+        .dt.date()
+    )
     return s.to_numpy().astype("datetime64[D]")[inv]
 
 
@@ -296,19 +306,29 @@ def _file_days(raw: RawFile, arr: np.ndarray) -> np.ndarray:
     return days
 
 
-def _q_rows(table: str, ts: Any, iid: Any, reason: str, bid: Any = None, ask: Any = None,
-            ) -> pl.DataFrame:
+def _q_rows(
+    table: str,
+    ts: Any,
+    iid: Any,
+    reason: str,
+    bid: Any = None,
+    ask: Any = None,
+) -> pl.DataFrame:
     n = len(iid)
-    return pl.DataFrame({
-        "table": pl.Series([table] * n, dtype=pl.Utf8),
-        "ts": pl.Series(np.asarray(ts, dtype=np.int64), dtype=pl.Int64),
-        "instrument_id": pl.Series(np.asarray(iid, dtype=np.uint32), dtype=pl.UInt32),
-        "reason": pl.Series([reason] * n, dtype=pl.Utf8),
-        "bid": pl.Series(np.full(n, np.nan) if bid is None else np.asarray(bid, np.float64),
-                         nan_to_null=True),
-        "ask": pl.Series(np.full(n, np.nan) if ask is None else np.asarray(ask, np.float64),
-                         nan_to_null=True),
-    })
+    return pl.DataFrame(
+        {
+            "table": pl.Series([table] * n, dtype=pl.Utf8),
+            "ts": pl.Series(np.asarray(ts, dtype=np.int64), dtype=pl.Int64),
+            "instrument_id": pl.Series(np.asarray(iid, dtype=np.uint32), dtype=pl.UInt32),
+            "reason": pl.Series([reason] * n, dtype=pl.Utf8),
+            "bid": pl.Series(
+                np.full(n, np.nan) if bid is None else np.asarray(bid, np.float64), nan_to_null=True
+            ),
+            "ask": pl.Series(
+                np.full(n, np.nan) if ask is None else np.asarray(ask, np.float64), nan_to_null=True
+            ),
+        }
+    )
 
 
 def _instruments(defs: np.ndarray, day: dt.date) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -323,17 +343,20 @@ def _instruments(defs: np.ndarray, day: dt.date) -> tuple[pl.DataFrame, pl.DataF
     defs = defs[last]
     mult = defs["contract_multiplier"].astype(np.int64)
     mult = np.where((mult <= 0) | (mult == np.iinfo(np.int32).max), 100, mult)
-    df = pl.DataFrame({
-        "instrument_id": pl.Series(defs["instrument_id"].astype(np.uint32)),
-        "raw_symbol": _text(defs["raw_symbol"]),
-        "def_underlying": _text(defs["underlying"]).str.strip_chars(),
-        "multiplier": pl.Series(mult.astype(np.int32)),
-        "ts": pl.Series(defs["ts_recv"].astype(np.int64)),
-    })
+    df = pl.DataFrame(
+        {
+            "instrument_id": pl.Series(defs["instrument_id"].astype(np.uint32)),
+            "raw_symbol": _text(defs["raw_symbol"]),
+            "def_underlying": _text(defs["underlying"]).str.strip_chars(),
+            "multiplier": pl.Series(mult.astype(np.int32)),
+            "ts": pl.Series(defs["ts_recv"].astype(np.int64)),
+        }
+    )
     ok = df.get_column("raw_symbol").str.contains(_OCC_RE)
     bad = df.filter(~ok)
-    quarantine = _q_rows("instruments", bad.get_column("ts"), bad.get_column("instrument_id"),
-                         "bad_symbol")
+    quarantine = _q_rows(
+        "instruments", bad.get_column("ts"), bad.get_column("instrument_id"), "bad_symbol"
+    )
     sym = pl.col("raw_symbol")
     root = sym.str.slice(0, 6).str.strip_chars()
     out = (
@@ -350,15 +373,24 @@ def _instruments(defs: np.ndarray, day: dt.date) -> tuple[pl.DataFrame, pl.DataF
             .otherwise(pl.col("root").str.replace(r"^SPXW$", "SPX"))
             .str.to_uppercase(),
             settlement=pl.when(pl.col("root").is_in(sorted(AM_ROOTS)))
-            .then(pl.lit("AM")).otherwise(pl.lit("PM")),
+            .then(pl.lit("AM"))
+            .otherwise(pl.lit("PM")),
             date=pl.lit(day, dtype=pl.Date),
         )
     )
     bad_date = out.filter(pl.col("expiry").is_null())
     if bad_date.height:
-        quarantine = pl.concat([quarantine, _q_rows(
-            "instruments", bad_date.get_column("ts"), bad_date.get_column("instrument_id"),
-            "bad_symbol")])
+        quarantine = pl.concat(
+            [
+                quarantine,
+                _q_rows(
+                    "instruments",
+                    bad_date.get_column("ts"),
+                    bad_date.get_column("instrument_id"),
+                    "bad_symbol",
+                ),
+            ]
+        )
         out = out.filter(pl.col("expiry").is_not_null())
     return out.select(list(st.INSTRUMENTS_SCHEMA)), quarantine
 
@@ -395,18 +427,23 @@ def _build_day(
     for u in st.list_underlyings(store, "instruments"):
         old = st.read_partition(store, "instruments", u, day)
         if old is not None and old.height:
-            known.append(old.filter(
-                ~pl.col("instrument_id").is_in(inst["instrument_id"].implode())))
+            known.append(
+                old.filter(~pl.col("instrument_id").is_in(inst["instrument_id"].implode()))
+            )
     inst_all = pl.concat(known) if len(known) > 1 else inst
     ids_sorted = inst_all.get_column("instrument_id").to_numpy()
     order = np.argsort(ids_sorted, kind="stable")
     ids_sorted = ids_sorted[order]
     # underlyings as small integer codes (-1 = no definition): cheap to carry and partition
-    names, und_codes = np.unique(inst_all.get_column("underlying").to_numpy()[order].astype(str),
-                                 return_inverse=True)
+    names, und_codes = np.unique(
+        inst_all.get_column("underlying").to_numpy()[order].astype(str), return_inverse=True
+    )
     und_codes = und_codes.astype(np.int16)
-    unknown_u = (sorted(inputs.fallback_underlying)[0] if len(inputs.fallback_underlying) == 1
-                 else (str(names[0]) if names.size == 1 else "UNKNOWN"))
+    unknown_u = (
+        sorted(inputs.fallback_underlying)[0]
+        if len(inputs.fallback_underlying) == 1
+        else (str(names[0]) if names.size == 1 else "UNKNOWN")
+    )
 
     def name(code: Any) -> str:
         return unknown_u if int(code) < 0 else str(names[int(code)])
@@ -418,6 +455,7 @@ def _build_day(
         pos_c = np.minimum(pos, ids_sorted.size - 1)
         found = (pos < ids_sorted.size) & (ids_sorted[pos_c] == iid)
         return found, np.where(found, und_codes[pos_c], np.int16(-1))
+
     out: dict[tuple[str, str], pl.DataFrame] = {}
     quarantine: list[tuple[str, pl.DataFrame]] = []
     for key, g in inst.partition_by("underlying", as_dict=True, maintain_order=True).items():
@@ -426,20 +464,24 @@ def _build_day(
         quarantine.append((unknown_u, q_inst))
 
     if inputs.cbbo:
-        c = _concat(inputs.cbbo, ("ts_recv", "instrument_id", "bid_px_00", "ask_px_00",
-                                  "bid_sz_00", "ask_sz_00"))
+        c = _concat(
+            inputs.cbbo,
+            ("ts_recv", "instrument_id", "bid_px_00", "ask_px_00", "bid_sz_00", "ask_sz_00"),
+        )
         ts = c["ts_recv"]
         iid = c["instrument_id"].astype(np.uint32)
         _, und = lookup(iid)
-        qf = pl.DataFrame({
-            "ts": pl.Series(ts.astype(np.int64)).set(pl.Series(ts == UNDEF_TS), None),
-            "instrument_id": pl.Series(iid),
-            "bid": pl.Series(_px(c["bid_px_00"]), nan_to_null=True),
-            "ask": pl.Series(_px(c["ask_px_00"]), nan_to_null=True),
-            "bid_size": pl.Series(c["bid_sz_00"].astype(np.uint32)),
-            "ask_size": pl.Series(c["ask_sz_00"].astype(np.uint32)),
-            "_u": pl.Series(und),
-        })
+        qf = pl.DataFrame(
+            {
+                "ts": pl.Series(ts.astype(np.int64)).set(pl.Series(ts == UNDEF_TS), None),
+                "instrument_id": pl.Series(iid),
+                "bid": pl.Series(_px(c["bid_px_00"]), nan_to_null=True),
+                "ask": pl.Series(_px(c["ask_px_00"]), nan_to_null=True),
+                "bid_size": pl.Series(c["bid_sz_00"].astype(np.uint32)),
+                "ask_size": pl.Series(c["ask_sz_00"].astype(np.uint32)),
+                "_u": pl.Series(und),
+            }
+        )
         good, bad = split_quotes(qf, ids_sorted)
         for (u,), g in bad.partition_by("_u", as_dict=True).items():
             quarantine.append((name(u), g.select(list(st.QUARANTINE_SCHEMA))))
@@ -452,8 +494,9 @@ def _build_day(
     if inputs.stats:
         c = _concat(inputs.stats, ("ts_recv", "instrument_id", "stat_type"))
         # quantity is i4 in DBN v1/v2 and i8 in v3: find "undefined" per part before concat.
-        c["undef"] = np.concatenate([p["quantity"] == np.iinfo(p["quantity"].dtype).max
-                                     for p in inputs.stats])
+        c["undef"] = np.concatenate(
+            [p["quantity"] == np.iinfo(p["quantity"].dtype).max for p in inputs.stats]
+        )
         c["quantity"] = np.concatenate([p["quantity"].astype(np.int64) for p in inputs.stats])
         oi = c["stat_type"] == STAT_OPEN_INTEREST
         qty = c["quantity"][oi]
@@ -468,16 +511,20 @@ def _build_day(
                 m = bad_mask & (why == r)
                 for u in np.unique(und[m]):
                     mm = m & (und == u)
-                    quarantine.append((name(u), _q_rows(
-                        "open_interest", ts[mm], iid[mm], str(r))))
-        g = pl.DataFrame({
-            "instrument_id": pl.Series(iid[~bad_mask]),
-            "open_interest": pl.Series(qty[~bad_mask].astype(np.int64)),
-            "ts": pl.Series(ts[~bad_mask]), "_u": pl.Series(und[~bad_mask]),
-        })
-        g = (g.sort(["instrument_id", "ts", "open_interest"])
-             .unique("instrument_id", keep="last", maintain_order=True)
-             .with_columns(date=pl.lit(day, dtype=pl.Date)))
+                    quarantine.append((name(u), _q_rows("open_interest", ts[mm], iid[mm], str(r))))
+        g = pl.DataFrame(
+            {
+                "instrument_id": pl.Series(iid[~bad_mask]),
+                "open_interest": pl.Series(qty[~bad_mask].astype(np.int64)),
+                "ts": pl.Series(ts[~bad_mask]),
+                "_u": pl.Series(und[~bad_mask]),
+            }
+        )
+        g = (
+            g.sort(["instrument_id", "ts", "open_interest"])
+            .unique("instrument_id", keep="last", maintain_order=True)
+            .with_columns(date=pl.lit(day, dtype=pl.Date))
+        )
         for (u,), gg in g.partition_by("_u", as_dict=True).items():
             out[("open_interest", name(u))] = gg.select(list(st.OPEN_INTEREST_SCHEMA))
 
@@ -493,8 +540,9 @@ def _build_day(
 # --------------------------------------------------------------------------- driver
 
 
-def _manifest_files_for(store: st.StoreLike, days: Iterable[dt.date]) -> dict[dt.date, list[
-        tuple[str, str]]]:
+def _manifest_files_for(
+    store: st.StoreLike, days: Iterable[dt.date]
+) -> dict[dt.date, list[tuple[str, str]]]:
     """(sha256, path) of already-ingested raw files that produced partitions on each date."""
     root = st.store_root(store)
     if not (root / st.MANIFEST_FILE).is_file():
@@ -577,8 +625,9 @@ def ingest(
     for path in files:
         raw = probe(path)
         if raw.schema not in SUPPORTED_SCHEMAS:
-            report.ignored.append((path, f"schema {raw.schema or 'mixed'!r} is not one of "
-                                         f"{SUPPORTED_SCHEMAS}"))
+            report.ignored.append(
+                (path, f"schema {raw.schema or 'mixed'!r} is not one of {SUPPORTED_SCHEMAS}")
+            )
         elif raw.sha256 in done or raw.sha256 in {r.sha256 for r in raws}:
             report.skipped.append(path)  # already ingested, or a copy of a file in this run
         else:
@@ -638,8 +687,9 @@ def ingest(
                 arr, fdays = cache[raw.sha256]
                 on_day = fdays == np.datetime64(day, "D")
                 part = arr if on_day.all() else arr[on_day]
-                {"definition": inputs.defs, "cbbo-1m": inputs.cbbo,
-                 "statistics": inputs.stats}[raw.schema].append(part)
+                {"definition": inputs.defs, "cbbo-1m": inputs.cbbo, "statistics": inputs.stats}[
+                    raw.schema
+                ].append(part)
                 if raw.layout_key is not None:
                     inputs.fallback_underlying.add(raw.layout_key[0])
             frames = _build_day(day, inputs, store)
@@ -647,8 +697,9 @@ def ingest(
                 covered = {r.sha256 for r in by_day[day]} | superseded
                 df = _merge_orphans(store, table, u, day, df, covered)
                 sha = ",".join(sorted(r.sha256 for r in by_day[day]))
-                st.write_partition(store, table, u, day, df, source=SOURCE, checksum=sha,
-                                   manifest=False)
+                st.write_partition(
+                    store, table, u, day, df, source=SOURCE, checksum=sha, manifest=False
+                )
                 path = layout.partition_file(st.store_root(store), table, u, day)
                 st.record_partition(con, table, u, day, path, df.height, SOURCE, sha)
                 report.partitions.append((table, u, day, df.height))
@@ -679,12 +730,16 @@ def ingest(
 
 
 def _feeds(schema: str, table: str) -> bool:
-    return {"definition": ("instruments", "quarantine"), "cbbo-1m": ("quotes", "quarantine"),
-            "statistics": ("open_interest", "quarantine")}[schema].__contains__(table)
+    return {
+        "definition": ("instruments", "quarantine"),
+        "cbbo-1m": ("quotes", "quarantine"),
+        "statistics": ("open_interest", "quarantine"),
+    }[schema].__contains__(table)
 
 
-def _drop_stale(store: st.StoreLike, day: dt.date, frames: dict[tuple[str, str], pl.DataFrame],
-                shas: set[str]) -> None:
+def _drop_stale(
+    store: st.StoreLike, day: dt.date, frames: dict[tuple[str, str], pl.DataFrame], shas: set[str]
+) -> None:
     """Delete partitions of ``day`` that a full rebuild from the same inputs no longer produces
     (e.g. a quarantine partition once every bad row is gone)."""
     root = st.store_root(store)
@@ -695,13 +750,13 @@ def _drop_stale(store: st.StoreLike, day: dt.date, frames: dict[tuple[str, str],
                 continue
             old = set(st.partition_metadata(path).get("quantlab.checksum", "").split(","))
             old.discard("")
-            if old and old <= shas and st.partition_metadata(path).get(
-                    "quantlab.source") == SOURCE:
+            if old and old <= shas and st.partition_metadata(path).get("quantlab.source") == SOURCE:
                 path.unlink()
 
 
-def _merge_orphans(store: st.StoreLike, table: str, u: str, day: dt.date, df: pl.DataFrame,
-                   covered: set[str]) -> pl.DataFrame:
+def _merge_orphans(
+    store: st.StoreLike, table: str, u: str, day: dt.date, df: pl.DataFrame, covered: set[str]
+) -> pl.DataFrame:
     """Keep rows of an existing partition whose raw file is no longer available.
 
     A day is rebuilt from every raw file the manifest lists for it; when one of those files was
@@ -716,8 +771,12 @@ def _merge_orphans(store: st.StoreLike, table: str, u: str, day: dt.date, df: pl
     if old_sha <= covered:
         return df  # every input of the old partition is part of this rebuild
     old = pl.read_parquet(path)
-    key = {"instruments": ["instrument_id"], "quotes": ["instrument_id", "ts"],
-           "open_interest": ["instrument_id"], "underlying_bars": ["ts"]}.get(table)
+    key = {
+        "instruments": ["instrument_id"],
+        "quotes": ["instrument_id", "ts"],
+        "open_interest": ["instrument_id"],
+        "underlying_bars": ["ts"],
+    }.get(table)
     df = df.select([pl.col(c).cast(t) for c, t in st.SCHEMAS[table].items()])
     if key is None:
         return pl.concat([old, df]).unique(maintain_order=True)
@@ -728,12 +787,24 @@ def _record_raw(con: Any, raw: RawFile, parts: list[tuple[str, str, dt.date, int
     con.execute("DELETE FROM raw_file_partitions WHERE sha256 = ?", [raw.sha256])
     con.execute(
         "INSERT OR REPLACE INTO raw_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
-        [raw.sha256, str(raw.path), raw.size, raw.dataset, raw.schema, raw.version, raw.records,
-         sum(p[3] for p in parts if p[0] == "quarantine"), raw.start_ts, raw.end_ts],
+        [
+            raw.sha256,
+            str(raw.path),
+            raw.size,
+            raw.dataset,
+            raw.schema,
+            raw.version,
+            raw.records,
+            sum(p[3] for p in parts if p[0] == "quarantine"),
+            raw.start_ts,
+            raw.end_ts,
+        ],
     )
     if parts:
-        con.executemany("INSERT INTO raw_file_partitions VALUES (?, ?, ?, ?, ?)",
-                        [(raw.sha256, t, u, d, n) for t, u, d, n in parts])
+        con.executemany(
+            "INSERT INTO raw_file_partitions VALUES (?, ?, ?, ?, ?)",
+            [(raw.sha256, t, u, d, n) for t, u, d, n in parts],
+        )
 
 
 __all__ = [

@@ -43,7 +43,14 @@ def raw_file(store: Path | str, underlying: str, day: dt.date | str, schema: str
 
 
 def truth_file(store: Path | str, underlying: str, day: dt.date | str) -> Path:
-    return Path(store) / "raw" / "synth" / underlying.upper() / as_date(day).isoformat() / "truth.parquet"
+    return (
+        Path(store)
+        / "raw"
+        / "synth"
+        / underlying.upper()
+        / as_date(day).isoformat()
+        / "truth.parquet"
+    )
 
 
 def table_dir(store: Path | str, table: str) -> Path:
@@ -55,7 +62,11 @@ def table_dir(store: Path | str, table: str) -> Path:
 
 
 def partition_dir(store: Path | str, table: str, underlying: str, day: dt.date | str) -> Path:
-    return table_dir(store, table) / f"underlying={underlying.upper()}" / f"date={as_date(day).isoformat()}"
+    return (
+        table_dir(store, table)
+        / f"underlying={underlying.upper()}"
+        / f"date={as_date(day).isoformat()}"
+    )
 
 
 def partition_file(store: Path | str, table: str, underlying: str, day: dt.date | str) -> Path:

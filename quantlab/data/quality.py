@@ -43,9 +43,7 @@ REASONS = ("undefined_ts", "no_definition", "nan_price", "negative_price", "dupl
 STALE_MINUTES = 30
 
 
-def split_quotes(
-    quotes: pl.DataFrame, known_ids: Any = None
-) -> tuple[pl.DataFrame, pl.DataFrame]:
+def split_quotes(quotes: pl.DataFrame, known_ids: Any = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Apply the quarantine rules to raw quote rows.
 
     Parameters
@@ -69,22 +67,24 @@ def split_quotes(
     if missing:
         raise InputError(f"quotes is missing column {missing[0]!r} (needs {need}).")
     bid, ask = pl.col("bid").cast(pl.Float64), pl.col("ask").cast(pl.Float64)
-    reason: Any = (
-        pl.when(pl.col("ts").is_null() | (pl.col("ts") < 0)).then(pl.lit("undefined_ts"))
-    )
+    reason: Any = pl.when(pl.col("ts").is_null() | (pl.col("ts") < 0)).then(pl.lit("undefined_ts"))
     if known_ids is not None:
         ids = pl.Series(np.asarray(known_ids, dtype=np.int64))
         reason = reason.when(~pl.col("instrument_id").cast(pl.Int64).is_in(ids.implode())).then(
-            pl.lit("no_definition"))
+            pl.lit("no_definition")
+        )
     reason = (
-        reason.when(bid.is_nan() | ask.is_nan()).then(pl.lit("nan_price"))
-        .when((bid < 0) | (ask < 0)).then(pl.lit("negative_price"))
+        reason.when(bid.is_nan() | ask.is_nan())
+        .then(pl.lit("nan_price"))
+        .when((bid < 0) | (ask < 0))
+        .then(pl.lit("negative_price"))
         .otherwise(pl.lit(None, dtype=pl.Utf8))
     )
     tagged = quotes.with_columns(_reason=reason)
     # stable sort: rows of one (instrument, ts) stay in input order, so the last one is kept
-    good = tagged.filter(pl.col("_reason").is_null()).sort(["instrument_id", "ts"],
-                                                           maintain_order=True)
+    good = tagged.filter(pl.col("_reason").is_null()).sort(
+        ["instrument_id", "ts"], maintain_order=True
+    )
     bad = tagged.filter(pl.col("_reason").is_not_null())
     id_arr = good.get_column("instrument_id").to_numpy()
     ts_arr = good.get_column("ts").to_numpy()
@@ -118,7 +118,10 @@ def _session_minutes(day: dt.date) -> np.ndarray | None:
 
 
 def check_day(
-    store: st.StoreLike, underlying: str, day: dt.date | str, *,
+    store: st.StoreLike,
+    underlying: str,
+    day: dt.date | str,
+    *,
     stale_minutes: int = STALE_MINUTES,
 ) -> dict[str, Any]:
     """Quality figures of one session of one underlying.
@@ -217,8 +220,11 @@ def _stale_count(q: pl.DataFrame, horizon: np.ndarray, stale_minutes: int) -> in
 
 
 def check_days(
-    store: st.StoreLike, underlying: str | None = None,
-    days: list[dt.date] | None = None, *, stale_minutes: int = STALE_MINUTES,
+    store: st.StoreLike,
+    underlying: str | None = None,
+    days: list[dt.date] | None = None,
+    *,
+    stale_minutes: int = STALE_MINUTES,
 ) -> pl.DataFrame:
     """:func:`check_day` for many sessions (default: every quoted day of every underlying),
     one row per (underlying, day); ``quarantined_by_reason`` becomes a string column."""
@@ -228,7 +234,8 @@ def check_days(
         for d in days if days is not None else st.list_days(store, "quotes", u):
             r = check_day(store, u, d, stale_minutes=stale_minutes)
             r["quarantined_by_reason"] = ", ".join(
-                f"{k}={v}" for k, v in r["quarantined_by_reason"].items())
+                f"{k}={v}" for k, v in r["quarantined_by_reason"].items()
+            )
             rows.append(r)
     if not rows:
         return pl.DataFrame()
@@ -257,13 +264,26 @@ def print_report(report: pl.DataFrame | dict[str, Any], console: Any = None) -> 
         console.print("no quote partitions in the store")
         return
     table = Table(title="quality report")
-    cols = ["underlying", "date", "instruments", "quote_rows", "crossed", "locked", "zero_bid",
-            "one_sided", "empty", "stale_instruments", "missing_minutes", "quarantined"]
+    cols = [
+        "underlying",
+        "date",
+        "instruments",
+        "quote_rows",
+        "crossed",
+        "locked",
+        "zero_bid",
+        "one_sided",
+        "empty",
+        "stale_instruments",
+        "missing_minutes",
+        "quarantined",
+    ]
     for c in cols:
         table.add_column(c, justify="left" if c in ("underlying", "date") else "right")
     for row in report.select(cols).iter_rows():
-        table.add_row(*("-" if v is None else (f"{v:,}" if isinstance(v, int) else str(v))
-                        for v in row))
+        table.add_row(
+            *("-" if v is None else (f"{v:,}" if isinstance(v, int) else str(v)) for v in row)
+        )
     console.print(table)
 
 

@@ -40,8 +40,16 @@ from quantlab.errors import DataError, InputError
 
 NS = 1_000_000_000
 _ET_NAME = "America/New_York"
-META_COLUMNS = ("instrument_id", "raw_symbol", "root", "expiry", "settlement", "strike", "right",
-                "multiplier")
+META_COLUMNS = (
+    "instrument_id",
+    "raw_symbol",
+    "root",
+    "expiry",
+    "settlement",
+    "strike",
+    "right",
+    "multiplier",
+)
 QUOTE_COLUMNS = ("bid", "ask", "bid_size", "ask_size", "quote_ts", "age_s")
 
 
@@ -108,13 +116,29 @@ class DayQuotes:
     """
 
     __slots__ = (
-        "_by_id", "_meta_cache", "ask", "ask_size", "bid", "bid_size", "day", "expiry",
-        "hi", "instrument_id", "instruments", "is_call", "lo", "multiplier", "root",
-        "strike", "ts", "underlying",
+        "_by_id",
+        "_meta_cache",
+        "ask",
+        "ask_size",
+        "bid",
+        "bid_size",
+        "day",
+        "expiry",
+        "hi",
+        "instrument_id",
+        "instruments",
+        "is_call",
+        "lo",
+        "multiplier",
+        "root",
+        "strike",
+        "ts",
+        "underlying",
     )
 
-    def __init__(self, underlying: str, day: dt.date, instruments: pl.DataFrame,
-                 quotes: pl.DataFrame) -> None:
+    def __init__(
+        self, underlying: str, day: dt.date, instruments: pl.DataFrame, quotes: pl.DataFrame
+    ) -> None:
         self.underlying = underlying
         self.day = day
         inst = instruments.sort(["expiry", "root", "strike", "right", "instrument_id"])
@@ -161,18 +185,28 @@ class DayQuotes:
         return int(self.instrument_id.size)
 
     def __repr__(self) -> str:
-        return (f"DayQuotes({self.underlying}, {self.day}, instruments={len(self)}, "
-                f"quotes={self.ts.size})")
+        return (
+            f"DayQuotes({self.underlying}, {self.day}, instruments={len(self)}, "
+            f"quotes={self.ts.size})"
+        )
 
     # -- selection ------------------------------------------------------------------------
-    def select(self, expirations: Iterable[dt.date | str] | None = None,
-               roots: Iterable[str] | None = None,
-               instrument_ids: Iterable[int] | None = None) -> npt.NDArray[np.int64]:
+    def select(
+        self,
+        expirations: Iterable[dt.date | str] | None = None,
+        roots: Iterable[str] | None = None,
+        instrument_ids: Iterable[int] | None = None,
+    ) -> npt.NDArray[np.int64]:
         """Instrument positions matching the filters (all when every filter is None)."""
         mask = np.ones(len(self), dtype=bool)
         if expirations is not None:
-            exp = np.array([np.datetime64(layout.as_date(e), "D") for e in _as_list(
-                expirations, "expirations")], dtype="datetime64[D]")
+            exp = np.array(
+                [
+                    np.datetime64(layout.as_date(e), "D")
+                    for e in _as_list(expirations, "expirations")
+                ],
+                dtype="datetime64[D]",
+            )
             mask &= np.isin(self.expiry, exp)
         if roots is not None:
             mask &= np.isin(self.root, [str(r).upper() for r in _as_list(roots, "roots")])
@@ -192,8 +226,11 @@ class DayQuotes:
         sorted_ids, order = self._by_id
         pos = np.searchsorted(sorted_ids, ids)
         pos_c = np.minimum(pos, max(sorted_ids.size - 1, 0))
-        ok = (pos < sorted_ids.size) & (sorted_ids[pos_c] == ids) if sorted_ids.size else (
-            np.zeros(ids.size, bool))
+        ok = (
+            (pos < sorted_ids.size) & (sorted_ids[pos_c] == ids)
+            if sorted_ids.size
+            else (np.zeros(ids.size, bool))
+        )
         if not ok.all():
             bad = int(ids[~ok][0])
             raise DataError(
@@ -208,15 +245,26 @@ class DayQuotes:
         metadata (``instrument_id``, ``strike``, ``is_call``, ``expiry``, ``root``,
         ``multiplier``) in instrument-position order."""
         return {
-            "ts": self.ts, "bid": self.bid, "ask": self.ask, "bid_size": self.bid_size,
-            "ask_size": self.ask_size, "lo": self.lo, "hi": self.hi,
-            "instrument_id": self.instrument_id, "strike": self.strike,
-            "is_call": self.is_call, "expiry": self.expiry, "root": self.root,
+            "ts": self.ts,
+            "bid": self.bid,
+            "ask": self.ask,
+            "bid_size": self.bid_size,
+            "ask_size": self.ask_size,
+            "lo": self.lo,
+            "hi": self.hi,
+            "instrument_id": self.instrument_id,
+            "strike": self.strike,
+            "is_call": self.is_call,
+            "expiry": self.expiry,
+            "root": self.root,
             "multiplier": self.multiplier,
         }
 
-    def snapshot_index(self, ts: Any, sel: npt.NDArray[np.int64] | None = None,
-                       ) -> npt.NDArray[np.int64]:
+    def snapshot_index(
+        self,
+        ts: Any,
+        sel: npt.NDArray[np.int64] | None = None,
+    ) -> npt.NDArray[np.int64]:
         """Row of each selected instrument's last quote at or before ``ts`` (-1 = none)."""
         t = np.int64(to_ns(ts))
         sel = np.arange(len(self), dtype=np.int64) if sel is None else np.asarray(sel, np.int64)
@@ -224,8 +272,11 @@ class DayQuotes:
         last_at_or_before_nb(self.ts, self.lo, self.hi, sel, t, out)
         return out
 
-    def snapshot_arrays(self, ts: Any, sel: npt.NDArray[np.int64] | None = None,
-                        ) -> dict[str, np.ndarray]:
+    def snapshot_arrays(
+        self,
+        ts: Any,
+        sel: npt.NDArray[np.int64] | None = None,
+    ) -> dict[str, np.ndarray]:
         """Forward-filled quotes at ``ts`` as numpy arrays aligned with ``sel`` (default: all).
 
         Returns ``position``, ``bid``, ``ask`` (NaN when no quote or undefined), ``bid_size``,
@@ -251,11 +302,21 @@ class DayQuotes:
             asz = np.where(has, self.ask_size[j], 0).astype(np.uint32)
             qts = np.where(has, self.ts[j], -1)
         age = np.where(has, (np.asarray(t, np.int64) - qts) / NS, np.nan)
-        return {"position": sel, "bid": bid, "ask": ask, "bid_size": bsz, "ask_size": asz,
-                "quote_ts": qts, "age_s": age}
+        return {
+            "position": sel,
+            "bid": bid,
+            "ask": ask,
+            "bid_size": bsz,
+            "ask_size": asz,
+            "quote_ts": qts,
+            "age_s": age,
+        }
 
-    def grid_index(self, times: npt.ArrayLike, sel: npt.NDArray[np.int64] | None = None,
-                   ) -> npt.NDArray[np.int64]:
+    def grid_index(
+        self,
+        times: npt.ArrayLike,
+        sel: npt.NDArray[np.int64] | None = None,
+    ) -> npt.NDArray[np.int64]:
         """``out[i, j]`` = row of instrument ``sel[j]``'s last quote at or before ``times[i]``
         (ascending int64 UTC ns), -1 when none. Many snapshots in one kernel call."""
         grid = np.ascontiguousarray(times, dtype=np.int64).reshape(-1)
@@ -283,8 +344,9 @@ class DayQuotes:
         self._meta_cache[key] = (sel.copy(), meta)
         return meta
 
-    def snapshot(self, ts: Any, sel: npt.NDArray[np.int64] | None = None, *,
-                 _key: Any = None) -> pl.DataFrame:
+    def snapshot(
+        self, ts: Any, sel: npt.NDArray[np.int64] | None = None, *, _key: Any = None
+    ) -> pl.DataFrame:
         """:meth:`snapshot_arrays` joined with instrument metadata as a polars frame."""
         sel = np.arange(len(self), dtype=np.int64) if sel is None else np.asarray(sel, np.int64)
         a = self.snapshot_arrays(ts, sel)
@@ -332,7 +394,8 @@ class _DayCache:
     def __init__(self, maxsize: int = 4) -> None:
         self.maxsize = maxsize
         self._items: OrderedDict[tuple[str, str, dt.date], tuple[tuple[Any, ...], DayQuotes]] = (
-            OrderedDict())
+            OrderedDict()
+        )
         self._lock = threading.Lock()
 
     @staticmethod
@@ -473,8 +536,11 @@ def quotes_between(
         ``instrument_id, ts, bid, ask, bid_size, ask_size`` (+ ``quote_ts, age_s`` when
         ``ffill``), sorted by instrument (in the order given), then ``ts``.
     """
-    ids = [int(instrument_ids)] if isinstance(instrument_ids, (int, np.integer)) else [
-        int(i) for i in instrument_ids]
+    ids = (
+        [int(instrument_ids)]
+        if isinstance(instrument_ids, (int, np.integer))
+        else [int(i) for i in instrument_ids]
+    )
     t0, t1 = to_ns(start, "start"), to_ns(end, "end")
     if t1 < t0:
         raise InputError(f"end must not be before start (got start={t0}, end={t1} ns).")
@@ -491,16 +557,18 @@ def quotes_between(
         times = np.tile(grid, n_i)
         a = dq._gather(flat, np.repeat(pos, n_t), times)
         has = a["quote_ts"] >= 0
-        return pl.DataFrame({
-            "instrument_id": pl.Series(np.repeat(dq.instrument_id[pos], n_t), dtype=pl.UInt32),
-            "ts": pl.Series(times, dtype=pl.Int64),
-            "bid": pl.Series(a["bid"], nan_to_null=True),
-            "ask": pl.Series(a["ask"], nan_to_null=True),
-            "bid_size": pl.Series(a["bid_size"], dtype=pl.UInt32),
-            "ask_size": pl.Series(a["ask_size"], dtype=pl.UInt32),
-            "quote_ts": _nullable_ts("quote_ts", a["quote_ts"], has),
-            "age_s": pl.Series(a["age_s"], nan_to_null=True),
-        })
+        return pl.DataFrame(
+            {
+                "instrument_id": pl.Series(np.repeat(dq.instrument_id[pos], n_t), dtype=pl.UInt32),
+                "ts": pl.Series(times, dtype=pl.Int64),
+                "bid": pl.Series(a["bid"], nan_to_null=True),
+                "ask": pl.Series(a["ask"], nan_to_null=True),
+                "bid_size": pl.Series(a["bid_size"], dtype=pl.UInt32),
+                "ask_size": pl.Series(a["ask_size"], dtype=pl.UInt32),
+                "quote_ts": _nullable_ts("quote_ts", a["quote_ts"], has),
+                "age_s": pl.Series(a["age_s"], nan_to_null=True),
+            }
+        )
     rows = []
     for p in pos:
         lo, hi = int(dq.lo[p]), int(dq.hi[p])
@@ -508,15 +576,18 @@ def quotes_between(
         stop = lo + int(np.searchsorted(dq.ts[lo:hi], t1, side="right"))
         rows.append(np.arange(first, stop, dtype=np.int64))
     r = np.concatenate(rows) if rows else np.empty(0, np.int64)
-    return pl.DataFrame({
-        "instrument_id": pl.Series(np.repeat(dq.instrument_id[pos], [len(x) for x in rows]),
-                                   dtype=pl.UInt32),
-        "ts": pl.Series(dq.ts[r], dtype=pl.Int64),
-        "bid": pl.Series(dq.bid[r], nan_to_null=True),
-        "ask": pl.Series(dq.ask[r], nan_to_null=True),
-        "bid_size": pl.Series(dq.bid_size[r], dtype=pl.UInt32),
-        "ask_size": pl.Series(dq.ask_size[r], dtype=pl.UInt32),
-    })
+    return pl.DataFrame(
+        {
+            "instrument_id": pl.Series(
+                np.repeat(dq.instrument_id[pos], [len(x) for x in rows]), dtype=pl.UInt32
+            ),
+            "ts": pl.Series(dq.ts[r], dtype=pl.Int64),
+            "bid": pl.Series(dq.bid[r], nan_to_null=True),
+            "ask": pl.Series(dq.ask[r], nan_to_null=True),
+            "bid_size": pl.Series(dq.bid_size[r], dtype=pl.UInt32),
+            "ask_size": pl.Series(dq.ask_size[r], dtype=pl.UInt32),
+        }
+    )
 
 
 def _find_underlying(store: st.StoreLike, day: dt.date, ids: list[int]) -> str:

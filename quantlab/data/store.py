@@ -174,8 +174,15 @@ class Store:
         object.__setattr__(self, "root", Path(root.root if isinstance(root, Store) else root))
 
     def write_partition(
-        self, table: str, underlying: str, day: dt.date | str, df: pl.DataFrame, *,
-        source: str, checksum: str | None = None, manifest: bool = True,
+        self,
+        table: str,
+        underlying: str,
+        day: dt.date | str,
+        df: pl.DataFrame,
+        *,
+        source: str,
+        checksum: str | None = None,
+        manifest: bool = True,
     ) -> Path:
         """See :func:`write_partition`."""
         return write_partition(
@@ -344,8 +351,12 @@ def _arrow_type(dtype: pl.DataType) -> pa.DataType:
     import pyarrow as pa
 
     mapping = {
-        pl.Date: pa.date32(), pl.UInt32: pa.uint32(), pl.Utf8: pa.string(),
-        pl.Float64: pa.float64(), pl.Int32: pa.int32(), pl.Int64: pa.int64(),
+        pl.Date: pa.date32(),
+        pl.UInt32: pa.uint32(),
+        pl.Utf8: pa.string(),
+        pl.Float64: pa.float64(),
+        pl.Int32: pa.int32(),
+        pl.Int64: pa.int64(),
     }
     for k, v in mapping.items():
         if dtype == k:
@@ -491,8 +502,9 @@ def read_partition(
 ) -> pl.DataFrame | None:
     """Read one partition (``None`` if it was never written)."""
     _check_table(table)
-    path = layout.partition_file(store_root(store), table, _check_underlying(underlying),
-                                 _check_day(day))
+    path = layout.partition_file(
+        store_root(store), table, _check_underlying(underlying), _check_day(day)
+    )
     if not path.is_file():
         return None
     try:
@@ -512,7 +524,9 @@ def partition_metadata(path: Path | str) -> dict[str, str]:
 def list_days(store: StoreLike, table: str, underlying: str) -> list[dt.date]:
     """Sorted ET session dates that have a ``table`` partition for ``underlying``."""
     _check_table(table)
-    base = layout.table_dir(store_root(store), table) / f"underlying={_check_underlying(underlying)}"
+    base = (
+        layout.table_dir(store_root(store), table) / f"underlying={_check_underlying(underlying)}"
+    )
     if not base.is_dir():
         return []
     days = []
@@ -529,8 +543,11 @@ def list_underlyings(store: StoreLike, table: str = "quotes") -> list[str]:
     base = layout.table_dir(store_root(store), table)
     if not base.is_dir():
         return []
-    return sorted(p.name[len("underlying="):] for p in base.iterdir()
-                  if p.name.startswith("underlying=") and p.is_dir())
+    return sorted(
+        p.name[len("underlying=") :]
+        for p in base.iterdir()
+        if p.name.startswith("underlying=") and p.is_dir()
+    )
 
 
 # --------------------------------------------------------------------------- manifest
@@ -576,14 +593,29 @@ def open_manifest(store: StoreLike, *, wait_s: float = 30.0) -> Iterator[duckdb.
 
 
 def record_partition(
-    con: duckdb.DuckDBPyConnection, table: str, underlying: str, day: dt.date, path: Path,
-    rows: int, source: str, checksum: str | None,
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    underlying: str,
+    day: dt.date,
+    path: Path,
+    rows: int,
+    source: str,
+    checksum: str | None,
 ) -> None:
     """Record one written partition in the manifest (``con`` from :func:`open_manifest`)."""
     con.execute(
         "INSERT OR REPLACE INTO partitions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
-        [table, underlying, day, str(path), rows, path.stat().st_size, sha256_file(path), source,
-         checksum or ""],
+        [
+            table,
+            underlying,
+            day,
+            str(path),
+            rows,
+            path.stat().st_size,
+            sha256_file(path),
+            source,
+            checksum or "",
+        ],
     )
 
 
@@ -597,12 +629,19 @@ def sync_manifest(store: StoreLike) -> int:
         base = layout.table_dir(root, table)
         for path in sorted(base.glob("underlying=*/date=*/part-0.parquet")):
             meta = partition_metadata(path)
-            rows.append((
-                table, path.parent.parent.name[len("underlying="):],
-                dt.date.fromisoformat(path.parent.name[len("date="):]), str(path),
-                pq.ParquetFile(path).metadata.num_rows, path.stat().st_size, sha256_file(path),
-                meta.get("quantlab.source", ""), meta.get("quantlab.checksum", ""),
-            ))
+            rows.append(
+                (
+                    table,
+                    path.parent.parent.name[len("underlying=") :],
+                    dt.date.fromisoformat(path.parent.name[len("date=") :]),
+                    str(path),
+                    pq.ParquetFile(path).metadata.num_rows,
+                    path.stat().st_size,
+                    sha256_file(path),
+                    meta.get("quantlab.source", ""),
+                    meta.get("quantlab.checksum", ""),
+                )
+            )
     with open_manifest(root) as con:
         con.execute("DELETE FROM partitions")
         if rows:
@@ -634,8 +673,13 @@ def read_manifest(store: StoreLike, table: str = "partitions") -> pl.DataFrame:
 # --------------------------------------------------------------------------- DuckDB views
 
 _DUCK_TYPES = {
-    "Date": "DATE", "UInt32": "UINTEGER", "String": "VARCHAR", "Utf8": "VARCHAR",
-    "Float64": "DOUBLE", "Int32": "INTEGER", "Int64": "BIGINT",
+    "Date": "DATE",
+    "UInt32": "UINTEGER",
+    "String": "VARCHAR",
+    "Utf8": "VARCHAR",
+    "Float64": "DOUBLE",
+    "Int32": "INTEGER",
+    "Int64": "BIGINT",
 }
 
 
@@ -670,8 +714,10 @@ def connect(
         base = layout.table_dir(root, table)
         if any(base.glob("underlying=*/date=*/part-0.parquet")):
             glob = str(base / "underlying=*" / "date=*" / "part-0.parquet").replace("'", "''")
-            sql = (f"SELECT * FROM read_parquet('{glob}', hive_partitioning = true, "
-                   "hive_types = {'underlying': VARCHAR, 'date': DATE})")
+            sql = (
+                f"SELECT * FROM read_parquet('{glob}', hive_partitioning = true, "
+                "hive_types = {'underlying': VARCHAR, 'date': DATE})"
+            )
         else:
             sql = _empty_view_sql(table)
         con.execute(f'CREATE OR REPLACE VIEW "{table}" AS {sql}')

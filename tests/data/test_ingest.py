@@ -39,19 +39,24 @@ def _need_real() -> None:
 
 def _files(root: Path) -> dict[str, bytes]:
     """Every file of a store (Parquet only) with its bytes."""
-    return {str(p.relative_to(root)): p.read_bytes()
-            for p in sorted(root.rglob("*.parquet")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*.parquet"))
+        if p.is_file()
+    }
 
 
 # --------------------------------------------------------------------------- DBN writer
+
 
 def write_dbn(path: Path, schema: str, records: list[dict], *, version: int = 3) -> Path:
     """Encode ``records`` (field -> value dicts) as a .dbn.zst file of ``schema``."""
     import databento_dbn as dbn
     import zstandard
 
-    cls = {"definition": dbn.InstrumentDefMsg, "cbbo-1m": dbn.CBBOMsg,
-           "statistics": dbn.StatMsg}[schema]
+    cls = {"definition": dbn.InstrumentDefMsg, "cbbo-1m": dbn.CBBOMsg, "statistics": dbn.StatMsg}[
+        schema
+    ]
     dtype = np.dtype(cls._dtypes)
     arr = np.zeros(len(records), dtype=dtype)
     arr["length"] = dtype.itemsize // 4
@@ -69,10 +74,19 @@ def write_dbn(path: Path, schema: str, records: list[dict], *, version: int = 3)
     for i, rec in enumerate(records):
         for k, v in rec.items():
             arr[k][i] = v
-    meta = dbn.Metadata(dataset="OPRA.PILLAR", schema=dbn.Schema.from_str(schema), start=0,
-                        stype_in=dbn.SType.RAW_SYMBOL, stype_out=dbn.SType.INSTRUMENT_ID,
-                        end=1, symbols=[], partial=[], not_found=[], mappings=[],
-                        version=version)
+    meta = dbn.Metadata(
+        dataset="OPRA.PILLAR",
+        schema=dbn.Schema.from_str(schema),
+        start=0,
+        stype_in=dbn.SType.RAW_SYMBOL,
+        stype_out=dbn.SType.INSTRUMENT_ID,
+        end=1,
+        symbols=[],
+        partial=[],
+        not_found=[],
+        mappings=[],
+        version=version,
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(zstandard.ZstdCompressor().compress(bytes(meta.encode()) + arr.tobytes()))
     return path
@@ -89,8 +103,14 @@ def occ(root: str, expiry: dt.date, right: str, strike: float) -> str:
     return f"{root:<6}{expiry:%y%m%d}{right}{round(strike * 1000):08d}"
 
 
-def make_day(raw: Path, day: dt.date, *, n_strikes: int = 3, seed: int = 0,
-             extra_quotes: list[dict] | None = None) -> dict[int, str]:
+def make_day(
+    raw: Path,
+    day: dt.date,
+    *,
+    n_strikes: int = 3,
+    seed: int = 0,
+    extra_quotes: list[dict] | None = None,
+) -> dict[int, str]:
     """Definition, cbbo-1m and statistics files of one SPX session at the layout paths."""
     rng = np.random.default_rng(seed)
     defs, quotes, stats = [], [], []
@@ -102,23 +122,42 @@ def make_day(raw: Path, day: dt.date, *, n_strikes: int = 3, seed: int = 0,
                 strike = 4700.0 + 5 * k
                 sym = occ(root, expiry, right, strike)
                 ids[iid] = sym
-                defs.append({"instrument_id": iid, "ts_recv": et_ns(day, 6, 30),
-                             "ts_event": et_ns(day, 6, 30), "raw_symbol": sym.encode(),
-                             "underlying": b"SPX", "instrument_class": right.encode(),
-                             "strike_price": int(strike * NS),
-                             "expiration": int(np.datetime64(expiry, "ns").astype(np.int64))})
+                defs.append(
+                    {
+                        "instrument_id": iid,
+                        "ts_recv": et_ns(day, 6, 30),
+                        "ts_event": et_ns(day, 6, 30),
+                        "raw_symbol": sym.encode(),
+                        "underlying": b"SPX",
+                        "instrument_class": right.encode(),
+                        "strike_price": int(strike * NS),
+                        "expiration": int(np.datetime64(expiry, "ns").astype(np.int64)),
+                    }
+                )
                 for pub in (22, 31):  # OI repeated per publisher
-                    stats.append({"instrument_id": iid, "ts_recv": et_ns(day, 6, 31),
-                                  "ts_event": et_ns(day, 6, 31), "quantity": 1000 + iid,
-                                  "publisher_id": pub})
+                    stats.append(
+                        {
+                            "instrument_id": iid,
+                            "ts_recv": et_ns(day, 6, 31),
+                            "ts_event": et_ns(day, 6, 31),
+                            "quantity": 1000 + iid,
+                            "publisher_id": pub,
+                        }
+                    )
                 for m in range(0, 30, 3):
                     end = et_ns(day, 9, 31 + m)
                     bid = round(float(rng.uniform(1, 20)), 2)
-                    quotes.append({"instrument_id": iid, "ts_recv": end,
-                                   "ts_event": end - 25 * NS,
-                                   "bid_px_00": round(bid * 100) * 10_000_000,
-                                   "ask_px_00": round((bid + 0.2) * 100) * 10_000_000,
-                                   "bid_sz_00": 10, "ask_sz_00": 12})
+                    quotes.append(
+                        {
+                            "instrument_id": iid,
+                            "ts_recv": end,
+                            "ts_event": end - 25 * NS,
+                            "bid_px_00": round(bid * 100) * 10_000_000,
+                            "ask_px_00": round((bid + 0.2) * 100) * 10_000_000,
+                            "bid_sz_00": 10,
+                            "ask_sz_00": 12,
+                        }
+                    )
                 iid += 1
     quotes += extra_quotes or []
     quotes.sort(key=lambda r: r["ts_recv"])
@@ -157,6 +196,7 @@ def reference_store(raw_days: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 # --------------------------------------------------------------------------- real files
+
 
 def test_real_definition_v3(real_store: Path) -> None:
     inst = st.read_partition(real_store, "instruments", "AAPL", "2025-02-20")
@@ -217,23 +257,34 @@ def test_real_duckdb_views(real_store: Path) -> None:
     con = st.connect(real_store)
     n, oi = con.execute(
         "SELECT count(*), max(o.open_interest) FROM quotes q JOIN open_interest o "
-        "USING (underlying, date, instrument_id) WHERE underlying = 'AAPL'").fetchone()
+        "USING (underlying, date, instrument_id) WHERE underlying = 'AAPL'"
+    ).fetchone()
     assert (n, oi) == (4, 57924)
     assert con.execute("SELECT count(*) FROM quarantine").fetchone() == (0,)
 
 
 def test_et_dates_across_dst() -> None:
-    ts = np.array([et_ns(dt.date(2024, 3, 8), 23, 59), et_ns(dt.date(2024, 3, 11), 0, 1),
-                   et_ns(dt.date(2024, 11, 4), 19, 30)])
+    ts = np.array(
+        [
+            et_ns(dt.date(2024, 3, 8), 23, 59),
+            et_ns(dt.date(2024, 3, 11), 0, 1),
+            et_ns(dt.date(2024, 11, 4), 19, 30),
+        ]
+    )
     assert et_dates(ts).astype(object).tolist() == [
-        dt.date(2024, 3, 8), dt.date(2024, 3, 11), dt.date(2024, 11, 4)]
+        dt.date(2024, 3, 8),
+        dt.date(2024, 3, 11),
+        dt.date(2024, 11, 4),
+    ]
 
 
 # --------------------------------------------------------------------------- corrupt input
 
+
 @pytest.mark.parametrize("kind", ["zst", "dbn"])
-def test_truncated_file_raises_and_leaves_store(real_store: Path, tmp_path: Path,
-                                                kind: str) -> None:
+def test_truncated_file_raises_and_leaves_store(
+    real_store: Path, tmp_path: Path, kind: str
+) -> None:
     import zstandard
 
     store = tmp_path / "store"
@@ -243,7 +294,8 @@ def test_truncated_file_raises_and_leaves_store(real_store: Path, tmp_path: Path
     bad_dir = tmp_path / "in"
     bad_dir.mkdir()
     (bad_dir / "good.definition.dbn.zst").write_bytes(
-        (V3 / "test_data.definition.dbn.zst").read_bytes())
+        (V3 / "test_data.definition.dbn.zst").read_bytes()
+    )
     if kind == "zst":
         bad = bad_dir / "bad.cbbo-1m.dbn.zst"
         bad.write_bytes(src[: len(src) - 40])
@@ -265,12 +317,15 @@ def test_garbage_file_raises(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- hand-made days
 
+
 def test_handmade_ingest_contents(reference_store: Path) -> None:
     assert st.list_days(reference_store, "quotes", "SPX") == list(DAYS)
     inst = st.read_partition(reference_store, "instruments", "SPX", DAYS[0])
     assert inst is not None and inst.height == 12
-    assert set(zip(inst["root"], inst["settlement"], strict=True)) == {("SPXW", "PM"),
-                                                                       ("SPX", "AM")}
+    assert set(zip(inst["root"], inst["settlement"], strict=True)) == {
+        ("SPXW", "PM"),
+        ("SPX", "AM"),
+    }
     oi = st.read_partition(reference_store, "open_interest", "SPX", DAYS[0])
     assert oi is not None and oi.height == 12  # two publishers -> one row each
     assert (oi["open_interest"] == oi["instrument_id"].cast(pl.Int64) + 1000).all()
@@ -279,8 +334,7 @@ def test_handmade_ingest_contents(reference_store: Path) -> None:
     assert st.read_partition(reference_store, "quarantine", "SPX", DAYS[0]) is None
 
 
-def test_idempotent_byte_identical(reference_store: Path, raw_days: Path,
-                                   tmp_path: Path) -> None:
+def test_idempotent_byte_identical(reference_store: Path, raw_days: Path, tmp_path: Path) -> None:
     ref = _files(reference_store)
     # a second store from the same raw files
     other = tmp_path / "other"
@@ -297,8 +351,9 @@ def test_idempotent_byte_identical(reference_store: Path, raw_days: Path,
     assert rep.ingested == [] and rep.partitions == [] and len(rep.skipped) == 9
 
 
-def test_definitions_then_quotes_in_separate_runs(raw_days: Path, reference_store: Path,
-                                                  tmp_path: Path) -> None:
+def test_definitions_then_quotes_in_separate_runs(
+    raw_days: Path, reference_store: Path, tmp_path: Path
+) -> None:
     store = tmp_path / "s"
     shutil.copytree(raw_days / "raw", store / "raw")
     d = DAYS[1]
@@ -343,8 +398,17 @@ def test_quote_time_is_minute_end_not_ts_event(tmp_path: Path) -> None:
     """cbbo-1m ts_recv (minute end) keys the quote; a snapshot just before it must not see it."""
     d = dt.date(2024, 3, 21)
     end = et_ns(d, 11, 0)
-    extra = [{"instrument_id": 100, "ts_recv": end, "ts_event": end - 45 * NS,
-              "bid_px_00": 77 * NS, "ask_px_00": 78 * NS, "bid_sz_00": 1, "ask_sz_00": 1}]
+    extra = [
+        {
+            "instrument_id": 100,
+            "ts_recv": end,
+            "ts_event": end - 45 * NS,
+            "bid_px_00": 77 * NS,
+            "ask_px_00": 78 * NS,
+            "bid_sz_00": 1,
+            "ask_sz_00": 1,
+        }
+    ]
     make_day(tmp_path, d, extra_quotes=extra)
     ingest(None, tmp_path)
     q = st.read_partition(tmp_path, "quotes", "SPX", d)
@@ -357,8 +421,9 @@ def test_quote_time_is_minute_end_not_ts_event(tmp_path: Path) -> None:
     assert row["bid"].item() == 77.0 and row["age_s"].item() == 0.0
 
 
-def test_kill_mid_ingest_leaves_whole_partitions(raw_days: Path, reference_store: Path,
-                                                 tmp_path: Path) -> None:
+def test_kill_mid_ingest_leaves_whole_partitions(
+    raw_days: Path, reference_store: Path, tmp_path: Path
+) -> None:
     import pyarrow.parquet as pq
 
     store = tmp_path / "store"
@@ -391,12 +456,14 @@ def test_kill_mid_ingest_leaves_whole_partitions(raw_days: Path, reference_store
 
 # --------------------------------------------------------------------------- synthetic market
 
+
 @pytest.fixture(scope="session")
 def synth_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     synth = pytest.importorskip("quantlab.data.synth")
     root = tmp_path_factory.mktemp("synth")
-    synth.synthesize("2024-03-07", "2024-03-08", seed=11, store=root, profile="test",
-                     moneyness=0.03)
+    synth.synthesize(
+        "2024-03-07", "2024-03-08", seed=11, store=root, profile="test", moneyness=0.03
+    )
     rep = ingest(None, root)
     assert rep.days == [dt.date(2024, 3, 7), dt.date(2024, 3, 8)]
     return root
@@ -414,21 +481,36 @@ def test_synthetic_round_trip_forward_and_vol(synth_store: Path, day: dt.date) -
         ts = int(minutes[m])
         snap = read.chain_at(synth_store, "SPX", ts)
         for (root, expiry), g in snap.group_by(["root", "expiry"]):
-            tr = truth.filter((pl.col("ts_recv") == ts) & (pl.col("root") == root)
-                              & (pl.col("expiry") == expiry))
+            tr = truth.filter(
+                (pl.col("ts_recv") == ts) & (pl.col("root") == root) & (pl.col("expiry") == expiry)
+            )
             assert tr.height == 1, (root, expiry)
             T, df, F = tr["T"][0], tr["df"][0], tr["forward"][0]
-            pairs = (g.filter(pl.col("right") == "C")
-                     .join(g.filter(pl.col("right") == "P"), on="strike", suffix="_p"))
-            fit = pricing.implied_forward(pairs["strike"], pairs["bid"], pairs["ask"],
-                                          pairs["bid_p"], pairs["ask_p"], T, r=-np.log(df) / T)
+            pairs = g.filter(pl.col("right") == "C").join(
+                g.filter(pl.col("right") == "P"), on="strike", suffix="_p"
+            )
+            fit = pricing.implied_forward(
+                pairs["strike"],
+                pairs["bid"],
+                pairs["ask"],
+                pairs["bid_p"],
+                pairs["ask_p"],
+                T,
+                r=-np.log(df) / T,
+            )
             assert abs(fit.forward - F) < 0.05, (root, expiry, fit.forward, F)
-            otm = g.filter((pl.col("bid") > 0) & (pl.col("ask") - pl.col("bid") < 1.0) & (
-                ((pl.col("right") == "C") & (pl.col("strike") >= F))
-                | ((pl.col("right") == "P") & (pl.col("strike") < F))))
+            otm = g.filter(
+                (pl.col("bid") > 0)
+                & (pl.col("ask") - pl.col("bid") < 1.0)
+                & (
+                    ((pl.col("right") == "C") & (pl.col("strike") >= F))
+                    | ((pl.col("right") == "P") & (pl.col("strike") < F))
+                )
+            )
             mid = ((otm["bid"] + otm["ask"]) / 2).to_numpy()
-            iv = pricing.implied_vol(mid, F, otm["strike"].to_numpy(), T, df,
-                                     (otm["right"] == "C").to_numpy())
+            iv = pricing.implied_vol(
+                mid, F, otm["strike"].to_numpy(), T, df, (otm["right"] == "C").to_numpy()
+            )
             err = np.abs(iv - synth.true_vol(tr, otm["strike"].to_numpy()))
             assert np.nanmedian(err) < 0.002 and np.nanmax(err[mid > 1.0]) < 0.005
             checked += 1
@@ -442,8 +524,12 @@ def test_vanished_raw_file_keeps_its_rows(raw_days: Path, tmp_path: Path) -> Non
     ingest(None, store)
     before = st.read_partition(store, "quotes", "SPX", d)
     assert before is not None
-    new = {"instrument_id": 100, "ts_recv": et_ns(d, 15, 0), "bid_px_00": 5 * NS,
-           "ask_px_00": 6 * NS}
+    new = {
+        "instrument_id": 100,
+        "ts_recv": et_ns(d, 15, 0),
+        "bid_px_00": 5 * NS,
+        "ask_px_00": 6 * NS,
+    }
     layout.raw_file(store, "SPX", d, "cbbo-1m").unlink()  # the old file is gone ...
     extra = write_dbn(store / "raw" / "more" / "extra.cbbo-1m.dbn.zst", "cbbo-1m", [new])
     rep = ingest([extra], store)  # ... and a file with one more quote arrives

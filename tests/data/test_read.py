@@ -33,14 +33,29 @@ def build_day(seed: int = 3) -> tuple[pl.DataFrame, pl.DataFrame]:
     rng = np.random.default_rng(seed)
     rows = []
     iid = 500
-    for root, expiry in (("SPXW", DAY), ("SPXW", dt.date(2024, 3, 15)),
-                         ("SPX", dt.date(2024, 3, 15))):
+    for root, expiry in (
+        ("SPXW", DAY),
+        ("SPXW", dt.date(2024, 3, 15)),
+        ("SPX", dt.date(2024, 3, 15)),
+    ):
         for k in range(10):
             for right in "CP":
                 strike = 5100.0 + 5 * k
                 sym = f"{root:<6}{expiry:%y%m%d}{right}{int(strike * 1000):08d}"
-                rows.append((DAY, iid, sym, root, "SPX", expiry,
-                             "AM" if root == "SPX" else "PM", strike, right, 100))
+                rows.append(
+                    (
+                        DAY,
+                        iid,
+                        sym,
+                        root,
+                        "SPX",
+                        expiry,
+                        "AM" if root == "SPX" else "PM",
+                        strike,
+                        right,
+                        100,
+                    )
+                )
                 iid += 1
     inst = pl.DataFrame(rows, schema=st.INSTRUMENTS_SCHEMA, orient="row")
     ids = inst["instrument_id"].to_numpy()
@@ -53,30 +68,41 @@ def build_day(seed: int = 3) -> tuple[pl.DataFrame, pl.DataFrame]:
         m = np.union1d(m[m >= first], [first])
         bid = np.round(rng.uniform(0.5, 30, m.size), 2)
         bid[rng.random(m.size) < 0.05] = np.nan  # some undefined bids
-        recs.append(pl.DataFrame({
-            "ts": MINUTES[m], "instrument_id": np.full(m.size, i, np.uint32),
-            "bid": bid, "ask": np.round(np.nan_to_num(bid, nan=0.0) + 0.1, 2),
-            "bid_size": rng.integers(1, 100, m.size).astype(np.uint32),
-            "ask_size": rng.integers(1, 100, m.size).astype(np.uint32),
-        }))
+        recs.append(
+            pl.DataFrame(
+                {
+                    "ts": MINUTES[m],
+                    "instrument_id": np.full(m.size, i, np.uint32),
+                    "bid": bid,
+                    "ask": np.round(np.nan_to_num(bid, nan=0.0) + 0.1, 2),
+                    "bid_size": rng.integers(1, 100, m.size).astype(np.uint32),
+                    "ask_size": rng.integers(1, 100, m.size).astype(np.uint32),
+                }
+            )
+        )
     quotes = pl.concat(recs).with_columns(pl.col("bid").fill_nan(None))
     return inst, quotes
 
 
 @pytest.fixture(scope="session")
-def day_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pl.DataFrame,
-                                                                 pl.DataFrame]:
+def day_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pl.DataFrame, pl.DataFrame]:
     root = tmp_path_factory.mktemp("read_store")
     inst, quotes = build_day()
     st.write_partition(root, "instruments", "SPX", DAY, inst, source="test")
-    st.write_partition(root, "quotes", "SPX", DAY, quotes.sample(fraction=1.0, shuffle=True,
-                                                                 seed=1), source="test")
+    st.write_partition(
+        root, "quotes", "SPX", DAY, quotes.sample(fraction=1.0, shuffle=True, seed=1), source="test"
+    )
     return root, inst, quotes
 
 
 def brute_chain(quotes: pl.DataFrame, t: int) -> pl.DataFrame:
-    return (quotes.filter(pl.col("ts") <= t).sort("ts").group_by("instrument_id")
-            .agg(pl.all().last()).rename({"ts": "quote_ts"}))
+    return (
+        quotes.filter(pl.col("ts") <= t)
+        .sort("ts")
+        .group_by("instrument_id")
+        .agg(pl.all().last())
+        .rename({"ts": "quote_ts"})
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -85,6 +111,7 @@ def _fresh_cache() -> None:
 
 
 # --------------------------------------------------------------------------- chain_at
+
 
 @given(k=hs.integers(-30, MINUTES.size + 30), off=hs.sampled_from([0, -1, 1, 17 * NS]))
 def test_chain_at_matches_brute_force(day_store, k: int, off: int) -> None:
@@ -119,11 +146,18 @@ def test_chain_at_ignores_later_quotes(day_store, tmp_path: Path) -> None:
         bid=pl.when(later).then(pl.col("bid") + 100).otherwise(pl.col("bid")),
         ask=pl.when(later).then(pl.col("ask") + 100).otherwise(pl.col("ask")),
     )
-    extra = pl.DataFrame({"ts": [t + 1], "instrument_id": [inst["instrument_id"][7]],
-                          "bid": [9.0], "ask": [9.5], "bid_size": [1], "ask_size": [1]},
-                         schema=st.QUOTES_SCHEMA)  # a quote 1 ns after t for an unquoted one
-    st.write_partition(root, "quotes", "SPX", DAY, pl.concat([perturbed, extra]),
-                       source="test")
+    extra = pl.DataFrame(
+        {
+            "ts": [t + 1],
+            "instrument_id": [inst["instrument_id"][7]],
+            "bid": [9.0],
+            "ask": [9.5],
+            "bid_size": [1],
+            "ask_size": [1],
+        },
+        schema=st.QUOTES_SCHEMA,
+    )  # a quote 1 ns after t for an unquoted one
+    st.write_partition(root, "quotes", "SPX", DAY, pl.concat([perturbed, extra]), source="test")
     after = read.chain_at(root, "SPX", t)  # the cache notices the rewritten partition
     assert after.equals(before)
     assert not read.chain_at(root, "SPX", t + 1).equals(before)
@@ -166,8 +200,10 @@ def test_filters_and_columns(day_store) -> None:
     assert full.filter(pl.col("root") == "SPX").equals(snap)
     # chain order: expiry, root, strike, right
     assert full.select(["expiry", "root", "strike", "right"]).equals(
-        full.select(["expiry", "root", "strike", "right"]).sort(["expiry", "root", "strike",
-                                                                "right"]))
+        full.select(["expiry", "root", "strike", "right"]).sort(
+            ["expiry", "root", "strike", "right"]
+        )
+    )
     aware = dt.datetime.fromtimestamp(t / NS, tz=ET)
     assert read.chain_at(root, "SPX", aware).equals(full)
     assert read.chain_at(root, "SPX", aware.isoformat()).equals(full)
@@ -188,6 +224,7 @@ def test_errors(day_store) -> None:
 
 # --------------------------------------------------------------------------- quotes_between
 
+
 def test_quotes_between_raw(day_store) -> None:
     root, inst, quotes = day_store
     legs = [int(x) for x in inst["instrument_id"][[12, 2, 13, 3]]]
@@ -195,8 +232,11 @@ def test_quotes_between_raw(day_store) -> None:
     got = read.quotes_between(root, legs, t0, t1)
     ref = quotes.filter(pl.col("instrument_id").is_in(legs) & pl.col("ts").is_between(t0, t1))
     order = {v: i for i, v in enumerate(legs)}
-    ref = (ref.with_columns(o=pl.col("instrument_id").replace_strict(order))
-           .sort(["o", "ts"]).drop("o"))
+    ref = (
+        ref.with_columns(o=pl.col("instrument_id").replace_strict(order))
+        .sort(["o", "ts"])
+        .drop("o")
+    )
     assert got.equals(ref.select(got.columns))
 
 
@@ -206,8 +246,16 @@ def test_quotes_between_ffill_equals_snapshots(day_store) -> None:
     t0, t1 = int(MINUTES[0]) - 10 * MIN, int(MINUTES[-1])
     ff = read.quotes_between(root, legs, t0, t1, ffill=True)
     assert ff.height == 4 * MINUTES.size
-    assert ff.columns == ["instrument_id", "ts", "bid", "ask", "bid_size", "ask_size",
-                          "quote_ts", "age_s"]
+    assert ff.columns == [
+        "instrument_id",
+        "ts",
+        "bid",
+        "ask",
+        "bid_size",
+        "ask_size",
+        "quote_ts",
+        "age_s",
+    ]
     for m in (0, 39, 40, 200, MINUTES.size - 1):
         t = int(MINUTES[m])
         snap = read.chain_at(root, "SPX", t).filter(pl.col("instrument_id").is_in(legs))
@@ -219,6 +267,7 @@ def test_quotes_between_ffill_equals_snapshots(day_store) -> None:
 
 
 # --------------------------------------------------------------------------- DayQuotes / kernels
+
 
 def test_numpy_views_and_batch(day_store) -> None:
     root, _, _quotes = day_store
@@ -247,8 +296,9 @@ def test_kernels_match_python_twins(seed: int) -> None:
     counts = rng.integers(0, 12, n_inst)
     hi = np.cumsum(counts).astype(np.int64)
     lo = (hi - counts).astype(np.int64)
-    ts = np.concatenate([np.sort(rng.choice(100, c, replace=False)) for c in counts]
-                        ).astype(np.int64)
+    ts = np.concatenate([np.sort(rng.choice(100, c, replace=False)) for c in counts]).astype(
+        np.int64
+    )
     sel = rng.permutation(n_inst).astype(np.int64)
     t = np.int64(rng.integers(-5, 105))
     a, b = np.empty(n_inst, np.int64), np.empty(n_inst, np.int64)
@@ -256,7 +306,7 @@ def test_kernels_match_python_twins(seed: int) -> None:
     K.last_at_or_before_python(ts, lo, hi, sel, t, b)
     assert np.array_equal(a, b)
     for j, k in enumerate(sel):  # brute force
-        ok = np.flatnonzero(ts[lo[k]:hi[k]] <= t)
+        ok = np.flatnonzero(ts[lo[k] : hi[k]] <= t)
         assert a[j] == (lo[k] + ok[-1] if ok.size else -1)
     grid = np.sort(rng.integers(-5, 105, 9)).astype(np.int64)
     g1, g2 = np.empty((9, n_inst), np.int64), np.empty((9, n_inst), np.int64)
@@ -274,49 +324,74 @@ def test_numba_disabled_gives_same_snapshot(day_store) -> None:
         "sys.stdout.write(str(s['bid'].fill_null(-1).sum()) + ' ' + str(s['quote_ts'].sum()))"
     )
     env = {**os.environ, "QUANTLAB_DISABLE_NUMBA": "1"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True, cwd=Path(__file__).resolve().parents[2]).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    ).stdout
     s = read.chain_at(root, "SPX", t)
     assert out == f"{s['bid'].fill_null(-1).sum()} {s['quote_ts'].sum()}"
 
 
 # --------------------------------------------------------------------------- store API
 
+
 def test_write_partition_validation(tmp_path: Path) -> None:
-    q = pl.DataFrame({"ts": [1, 2], "instrument_id": [1, 1], "bid": [1.0, None],
-                      "ask": [1.1, None], "bid_size": [1, 0], "ask_size": [1, 0]})
+    q = pl.DataFrame(
+        {
+            "ts": [1, 2],
+            "instrument_id": [1, 1],
+            "bid": [1.0, None],
+            "ask": [1.1, None],
+            "bid_size": [1, 0],
+            "ask_size": [1, 0],
+        }
+    )
     with pytest.raises(DataError, match="missing column 'ask'"):
         st.write_partition(tmp_path, "quotes", "SPX", DAY, q.drop("ask"), source="t")
     with pytest.raises(DataError, match="unexpected column 'x'"):
         st.write_partition(tmp_path, "quotes", "SPX", DAY, q.with_columns(x=1), source="t")
     with pytest.raises(DataError, match="'bid_size' must be UInt32"):
-        st.write_partition(tmp_path, "quotes", "SPX", DAY, q.with_columns(bid_size=-1),
-                           source="t")
+        st.write_partition(tmp_path, "quotes", "SPX", DAY, q.with_columns(bid_size=-1), source="t")
     with pytest.raises(DataError, match="duplicate key"):
         st.write_partition(tmp_path, "quotes", "SPX", DAY, q.with_columns(ts=5), source="t")
     with pytest.raises(DataError, match="NaN"):
-        st.write_partition(tmp_path, "quotes", "SPX", DAY,
-                           q.with_columns(bid=pl.lit(float("nan"))), source="t")
+        st.write_partition(
+            tmp_path, "quotes", "SPX", DAY, q.with_columns(bid=pl.lit(float("nan"))), source="t"
+        )
     with pytest.raises(DataError, match="'ts' has 1 null"):
-        st.write_partition(tmp_path, "quotes", "SPX", DAY,
-                           q.with_columns(ts=pl.Series([1, None])), source="t")
+        st.write_partition(
+            tmp_path, "quotes", "SPX", DAY, q.with_columns(ts=pl.Series([1, None])), source="t"
+        )
     with pytest.raises(InputError, match="table must be one of"):
         st.write_partition(tmp_path, "trades", "SPX", DAY, q, source="t")
     assert not (tmp_path / "parquet").exists() or not list(tmp_path.rglob("*.parquet"))
     inst, _ = build_day()
     with pytest.raises(DataError, match="'right' has value 'X'"):
-        st.write_partition(tmp_path, "instruments", "SPX", DAY,
-                           inst.with_columns(right=pl.lit("X")), source="t")
+        st.write_partition(
+            tmp_path, "instruments", "SPX", DAY, inst.with_columns(right=pl.lit("X")), source="t"
+        )
     with pytest.raises(DataError, match="partition is 2024-03-15"):
         st.write_partition(tmp_path, "instruments", "SPX", "2024-03-15", inst, source="t")
 
 
 def test_write_read_list_and_manifest(tmp_path: Path) -> None:
-    bars = pl.DataFrame({"ts": [3, 1, 2], "open": [1.0, 2, 3], "high": [1.0, 2, 3],
-                         "low": [1.0, 2, 3], "close": [1.0, 2, 3]})
+    bars = pl.DataFrame(
+        {
+            "ts": [3, 1, 2],
+            "open": [1.0, 2, 3],
+            "high": [1.0, 2, 3],
+            "low": [1.0, 2, 3],
+            "close": [1.0, 2, 3],
+        }
+    )
     for d in ("2024-03-15", "2024-03-14"):
-        p = st.write_partition(tmp_path, "underlying_bars", "spx", d, bars, source="unit",
-                               checksum="abc")
+        p = st.write_partition(
+            tmp_path, "underlying_bars", "spx", d, bars, source="unit", checksum="abc"
+        )
     assert p == tmp_path / "parquet/underlying_bars/underlying=SPX/date=2024-03-14/part-0.parquet"
     back = st.read_partition(tmp_path, "underlying_bars", "SPX", "2024-03-15")
     assert back is not None and back["ts"].to_list() == [1, 2, 3]  # sorted on write
@@ -326,17 +401,21 @@ def test_write_read_list_and_manifest(tmp_path: Path) -> None:
     man = st.read_manifest(tmp_path)
     assert man.height == 2 and set(man["checksum"]) == {"abc"}
     # workers write without the manifest; the parent rebuilds it from the files
-    st.write_partition(tmp_path, "underlying_bars", "SPX", "2024-03-18", bars, source="w",
-                       manifest=False)
+    st.write_partition(
+        tmp_path, "underlying_bars", "SPX", "2024-03-18", bars, source="w", manifest=False
+    )
     assert st.sync_manifest(tmp_path) == 3
     assert st.read_manifest(tmp_path).height == 3
     con = st.connect(tmp_path)
-    assert con.execute("SELECT count(*), count(DISTINCT date) FROM underlying_bars"
-                       ).fetchone() == (9, 3)
+    assert con.execute("SELECT count(*), count(DISTINCT date) FROM underlying_bars").fetchone() == (
+        9,
+        3,
+    )
     assert con.execute("SELECT count(*) FROM quotes").fetchone() == (0,)  # empty view
     store = st.Store(tmp_path)
-    assert store.list_days("underlying_bars", "SPX") == st.list_days(tmp_path,
-                                                                      "underlying_bars", "SPX")
+    assert store.list_days("underlying_bars", "SPX") == st.list_days(
+        tmp_path, "underlying_bars", "SPX"
+    )
     assert not list(tmp_path.rglob("*.tmp"))
 
 
