@@ -1,0 +1,231 @@
+"""The live runner over the simulated broker: parity with the backtester, restarts, modes, kill."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from quantlab import calendar
+from quantlab.backtest.engine import backtest
+from quantlab.brokers import Broker, ComboLeg
+from quantlab.brokers.simulated import SimulatedBroker, parse_occ
+from quantlab.data import read
+from quantlab.errors import ConfigError
+from quantlab.live import Journal, LiveConfig, LiveRunner, Notifier, load_live_config
+from quantlab.strategy import StrategySpec
+
+DAYS = calendar.sessions(dt.date(2024, 3, 4), dt.date(2024, 3, 7))
+SPEC = StrategySpec.from_dict({
+    "name": "live-parity", "dte": {"target": 1, "tolerance": 1}, "entry": {"times": ["10:00", "11:00"]},
+    "short_delta": 0.20, "width": 25, "management": {"take_profit_pct": 50, "stop_loss_pct": 100},
+    "risk": {"max_open_trades": 2, "max_new_trades_per_day": 2},
+})  # fmt: skip
+COLS = ["trade_id", "candidate_id", "entry_ts", "exit_ts", "entry_date", "exit_date", "root",
+        "expiry", "contracts", "exit_reason"]  # fmt: skip
+MONEY = ["credit_per_share", "exit_cost_per_share", "fees", "pnl", "max_loss", "mae_per_share",
+         "mfe_per_share"]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from quantlab.data.ingest import ingest
+    from quantlab.data.synth import synthesize
+
+    root = tmp_path_factory.mktemp("live_store")
+    synthesize(DAYS[0], DAYS[-1], 7, root, profile="demo")
+    ingest(None, root)
+    read.clear_cache()
+    return root
+
+
+def _cfg(tmp: Path, **kw: object) -> LiveConfig:
+    return LiveConfig.from_dict({"strategy": "unused.yaml", "kill_file": str(tmp / "KILL")} | kw)
+
+
+def _runner(store: Path, tmp: Path, journal: Journal | None = None, broker: SimulatedBroker | None
+            = None, events: list | None = None, **kw: object) -> LiveRunner:  # fmt: skip
+    broker = broker or SimulatedBroker(store, DAYS[0], SPEC.fills, SPEC.fees)
+    journal = journal or Journal(tmp / "journal.duckdb")
+    sink = events if events is not None else []
+    return LiveRunner(_cfg(tmp, **kw), broker, journal, spec=SPEC,
+                      notify=lambda k, m, d: sink.append((k, m)))  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def bt(store: Path):  # type: ignore[no-untyped-def]
+    return backtest(SPEC, store, start=DAYS[0], end=DAYS[-1], workers=1, report=False).results[0]
+
+
+@pytest.fixture(scope="session")
+def paper(store: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[LiveRunner, list]:
+    tmp = tmp_path_factory.mktemp("paper")
+    events: list = []
+    run = _runner(store, tmp, events=events)
+    for d in DAYS:
+        run.run_day(d)
+    return run, events
+
+
+def _closed(df: pl.DataFrame) -> pl.DataFrame:
+    return df.filter(pl.col("exit_reason") != "end_of_data").sort("trade_id")
+
+
+def test_paper_trades_equal_the_backtest(bt, paper) -> None:  # type: ignore[no-untyped-def]
+    run, _ = paper
+    live = run.journal.table("trades", "paper").sort("trade_id")
+    ref = _closed(bt.trades)
+    assert ref.height >= 3, "the fixture market should produce several closed trades"
+    assert live.height == ref.height
+    assert live.select(COLS).equals(ref.select(COLS))
+    for c in MONEY:
+        np.testing.assert_allclose(live[c].to_numpy(), ref[c].to_numpy(), atol=0.005, err_msg=c)
+    for a, b in zip(live["legs"].to_list(), ref["legs"].to_list(), strict=True):
+        for la, lb in zip(a, b, strict=True):
+            assert (la["occ"], la["quantity"]) == (lb["occ"], lb["quantity"])
+            assert abs(la["entry_price"] - lb["entry_price"]) < 0.005
+            assert abs(la["exit_price"] - lb["exit_price"]) < 0.005
+            assert la["instrument_id_entry"] == lb["instrument_id_entry"]
+    # trades the backtest ran into the end of the data are still open live (intended)
+    assert set(run.open) == set(
+        bt.trades.filter(pl.col("exit_reason") == "end_of_data")["trade_id"]
+    )
+
+
+def test_paper_decisions_equal_the_backtest(bt, paper) -> None:  # type: ignore[no-untyped-def]
+    run, _ = paper
+    cols = ["candidate_id", "entry_ts", "decision", "reason", "expiry"]
+    live = run.journal.table("decisions", "paper").select(cols).sort("candidate_id")
+    assert live.equals(bt.decisions.select(cols).sort("candidate_id"))
+
+
+def test_journal_orders_fills_and_broker_agree(paper) -> None:  # type: ignore[no-untyped-def]
+    run, events = paper
+    j, b = run.journal, run.broker
+    orders, fills = j.table("orders", "paper"), j.table("fills", "paper")
+    assert orders["order_ref"].n_unique() == orders.height == len(b.orders)
+    assert set(fills["exec_id"]) == {f.exec_id for f in b.fills}
+    trades = j.table("trades", "paper")
+    # broker cash = capital + realized P&L + open trades' entry cash flows
+    open_cash = sum(t["credit"] * 100 * t["contracts"] - t["entry_fees"] for t in run.open.values())
+    assert b.cash == pytest.approx(SPEC.sizing.capital + trades["pnl"].sum() + open_cash, abs=0.01)
+    held = {p.occ: p.quantity for p in b.positions()}
+    want: dict[str, int] = {}
+    for t in run.open.values():
+        for lg in t["legs"]:
+            want[lg["occ"]] = want.get(lg["occ"], 0) + lg["quantity"] * t["contracts"]
+    assert held == {k: v for k, v in want.items() if v}
+    kinds = {k for k, _ in events}
+    assert "fill" in kinds and ({"exit", "stop"} & kinds)
+    assert isinstance(b, Broker)
+
+
+def test_restart_mid_trade_places_no_duplicate(store: Path, tmp_path: Path, paper) -> None:  # type: ignore[no-untyped-def]
+    day = DAYS[0]
+    broker = SimulatedBroker(store, day, SPEC.fills, SPEC.fees)
+    journal = Journal(tmp_path / "journal.duckdb")
+    first = _runner(store, tmp_path, journal=journal, broker=broker)
+    stop = calendar.to_ns(dt.datetime.combine(day, dt.time(10, 0), tzinfo=calendar.ET))
+    first.run_day(day, until=stop)  # the 10:00 entry is placed and filled, then the runner dies
+    assert first.open and all(t["status"] == "open" for t in first.open.values())
+    n_orders = len(broker.orders)
+    # ... as if it died between journaling the order and hearing back from the broker, before
+    # the minute's checkpoint: the restart replays 10:00 and re-sends the same order_ref
+    tid, state = next(iter(journal.open_states("paper").items()))
+    journal.save_open(tid, state | {"status": "opening", "order_id": None}, "paper")
+    journal.con.execute("DELETE FROM progress")
+    second = _runner(store, tmp_path, journal=journal, broker=broker)
+    assert set(second.open) == set(first.open)
+    for d in DAYS:
+        second.run_day(d)
+    refs = [o.order_ref for o in broker.orders.values()]
+    assert len(refs) == len(set(refs))
+    assert len(broker.orders) == len(paper[0].broker.orders) and n_orders <= len(refs)
+    cols = ["trade_id", "exit_ts", "exit_reason", "pnl"]
+    got = journal.table("trades", "paper").select(cols).sort("trade_id")
+    assert got.equals(paper[0].journal.table("trades", "paper").select(cols).sort("trade_id"))
+    assert journal.table("orders")["order_ref"].n_unique() == journal.table("orders").height
+
+
+def test_placing_an_order_ref_twice_returns_the_same_order(store: Path) -> None:
+    b = SimulatedBroker(store, DAYS[0], SPEC.fills, SPEC.fees)
+    b.advance_to(calendar.to_ns(dt.datetime.combine(DAYS[0], dt.time(10), tzinfo=calendar.ET)))
+    chain = b.chain_snapshot("SPX", b.now())
+    occ = chain.filter(pl.col("bid") > 1)["raw_symbol"][0]
+    a = b.place_combo((ComboLeg(occ, -1),), 1, 1e6, "ref-1")  # unmarketable credit limit
+    assert b.place_combo((ComboLeg(occ, -1),), 1, 1e6, "ref-1") == a
+    assert len(b.open_orders()) == 1 and not b.fills
+    b.cancel(a)
+    assert b.order_status(a).status == "cancelled" and not b.open_orders()
+    assert parse_occ("SPXW  240119P04700000") == ("SPXW", dt.date(2024, 1, 19), "P", 4700.0)
+
+
+def test_shadow_places_no_orders_and_decides_the_same(store: Path, tmp_path: Path, paper) -> None:  # type: ignore[no-untyped-def]
+    run = _runner(store, tmp_path, mode="shadow")
+    for d in DAYS[:2]:
+        run.run_day(d)
+    assert not run.broker.orders and not run.broker.fills
+    cols = ["candidate_id", "decision", "reason"]
+    mine = run.journal.table("decisions", "shadow").select(cols).sort("candidate_id")
+    ref = paper[0].journal.table("decisions", "paper")
+    ref = ref.filter(pl.col("entry_date").is_in(DAYS[:2])).select(cols).sort("candidate_id")
+    assert mine.equals(ref)
+
+
+def test_kill_file_stops_new_entries(store: Path, tmp_path: Path) -> None:
+    (tmp_path / "KILL").touch()
+    events: list = []
+    run = _runner(store, tmp_path, events=events)
+    run.run_day(DAYS[0])
+    dec = run.journal.table("decisions", "paper")
+    assert dec.height > 0 and set(dec["decision"]) <= {"skipped", "rejected"}
+    assert "kill_switch" in set(dec["reason"])
+    assert not run.broker.orders
+    assert any(k == "kill_switch" for k, _ in events)
+
+
+def test_bad_config_is_a_clear_error_before_connecting(tmp_path: Path) -> None:
+    strat = tmp_path / "s.yaml"
+    strat.write_text("name: x\ndte: {target: 1}\nentry: {times: ['10:00']}\nshort_delta: 0.1\n"
+                     "width: 25\n")  # fmt: skip
+    good = tmp_path / "live.yaml"
+    good.write_text("strategy: s.yaml\nbroker: sim\nmode: paper\n")
+    cfg, spec = load_live_config(good)
+    assert Path(cfg.strategy) == strat.resolve() and spec.name == "x"
+    for text, needle in (
+        ("strategy: s.yaml\nmode: yolo\n", "mode"),
+        ("strategy: s.yaml\nmax_daily_loss: -5\n", "max_daily_loss"),
+        ("strategy: s.yaml\nreprice_attempts: -1\n", "reprice_attempts"),
+        ("strategy: s.yaml\nbrokr: sim\n", "unknown key 'brokr'"),
+        ("strategy: s.yaml\nmode: live\nbroker: sim\n", "ibkr"),
+        ("strategy: s.yaml\nnotify: {webhook_url: 'ftp://x'}\n", "webhook_url"),
+        ("strategy: missing.yaml\n", "not found"),
+    ):
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(text)
+        with pytest.raises(ConfigError, match=needle):
+            load_live_config(bad)
+
+
+def test_webhook_notifier_posts_json() -> None:
+    sent: list = []
+    Notifier(console=False, webhook_url="https://hooks.example/x",
+             post=lambda url, body: sent.append((url, body)))("fill", "opened", {"a": 1})  # fmt: skip
+    assert sent and sent[0][0] == "https://hooks.example/x" and b'"kind": "fill"' in sent[0][1]
+
+
+def test_run_script_offline(store: Path, tmp_path: Path) -> None:
+    import importlib.util
+
+    repo = Path(__file__).resolve().parents[2]
+    mod_spec = importlib.util.spec_from_file_location("live_run", repo / "live" / "run.py")
+    assert mod_spec and mod_spec.loader
+    mod = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(mod)
+    rc = mod.main(["--config", str(repo / "live" / "paper.yaml"), "--broker", "sim", "--date",
+                   str(DAYS[0]), "--store", str(store), "--journal", str(tmp_path / "j.duckdb")])  # fmt: skip
+    assert rc == 0
+    assert mod.main(["--config", str(repo / "live" / "paper.yaml"), "--date", "2024-03-09"]) == 2
