@@ -31,6 +31,11 @@ def _register_groups() -> None:
 
     app.command("sweep")(sweep_cmd)
     app.add_typer(data_app, name="data", help="Fetch, synthesize, ingest and inspect market data.")
+    from quantlab.features.cli import app as features_app
+    from quantlab.ml.cli import train_cmd
+
+    app.command("train")(train_cmd)
+    app.add_typer(features_app, name="features", help="Build point-in-time candidate features.")
 
 
 _register_groups()
