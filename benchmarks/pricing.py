@@ -69,9 +69,17 @@ def main() -> None:
 
     rows: list[tuple[str, str, float, str]] = []
     t = _best(lambda: black76_greeks(F, K, T, s, df, c))
-    rows.append(("Black-76 price+delta+gamma+vega", "quantlab", args.n / t, ""))
+    rows.append(("Black-76 price+delta+gamma+vega", "quantlab", args.n / t, "new output arrays"))
+    bufs = {k: np.empty(args.n) for k in ("price", "delta", "gamma", "vega", "theta", "rho")}
+    t = _best(lambda: black76_greeks(F, K, T, s, df, c, out=bufs))
+    rows.append(("Black-76 price+delta+gamma+vega", "quantlab", args.n / t, "out= buffers reused"))
     t = _best(lambda: bsm_greeks(F, K, T, r, q, s, c))
-    rows.append(("BSM price+5 greeks", "quantlab", args.n / t, ""))
+    rows.append(("BSM price+5 greeks", "quantlab", args.n / t, "new output arrays"))
+    t = _best(lambda: bsm_greeks(F, K, T, r, q, s, c, out=bufs))
+    rows.append(("BSM price+5 greeks", "quantlab", args.n / t, "out= buffers reused"))
+    iv_bufs = (np.empty(args.n), np.empty(args.n, dtype=np.int8))
+    t = _best(lambda: implied_vol(prices, F, K, T, df, c, return_status=True, out=iv_bufs))
+    rows.append(("Black-76 implied vol", "quantlab", args.n / t, "out= buffers reused"))
     sol: dict[str, np.ndarray] = {}
 
     def iv() -> None:
@@ -177,10 +185,12 @@ def main() -> None:
     except ImportError:
         con.print("py_vollib not installed: skipped")
 
+    load = os.getloadavg()[0]
     table = Table(
-        title=f"Pricing throughput on {os.cpu_count()} cores (quantlab n={args.n:,}, peers n={m:,})"
+        title=f"Pricing on {os.cpu_count()} cores, {args.domain} domain "
+        f"(quantlab n={args.n:,}, peers n={m:,}; load {load:.2f})"
     )
-    for col in ("task", "library", "options/s", "accuracy"):
+    for col in ("task", "library", "options/s", "notes"):
         table.add_column(col)
     for task, lib, rate, note in rows:
         table.add_row(task, lib, f"{rate / 1e6:,.3f} M" if rate >= 1e5 else f"{rate:,.0f}", note)

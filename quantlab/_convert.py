@@ -99,12 +99,39 @@ def broadcast(**arrays: np.ndarray) -> tuple[tuple[int, ...], dict[str, np.ndarr
 
 def check_positive(name: str, arr: np.ndarray, *, allow_zero: bool = False, hint: str = "") -> None:
     """Raise if a finite element is negative (or zero unless ``allow_zero``). NaN passes through."""
+    if arr.size == 0:
+        return
+    low = arr.min()  # one vectorized pass; NaN (or a bad value) falls through to the full check
+    if low > 0 or (allow_zero and low == 0):
+        return
     bad = (arr < 0) if allow_zero else (arr <= 0)
     if bad.any():
         idx = int(np.flatnonzero(bad.ravel())[0])
         what = "non-negative" if allow_zero else "positive"
         msg = f"{name} must be {what} (got {arr.ravel()[idx]!r} at index {idx})."
         raise InputError(f"{msg} {hint}".rstrip())
+
+
+def out_array(name: str, out: Any, shape: tuple[int, ...], dtype: Any = np.float64) -> np.ndarray:
+    """A caller-supplied output buffer as a flat view, or a new array when ``out`` is None.
+
+    Reusing buffers in a hot loop saves the allocation (and page faults) of fresh outputs.
+    """
+    if out is None:
+        return np.empty(int(np.prod(shape)), dtype=dtype)
+    if (
+        not isinstance(out, np.ndarray)
+        or out.dtype != dtype
+        or out.shape != shape
+        or not out.flags.c_contiguous
+    ):
+        got = f"{type(out).__name__} {getattr(out, 'dtype', '')}{getattr(out, 'shape', '')}"
+        raise InputError(
+            f"{name} must be a C-contiguous {np.dtype(dtype)} array of shape {shape} (got {got})."
+        )
+    if not out.flags.writeable:
+        raise InputError(f"{name} must be writeable.")
+    return out.reshape(-1)
 
 
 __all__ = [
@@ -115,4 +142,5 @@ __all__ = [
     "as_float",
     "broadcast",
     "check_positive",
+    "out_array",
 ]

@@ -6,7 +6,14 @@ from typing import Any
 
 import numpy as np
 
-from quantlab._convert import FloatArray, as_bool_right, as_float, broadcast, check_positive
+from quantlab._convert import (
+    FloatArray,
+    as_bool_right,
+    as_float,
+    broadcast,
+    check_positive,
+    out_array,
+)
 from quantlab.pricing import _kernels as k
 
 PARALLEL_MIN = 20_000
@@ -35,7 +42,9 @@ def _check_b76(
     check_positive("df", df, hint="df is a discount factor, e.g. exp(-r*T).")
 
 
-def black76_price(F: Any, K: Any, T: Any, sigma: Any, df: Any, is_call: Any) -> FloatArray:
+def black76_price(
+    F: Any, K: Any, T: Any, sigma: Any, df: Any, is_call: Any, *, out: np.ndarray | None = None
+) -> FloatArray:
     """Black-76 option premium: ``df * (F N(d1) - K N(d2))`` for a call, by parity for a put.
 
     Parameters
@@ -50,6 +59,8 @@ def black76_price(F: Any, K: Any, T: Any, sigma: Any, df: Any, is_call: Any) -> 
         Discount factor to the payment date (> 0).
     is_call : array_like
         True / 1 / 'C' for calls, False / 0 / 'P' for puts.
+    out : numpy.ndarray, optional
+        A float64 buffer of the broadcast shape to write into (saves the allocation in hot loops).
 
     Returns
     -------
@@ -73,14 +84,21 @@ def black76_price(F: Any, K: Any, T: Any, sigma: Any, df: Any, is_call: Any) -> 
         ("F", "K", "T", "sigma", "df"), (F, K, T, sigma, df), "is_call", is_call
     )
     _check_b76(F_, K_, T_, s_, df_)
-    out = np.empty(F_.shape[0], dtype=np.float64)
-    kern = k.b76_price_1d_par if out.shape[0] >= PARALLEL_MIN else k.b76_price_1d
-    kern(F_, K_, T_, s_, df_, c_, out)
-    return out.reshape(shape)
+    res = out_array("out", out, shape)
+    kern = k.b76_price_1d_par if res.shape[0] >= PARALLEL_MIN else k.b76_price_1d
+    kern(F_, K_, T_, s_, df_, c_, res)
+    return res.reshape(shape)
 
 
 def black76_greeks(
-    F: Any, K: Any, T: Any, sigma: Any, df: Any, is_call: Any
+    F: Any,
+    K: Any,
+    T: Any,
+    sigma: Any,
+    df: Any,
+    is_call: Any,
+    *,
+    out: dict[str, np.ndarray] | None = None,
 ) -> dict[str, FloatArray]:
     """Black-76 price and greeks with respect to the forward.
 
@@ -91,7 +109,8 @@ def black76_greeks(
     - ``gamma``: d2V/dF2;
     - ``vega``: dV/dsigma per 1.00 of vol (divide by 100 for one vol point).
 
-    Arguments and errors as :func:`black76_price`.
+    Arguments and errors as :func:`black76_price`; ``out`` is a dict of float64 buffers with
+    those four keys.
 
     Examples
     --------
@@ -105,7 +124,8 @@ def black76_greeks(
     )
     _check_b76(F_, K_, T_, s_, df_)
     n = F_.shape[0]
-    outs = [np.empty(n, dtype=np.float64) for _ in range(4)]
+    names = ("price", "delta", "gamma", "vega")
+    outs = [out_array(f"out[{g!r}]", None if out is None else out.get(g), shape) for g in names]
     kern = k.b76_greeks_1d_par if n >= PARALLEL_MIN else k.b76_greeks_1d
     kern(F_, K_, T_, s_, df_, c_, *outs)
     return {

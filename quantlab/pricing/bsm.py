@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from quantlab._convert import FloatArray, check_positive
+from quantlab._convert import FloatArray, check_positive, out_array
 from quantlab.pricing import _kernels as k
 from quantlab.pricing.black76 import PARALLEL_MIN, prepare
 
@@ -25,7 +25,15 @@ def _inputs(S: Any, K: Any, T: Any, r: Any, q: Any, sigma: Any, is_call: Any):
 
 
 def bsm_greeks(
-    S: Any, K: Any, T: Any, r: Any, q: Any, sigma: Any, is_call: Any
+    S: Any,
+    K: Any,
+    T: Any,
+    r: Any,
+    q: Any,
+    sigma: Any,
+    is_call: Any,
+    *,
+    out: dict[str, np.ndarray] | None = None,
 ) -> dict[str, FloatArray]:
     """Black-Scholes-Merton price and greeks with continuous dividend yield ``q``.
 
@@ -50,6 +58,8 @@ def bsm_greeks(
         Volatility, decimal (>= 0).
     is_call : array_like
         True / 1 / 'C' for calls, False / 0 / 'P' for puts.
+    out : dict of numpy.ndarray, optional
+        float64 buffers (the six keys above) of the broadcast shape to write into.
 
     Examples
     --------
@@ -60,7 +70,7 @@ def bsm_greeks(
     """
     shape, (S_, K_, T_, r_, q_, s_, c_) = _inputs(S, K, T, r, q, sigma, is_call)
     n = S_.shape[0]
-    outs = [np.empty(n, dtype=np.float64) for _ in GREEKS]
+    outs = [out_array(f"out[{g!r}]", None if out is None else out.get(g), shape) for g in GREEKS]
     kern = k.bsm_greeks_1d_par if n >= PARALLEL_MIN else k.bsm_greeks_1d
     kern(S_, K_, T_, r_, q_, s_, c_, *outs)
     return {name: o.reshape(shape) for name, o in zip(GREEKS, outs, strict=True)}

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from quantlab._convert import FloatArray, Int8Array, as_bool_right, as_float, broadcast
+from quantlab._convert import FloatArray, Int8Array, as_bool_right, as_float, broadcast, out_array
 from quantlab.pricing._iv_kernels import implied_vol_1d, implied_vol_1d_par
 
 #: Inputs with at least this many elements use the multi-threaded kernel.
@@ -22,6 +22,7 @@ def implied_vol(
     is_call: Any,
     *,
     return_status: bool = False,
+    out: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None,
 ) -> FloatArray | tuple[FloatArray, Int8Array]:
     """Black-76 implied volatility of European options on a forward.
 
@@ -98,8 +99,9 @@ def implied_vol(
     }
     shape, flat = broadcast(**arrays)
     n = flat["price"].shape[0]
-    sigma = np.empty(n, dtype=np.float64)
-    status = np.empty(n, dtype=np.int8)
+    out_sigma, out_status = out if isinstance(out, tuple) else (out, None)
+    sigma = out_array("out", out_sigma, shape)
+    status = out_array("out status", out_status, shape, np.int8)
     if n:
         kernel = implied_vol_1d_par if n >= PARALLEL_THRESHOLD else implied_vol_1d
         kernel(

@@ -79,3 +79,29 @@ def test_parallel_and_serial_kernels_agree() -> None:
         )
         for key in big:
             assert big[key][i] == small[key][0]
+
+
+def test_out_buffers_are_filled_and_returned() -> None:
+    from quantlab.pricing import implied_vol
+
+    F, K = 5000.0, np.array([[4900.0, 5000.0], [5100.0, 5200.0]])
+    buf = np.empty((2, 2))
+    res = black76_price(F, K, 0.1, 0.2, 0.99, True, out=buf)
+    assert res.base is buf or np.shares_memory(res, buf)
+    np.testing.assert_array_equal(buf, black76_price(F, K, 0.1, 0.2, 0.99, True))
+    g_out = {k: np.empty((2, 2)) for k in ("price", "delta", "gamma", "vega")}
+    g = black76_greeks(F, K, 0.1, 0.2, 0.99, True, out=g_out)
+    for key, arr in black76_greeks(F, K, 0.1, 0.2, 0.99, True).items():
+        np.testing.assert_array_equal(g_out[key], arr)
+        assert np.shares_memory(g[key], g_out[key])
+    b_out = {k: np.empty((2, 2)) for k in ("price", "delta", "gamma", "vega", "theta", "rho")}
+    bsm_greeks(F, K, 0.1, 0.04, 0.01, 0.2, False, out=b_out)
+    np.testing.assert_array_equal(b_out["theta"], bsm_greeks(F, K, 0.1, 0.04, 0.01, 0.2, False)["theta"])
+    v_out, s_out = np.empty((2, 2)), np.empty((2, 2), dtype=np.int8)
+    implied_vol(buf, F, K, 0.1, 0.99, True, return_status=True, out=(v_out, s_out))
+    np.testing.assert_allclose(v_out, 0.2, atol=1e-10)
+    assert (s_out == 0).all()
+    with pytest.raises(InputError, match=r"out must be a C-contiguous float64 array of shape \(2, 2\)"):
+        black76_price(F, K, 0.1, 0.2, 0.99, True, out=np.empty(4))
+    with pytest.raises(InputError, match=r"out\['vega'\]"):
+        black76_greeks(F, K, 0.1, 0.2, 0.99, True, out={k: v for k, v in g_out.items() if k != "vega"} | {"vega": np.empty(3)})
