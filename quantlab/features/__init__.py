@@ -16,11 +16,9 @@ from quantlab.features.build import (
     close_to_close_vol,
     features_dir,
     features_file,
-    load_events,
     load_features,
     realized_vol,
     spot_series,
-    vix30,
 )
 from quantlab.features.definitions import (
     CODE_VERSION,
@@ -41,9 +39,7 @@ __all__ = [
     "close_to_close_vol",
     "features_dir",
     "features_file",
-    "load_events",
     "load_features",
     "realized_vol",
     "spot_series",
-    "vix30",
 ]

@@ -36,6 +36,7 @@ from quantlab.data import read
 from quantlab.data import store as st
 from quantlab.errors import DataError, InputError
 from quantlab.features.definitions import CODE_VERSION, DEFAULT, FEATURES, MAX_LEGS, FeatureSet
+from quantlab.volatility import vix_from_chain
 
 NS_PER_MIN = 60_000_000_000
 MIN_PER_YEAR = 525_600.0
@@ -59,11 +60,6 @@ def features_file(store: st.StoreLike, feature_set: FeatureSet, day: dt.date) ->
 
 
 # --------------------------------------------------------------------------- pure pieces
-
-
-def load_events(path: Path | str) -> list[dt.date]:
-    """Sorted distinct event dates of an events CSV: :func:`quantlab.calendar.load_events`."""
-    return calendar.load_events(path)
 
 
 def realized_vol(
@@ -294,15 +290,6 @@ def _chain_features(
     return out
 
 
-def vix30(
-    chain: pl.DataFrame, ts: int, rate: float, min_days: float = 23.0, max_days: float = 37.0
-) -> float:
-    """30-day Cboe-method index (x100) of a chain at ``ts``: :func:`quantlab.volatility.vix_from_chain`."""
-    from quantlab.volatility import vix_from_chain
-
-    return vix_from_chain(chain, ts, rate, min_days=min_days, max_days=max_days)
-
-
 # --------------------------------------------------------------------------- one day
 
 
@@ -379,7 +366,9 @@ def _compute_day(
             if dte >= p.term_min_dte
         )
         far_atm = far[0][2] if far else math.nan
-        v30 = vix30(chain, int(ts), p.rate, p.vix_min_days, p.vix_max_days)
+        v30 = vix_from_chain(
+            chain, int(ts), p.rate, min_days=p.vix_min_days, max_days=p.vix_max_days
+        )
         for i in at.tolist():
             atm, skew, _ = per.get((cands["root"][i], cands["expiry"][i]), (math.nan, math.nan, 0))
             f["atm_iv"][i], f["put_skew_25d"][i] = atm, skew
@@ -569,7 +558,7 @@ def build_features(
         )
     cands = cands.with_row_index("_row")
     first = cands.unique("candidate_id", keep="first", maintain_order=True)
-    events = load_events(feature_set.events_file)
+    events = calendar.load_events(feature_set.events_file)
     spot = _SpotCache(store, underlying, feature_set)
     days = sorted(set(first["entry_date"].to_list()))
     it: Any = days
@@ -663,9 +652,7 @@ __all__ = [
     "close_to_close_vol",
     "features_dir",
     "features_file",
-    "load_events",
     "load_features",
     "realized_vol",
     "spot_series",
-    "vix30",
 ]

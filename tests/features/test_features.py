@@ -34,7 +34,6 @@ from quantlab.features import (
     calendar_features,
     close_to_close_vol,
     features_file,
-    load_events,
     load_features,
     realized_vol,
     spot_series,
@@ -89,7 +88,7 @@ def _subset(res: Stage1Result, keep: np.ndarray) -> Stage1Result:
 
 
 def test_calendar_features_on_known_dates() -> None:
-    events = load_events(EVENTS_FILE)
+    events = calendar.load_events(EVENTS_FILE)
     days = [
         dt.date(2024, 3, 15),
         dt.date(2024, 3, 11),
@@ -121,7 +120,7 @@ def test_events_csv_is_sane() -> None:
     assert all(d.weekday() in (1, 2, 3) for d in fomc)  # statements on Tue-Thu
     assert sum(d.year == 2024 for d in fomc) == 8
     assert dt.date(2024, 3, 20) in dates and dt.date(2024, 3, 12) in dates
-    assert load_events(EVENTS_FILE) == sorted(set(dates))
+    assert calendar.load_events(EVENTS_FILE) == sorted(set(dates))
 
 
 # --------------------------------------------------------------------------- spread
