@@ -59,9 +59,16 @@ def _shards(days: list[dt.date], n: int) -> list[tuple[dt.date, dt.date]]:
     return [(days[c[0]], days[c[-1]]) for c in cuts if c.size]
 
 
-def _stage1_worker(args: tuple) -> str:
-    """Run one date shard and write it to ``folder`` (arrays go through files, not pickles)."""
-    store, specs, start, end, underlying, folder = args
+def stage1_shard(
+    store: str,
+    specs: Sequence[StrategySpec],
+    start: dt.date,
+    end: dt.date,
+    underlying: str,
+    folder: str,
+) -> str:
+    """Run stage 1 for one date shard and write it to ``folder`` (a worker task of the process
+    pool here and of the sweep executors: arrays go back through files, not pickles)."""
     save_stage1(run_stage1(store, specs, start, end, underlying=underlying), folder)
     return str(folder)
 
@@ -146,12 +153,11 @@ def stage1(
     # spawn, not fork: forking a process whose numba/duckdb threads are running can deadlock
     ctx = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="quantlab-stage1-") as tmp:
-        args = [
-            (root, list(specs), a, b, underlying, str(Path(tmp) / f"shard-{i}"))
-            for i, (a, b) in enumerate(shards)
-        ]
-        with ProcessPoolExecutor(max_workers=len(shards), mp_context=ctx) as pool:
-            for folder in pool.map(_stage1_worker, args):
+        folders = [str(Path(tmp) / f"shard-{i}") for i in range(len(shards))]
+        n = len(shards)
+        with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
+            for folder in pool.map(stage1_shard, [root] * n, [list(specs)] * n, [a for a, _ in shards],
+                                   [b for _, b in shards], [underlying] * n, folders):  # fmt: skip
                 parts.append(load_stage1(folder, mmap=False))
                 if bar:
                     bar.update(1)

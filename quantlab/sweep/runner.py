@@ -39,19 +39,6 @@ from quantlab.sweep.executors import make_executor
 _S1_CACHE: dict[str, Any] = {}
 
 
-def _stage1_task(
-    store: str, specs_json: list[str], a: str, b: str, underlying: str, folder: str
-) -> str:
-    from quantlab.backtest.stage1 import run_stage1, save_stage1
-
-    specs = [StrategySpec.model_validate_json(s) for s in specs_json]
-    res = run_stage1(
-        store, specs, dt.date.fromisoformat(a), dt.date.fromisoformat(b), underlying=underlying
-    )
-    save_stage1(res, folder)
-    return folder
-
-
 def config_metrics(
     trades: pl.DataFrame, equity_daily: pl.DataFrame, capital: float
 ) -> dict[str, float]:
@@ -134,7 +121,7 @@ def run_sweep(
     progress: bool = True,
 ) -> SweepResult:
     """Run (or resume) a sweep; see the module docstring for what it writes."""
-    from quantlab.backtest.engine import _shards, merge_stage1
+    from quantlab.backtest.engine import _shards, merge_stage1, stage1_shard
     from quantlab.backtest.stage1 import data_checksum, load_stage1, save_stage1
 
     out_dir = Path(out) if out is not None else Path("out") / "sweeps" / cfg.name
@@ -163,11 +150,10 @@ def run_sweep(
             shards = _shards(days, max(1, min(workers, len(days) // 10)))
             folders = [s1_root / f"shard-{x}-{y}" for x, y in shards]
             todo = [i for i, f in enumerate(folders) if not f.is_dir()]
-            specs_json = [s.model_dump_json() for s in specs]
-            tasks = [(str(st.store_root(store)), specs_json, str(shards[i][0]), str(shards[i][1]), underlying,
+            tasks = [(str(st.store_root(store)), specs, shards[i][0], shards[i][1], underlying,
                       str(folders[i])) for i in todo]  # fmt: skip
             bar = _bar(len(tasks), "stage 1 (date shards)", progress)
-            for _ in ex.run(_stage1_task, tasks):
+            for _ in ex.run(stage1_shard, tasks):
                 bar.update(1)
             bar.close()
             save_stage1(merge_stage1([load_stage1(f, mmap=False) for f in folders]), merged)
