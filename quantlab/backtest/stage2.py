@@ -83,6 +83,42 @@ def _et_date(ns: int) -> dt.date:
     return dt.datetime.fromtimestamp(ns / 1e9, tz=calendar.ET).date()
 
 
+def entry_filter_reason(
+    spec: StrategySpec,
+    day: dt.date,
+    credit: float,
+    bid: np.ndarray,
+    ask: np.ndarray,
+    qty: np.ndarray,
+    vix: float | None,
+    events: set[dt.date],
+) -> str:
+    """The entry filters of a candidate, in order; "" when it passes (shared with live).
+
+    ``bid``/``ask``/``qty`` are the legs' entry quotes and signed quantities, ``credit`` the
+    net credit through the fill model, ``vix`` the 30-day index at the decision time.
+    """
+    f = spec.filters
+    mids = 0.5 * (bid + ask)
+    rel = (ask - bid) / np.where(mids > 0, mids, np.nan)
+    sold = qty < 0
+    if f.skip_event_days and day in events:
+        return "event_day"
+    if (f.vix_min is not None or f.vix_max is not None) and (vix is None or vix != vix):
+        return "vix_unavailable"
+    if (f.vix_min is not None and vix < f.vix_min) or (f.vix_max is not None and vix > f.vix_max):  # type: ignore[operator]
+        return "vix_out_of_range"
+    if not np.isfinite(credit) or credit <= 0:
+        return "no_credit"
+    if np.any(bid[sold] < f.min_bid):
+        return "min_bid"
+    if np.any(~np.isfinite(rel[sold])) or np.any(rel[sold] > f.max_rel_spread):
+        return "max_rel_spread"
+    if credit < f.min_credit:
+        return "min_credit"
+    return ""
+
+
 def run_stage2(
     s1: Stage1Result, spec: StrategySpec, *, allowed: set[str] | None = None
 ) -> PortfolioResult:
@@ -127,30 +163,12 @@ def run_stage2(
         if first_valid and ds["window_used"]:
             reject("later_window", "skipped")
             continue
-        mids = 0.5 * (eb[:n] + ea[:n])
-        rel = (ea[:n] - eb[:n]) / np.where(mids > 0, mids, np.nan)
-        sold = qty[:n] < 0
-        vix = c["vix"]
         if allowed is not None and c["candidate_id"] not in allowed:
             reason = "filtered_by_model"
-        elif f.skip_event_days and day in events:
-            reason = "event_day"
-        elif (f.vix_min is not None or f.vix_max is not None) and (vix is None or vix != vix):
-            reason = "vix_unavailable"
-        elif (f.vix_min is not None and vix < f.vix_min) or (
-            f.vix_max is not None and vix > f.vix_max
-        ):
-            reason = "vix_out_of_range"
-        elif not np.isfinite(credit) or credit <= 0:
-            reason = "no_credit"
-        elif np.any(eb[:n][sold] < f.min_bid):
-            reason = "min_bid"
-        elif np.any(~np.isfinite(rel[sold])) or np.any(rel[sold] > f.max_rel_spread):
-            reason = "max_rel_spread"
-        elif credit < f.min_credit:
-            reason = "min_credit"
         else:
-            reason = ""
+            reason = entry_filter_reason(
+                spec, day, credit, eb[:n], ea[:n], qty[:n], c["vix"], events
+            )
         if reason:
             reject(reason)
             continue

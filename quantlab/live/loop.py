@@ -3,10 +3,10 @@
 At each entry time the decision snapshot and the structure come from exactly the backtester's
 code (:func:`~quantlab.chain.snapshot.build_snapshot`, :func:`~quantlab.backtest.select.
 select_structure`, the entry credit and exit kernels of :mod:`quantlab.backtest._exit_kernels`,
-:func:`~quantlab.backtest.stage2.max_loss_per_share` and its deadline rule); the entry filters
-and risk rules, which stage 2 applies inline, are replicated in :func:`entry_filter_reason` and
-:meth:`LiveRunner._risk_reason` in the same order (the parity test checks they give the
-backtester's decisions). Limits are the fill-model price; an unfilled order is re-priced
+:func:`~quantlab.backtest.stage2.max_loss_per_share`, its deadline rule and
+:func:`~quantlab.backtest.stage2.entry_filter_reason`); the risk rules, which stage 2 applies
+inline over its own state, are replicated in :meth:`LiveRunner._risk_reason` in the same order
+(the parity test checks they give the backtester's decisions). Limits are the fill-model price; an unfilled order is re-priced
 ``reprice_attempts`` times by ``reprice_step`` (an entry is then cancelled; an exit keeps its
 largest concession until filled). TP/SL trigger on the spread mid (or the exit fill price with
 ``trigger_on: exit_fill``) every minute after entry; expiring positions cash-settle (no fee).
@@ -39,7 +39,7 @@ from quantlab import calendar
 from quantlab.backtest import _exit_kernels as ek
 from quantlab.backtest.select import select_structure
 from quantlab.backtest.stage1 import SelectRule
-from quantlab.backtest.stage2 import _deadline, max_loss_per_share
+from quantlab.backtest.stage2 import _deadline, entry_filter_reason, max_loss_per_share
 from quantlab.brokers.base import TERMINAL, Broker, ComboLeg, Fill
 from quantlab.brokers.simulated import _net
 from quantlab.chain.snapshot import build_snapshot
@@ -73,31 +73,6 @@ def _post_json(url: str, body: bytes) -> None:
     req = urllib.request.Request(url, body, {"Content-Type": "application/json"}, method="POST")
     with urllib.request.urlopen(req, timeout=5):
         pass
-
-
-def entry_filter_reason(spec: StrategySpec, day: dt.date, credit: float, bid: np.ndarray,
-                        ask: np.ndarray, qty: np.ndarray, vix: float, events: set[dt.date]) -> str:  # fmt: skip
-    """Stage 2's entry filters, in its order ("" = passes); replicated from
-    :func:`quantlab.backtest.stage2.run_stage2` (the model filter is not applied live yet)."""
-    f = spec.filters
-    mids = 0.5 * (bid + ask)
-    rel = (ask - bid) / np.where(mids > 0, mids, np.nan)
-    sold = qty < 0
-    if f.skip_event_days and day in events:
-        return "event_day"
-    if (f.vix_min is not None or f.vix_max is not None) and (vix is None or vix != vix):
-        return "vix_unavailable"
-    if (f.vix_min is not None and vix < f.vix_min) or (f.vix_max is not None and vix > f.vix_max):
-        return "vix_out_of_range"
-    if not np.isfinite(credit) or credit <= 0:
-        return "no_credit"
-    if np.any(bid[sold] < f.min_bid):
-        return "min_bid"
-    if np.any(~np.isfinite(rel[sold])) or np.any(rel[sold] > f.max_rel_spread):
-        return "max_rel_spread"
-    if credit < f.min_credit:
-        return "min_credit"
-    return ""
 
 
 def _et(ns: int) -> dt.datetime:
