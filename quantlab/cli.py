@@ -14,12 +14,25 @@ app = typer.Typer(
 
 @app.command()
 def demo(
-    seed: int = typer.Option(7, help="Seed of the synthetic chain."),
+    seed: int = typer.Option(7, help="Seed of the synthetic market."),
+    store: str = typer.Option("data/demo", help="Data store for the synthetic market."),
+    out: str = typer.Option("out/demo", help="Output folder (reports, sweep, evaluation)."),
+    start: str = typer.Option("2024-01-02", help="First session (YYYY-MM-DD)."),
+    end: str = typer.Option("2024-03-28", help="Last session (YYYY-MM-DD)."),
+    trials: int | None = typer.Option(None, help="Optuna trials (default: pipelines file)."),
+    no_mlflow: bool = typer.Option(False, "--no-mlflow", help="Do not log to MLflow."),
 ) -> None:
-    """Run the end-to-end demo on built-in synthetic data (pricing, market data, backtest)."""
+    """The research loop end to end on built-in synthetic data: market, seed grid with deflated
+    Sharpe, backtest report, features and meta-labeler, all logged to MLflow."""
     from quantlab.demo import run_demo
+    from quantlab.errors import QuantlabError
 
-    run_demo(seed=seed)
+    try:
+        run_demo(seed=seed, store=store, out=out, start=start, end=end, trials=trials,
+                 mlflow=not no_mlflow)  # fmt: skip
+    except QuantlabError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def _register_groups() -> None:

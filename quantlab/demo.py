@@ -1,23 +1,38 @@
-"""``make demo``: the end-to-end run on built-in synthetic data.
+"""``make demo``: the research loop end to end on built-in synthetic data.
 
 1. Pricing: a synthetic SPXW-like chain (three expiries, a put skew, bid/ask on SPX ticks),
    from which quantlab recovers each expiry's forward by put-call parity, the implied-vol smile
    from out-of-the-money mids, and the greeks at the usual short-strike deltas.
-2. Market data: a month of the synthetic OPRA market written as real DBN files and ingested
-   into the Parquet store (``data/demo``; reruns reuse what is there).
-3. Backtest: the seed strategy (``pipelines/strategies/spxw_put_credit.yaml``) replayed minute
-   by minute, with its trade log, DuckDB results and HTML report under ``out/demo``.
+2. Market data: three months of the synthetic OPRA market (2024-01-02..2024-03-28) written as
+   real DBN files and ingested into the Parquet store (``data/demo``; reruns reuse what is there).
+3. Seed grid: DTE {3,5,7} x short |delta| {0.10,0.20} x entry {10,11,12 ET}
+   (``pipelines/demo_grid.yaml``), one shared stage 1, the deflated Sharpe ratio of the best
+   config and the probability of backtest overfitting; heatmaps and HTML reports of the best.
+4. Backtest: the seed strategy (``pipelines/strategies/spxw_put_credit.yaml``) replayed minute
+   by minute, with its trade log, DuckDB results and HTML report under ``out/demo/backtest``.
+5. Meta-labeler (``pipelines/demo_train.yaml``): point-in-time features, labels, purged-CV
+   Optuna tuning, a calibrated LightGBM model registered as ``champion``, and the held-out
+   period's portfolio pass filtered vs unfiltered (risk rules re-applied).
+
+Every step logs to MLflow (``sqlite:///mlruns/mlflow.db`` unless ``MLFLOW_TRACKING_URI`` is
+set); the run ends with a table of the steps and the paths to open.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
 RATE = 0.045
+PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
 
 
 def _tick_round(x: np.ndarray, up: bool) -> np.ndarray:
@@ -57,67 +72,197 @@ def synthetic_chain(seed: int, spot: float = 5000.0) -> list[dict[str, np.ndarra
     return chain
 
 
+@dataclass
+class DemoStep:
+    """One line of the final table: what ran, how long it took, what it found."""
+
+    name: str
+    seconds: float
+    result: str
+
+
+@dataclass
+class DemoPaths:
+    store: Path
+    out: Path
+    report: Path = field(init=False)
+    sweep: Path = field(init=False)
+    train: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.report = self.out / "backtest" / "report.html"
+        self.sweep = self.out / "sweep"
+        self.train = self.out / "train"
+
+
 def run_demo(
     seed: int = 7,
     store: str = "data/demo",
     out: str = "out/demo",
-    start: str = "2024-03-01",
+    start: str = "2024-01-02",
     end: str = "2024-03-28",
-) -> None:
-    """Pricing, market data and a backtest of the seed strategy, end to end."""
-    pricing_demo(seed)
-    market_and_backtest(seed, store, out, start, end)
+    *,
+    mlflow: bool = True,
+    workers: int | None = None,
+    trials: int | None = None,
+) -> list[DemoStep]:
+    """The research loop on built-in synthetic data; returns the final table's rows.
+
+    Steps: pricing core on a synthetic chain; synthesize and ingest the market (sessions
+    ``start``..``end``, reusing what the store already holds); the seed grid (18 configs of
+    ``pipelines/demo_grid.yaml``) with its deflated Sharpe ratio and PBO; the seed strategy's
+    backtest and HTML report; the meta-labeler of ``pipelines/demo_train.yaml`` (features,
+    purged-CV Optuna, calibrated, registered as ``champion``) and its out-of-sample filtered vs
+    unfiltered portfolio pass. Everything is logged to MLflow (``mlflow=False`` skips it).
+    """
+    paths = DemoPaths(Path(store), Path(out))
+    console = Console()
+    steps: list[DemoStep] = []
+
+    def timed(name: str, fn: Callable[[], str]) -> None:
+        t0 = time.perf_counter()
+        result = fn()
+        steps.append(DemoStep(name, time.perf_counter() - t0, result))
+
+    timed("pricing core", lambda: pricing_demo(seed))
+    timed("market data", lambda: market_step(seed, paths, start, end, console))
+    timed("seed grid sweep", lambda: sweep_step(paths, console, mlflow, workers))
+    timed("seed backtest", lambda: backtest_step(paths, start, end, console, mlflow))
+    timed("meta-labeler", lambda: metalabel_step(paths, console, mlflow, workers, trials))
+    final_table(steps, paths, console, mlflow)
+    return steps
 
 
-def market_and_backtest(seed: int, store: str, out: str, start: str, end: str) -> None:
-    """Synthesize and ingest the demo market (once), then backtest the seed strategy on it."""
-    import datetime as dt
-    import time
-    from pathlib import Path
-
+def market_step(seed: int, paths: DemoPaths, start: str, end: str, console: Console) -> str:
+    """Synthesize the sessions the store lacks (real DBN files), then ingest new files."""
     from rich.progress import Progress
 
     from quantlab import calendar
-    from quantlab.backtest.analytics import summarize
-    from quantlab.backtest.cli import summary_table
-    from quantlab.backtest.engine import backtest
     from quantlab.data import layout
     from quantlab.data.ingest import ingest
     from quantlab.data.synth import synthesize
-    from quantlab.strategy import StrategySpec
 
-    console = Console()
     console.rule("[bold]market data: synthetic OPRA (DBN) -> Parquet store")
     days = calendar.sessions(start, end)
-    missing = [d for d in days if not layout.raw_file(store, "SPX", d, "cbbo-1m").is_file()]
-    t0 = time.perf_counter()
+    missing = [d for d in days if not layout.raw_file(paths.store, "SPX", d, "cbbo-1m").is_file()]
     if missing:
-        with Progress(console=console, transient=True) as bar:
+        with Progress(console=console) as bar:
             task = bar.add_task("synthesizing sessions", total=len(missing))
-            for d in missing:
-                synthesize(d, d, seed, store, profile="demo")
-                bar.advance(task)
-    rep = ingest(None, store, progress=True)
-    console.print(
-        f"{len(days)} sessions {days[0]}..{days[-1]} in {store}: synthesized {len(missing)}, "
-        f"ingested {len(rep.days)} day(s) in {time.perf_counter() - t0:.1f} s"
-    )
+            synthesize(missing[0], missing[-1], seed, paths.store, profile="demo",
+                       on_day=lambda _day: bar.advance(task))  # fmt: skip
+    rep = ingest(None, paths.store, progress=True)
+    msg = (f"{len(days)} sessions {days[0]}..{days[-1]}: synthesized {len(missing)}, "
+           f"ingested {len(rep.days)}")  # fmt: skip
+    console.print(f"{msg} ({paths.store})")
+    return msg
+
+
+def sweep_step(paths: DemoPaths, console: Console, mlflow: bool, workers: int | None) -> str:
+    """The 18-config seed grid, with deflated Sharpe ratio and PBO (resumes when rerun)."""
+    from quantlab.sweep.cli import sweep_table
+    from quantlab.sweep.config import load_sweep
+    from quantlab.sweep.runner import run_sweep
+
+    console.rule("[bold]seed grid: DTE {3,5,7} x |delta| {0.10,0.20} x entry {10,11,12} ET")
+    cfg = load_sweep(PIPELINES / "demo_grid.yaml")
+    res = run_sweep(cfg, paths.store, paths.sweep, workers=workers, mlflow=mlflow)
+    console.print(sweep_table(res.summary, cfg.metric))
+    s = res.summary
+    parts = [f"{s['done']}/{s['configs']} configs"]
+    if s.get("best"):
+        b = s["best"][0]
+        cfg_txt = ", ".join(f"{k[6:]}={_short(v)}" for k, v in b.items() if k.startswith("param."))
+        parts.append(f"best {cfg_txt}: Sharpe {b.get(cfg.metric, float('nan')):.2f}")
+    if "deflated_sharpe" in s:
+        parts.append(f"DSR {s['deflated_sharpe']['dsr']:.2f}")
+    if "pbo" in s:
+        parts.append(f"PBO {s['pbo']['pbo']:.2f}")
+    return "; ".join(parts)
+
+
+def _short(v: object) -> str:
+    if isinstance(v, list) and len(v) == 1:
+        return str(v[0])
+    return str(v)
+
+
+def backtest_step(paths: DemoPaths, start: str, end: str, console: Console, mlflow: bool) -> str:
+    """The seed strategy minute by minute: trade log, DuckDB results and the HTML report."""
+    from quantlab.backtest.analytics import summarize
+    from quantlab.backtest.cli import summary_table
+    from quantlab.backtest.engine import backtest
+    from quantlab.strategy import StrategySpec
+
     console.rule("[bold]backtest: the seed SPXW put credit vertical")
-    spec_path = (
-        Path(__file__).resolve().parents[1] / "pipelines" / "strategies" / "spxw_put_credit.yaml"
-    )
-    spec = StrategySpec.from_yaml(spec_path)
-    t0 = time.perf_counter()
-    res = backtest(spec, store, start=dt.date.fromisoformat(start), end=dt.date.fromisoformat(end),
-                   out=Path(out), progress=True)  # fmt: skip
+    spec = StrategySpec.from_yaml(PIPELINES / "strategies" / "spxw_put_credit.yaml")
+    res = backtest(spec, paths.store, start=dt.date.fromisoformat(start),
+                   end=dt.date.fromisoformat(end), out=paths.report.parent, progress=True)  # fmt: skip
     r = res.results[0]
     summary = summarize(r.trades, r.equity_daily, r.capital, r.decisions, n_boot=500)
-    console.print(summary_table(summary, f"{spec.name} ({time.perf_counter() - t0:.1f} s)"))
-    console.print(f"report: {Path(out).resolve() / 'report.html'}")
-    console.print(f"trades and decisions (DuckDB): {Path(out).resolve() / 'results.duckdb'}")
+    console.print(summary_table(summary, spec.name))
+    if mlflow:
+        from quantlab.sweep.runner import config_metrics
+        from quantlab.tracking import log_backtest
+
+        metrics = config_metrics(r.trades, r.equity_daily, r.capital)
+        log_backtest(spec, paths.report.parent, metrics, res.stage1.data_checksum)
+    console.print(f"report: {paths.report.resolve()}")
+    pnl = float(r.trades["pnl"].sum()) if r.trades.height else 0.0
+    perf, tr = summary["performance"], summary["trades"]
+    return (f"{r.trades.height} trades, P&L ${pnl:,.0f}, win rate {tr['win_rate']:.0%}, "
+            f"Sharpe {perf['sharpe_ratio']:.2f}, max drawdown {perf['max_drawdown']:.1%}")  # fmt: skip
 
 
-def pricing_demo(seed: int = 7) -> None:
+def metalabel_step(paths: DemoPaths, console: Console, mlflow: bool, workers: int | None,
+                   trials: int | None) -> str:  # fmt: skip
+    """Features, labels, purged-CV Optuna, calibrated model; filtered vs unfiltered out of sample."""
+    from quantlab.ml.cli import evaluation_table
+    from quantlab.ml.train import load_train_config, train
+
+    console.rule("[bold]meta-labeler: which proposed trades to take")
+    cfg = load_train_config(PIPELINES / "demo_train.yaml", store=str(paths.store), workers=workers)
+    if trials is not None:
+        cfg = cfg.model_copy(update={"optuna": cfg.optuna.model_copy(update={"n_trials": trials})})
+    res = train(cfg, mlflow_log=mlflow, progress=True)
+    m = res.test_metrics
+    console.print(f"{res.n_trials} Optuna trials; CV AUC {res.cv['mean']['auc']:.3f}; "
+                  f"threshold {res.threshold:.3f} (chosen in the training folds)")  # fmt: skip
+    cols = ["variant", "allowed", "trades", "win_rate", "total_pnl", "sharpe", "max_drawdown"]
+    console.print(evaluation_table(res.evaluation.select(cols),
+                                   "held-out period: filtered vs unfiltered (portfolio pass)"))  # fmt: skip
+    paths.train.mkdir(parents=True, exist_ok=True)
+    res.evaluation.write_csv(paths.train / "evaluation.csv")
+    parts = [f"test AUC {m['auc']:.3f} (n={int(m['n_test'])})"]
+    for r in res.evaluation.iter_rows(named=True):
+        name = r["variant"]
+        parts.append(f"{name}: {r['trades']} trades ${float(r['total_pnl']):,.0f}")
+    if res.model_version:
+        parts.append(f"registered v{res.model_version} @champion")
+    return "; ".join(parts)
+
+
+def final_table(steps: list[DemoStep], paths: DemoPaths, console: Console, mlflow: bool) -> None:
+    """What ran, how long, what it found; where to look next."""
+    from quantlab.tracking import tracking_uri
+
+    table = Table(title="quantlab demo: the research loop on synthetic SPX/SPXW data")
+    table.add_column("step")
+    table.add_column("seconds", justify="right")
+    table.add_column("result")
+    for s in steps:
+        table.add_row(s.name, f"{s.seconds:.1f}", s.result)
+    table.add_row("total", f"{sum(s.seconds for s in steps):.1f}", "")
+    console.print(table)
+    console.print(f"HTML report:   {paths.report.resolve()}")
+    console.print(f"sweep outputs: {paths.sweep.resolve()} (summary.json, sweep.duckdb, heatmaps)")
+    console.print(f"data store:    {paths.store.resolve()}")
+    if mlflow:
+        uri = tracking_uri()
+        console.print(f"MLflow store:  {uri}")
+        console.print(f"open it with:  .venv/bin/mlflow ui --backend-store-uri {uri}")
+
+
+def pricing_demo(seed: int = 7) -> str:
     """Print an implied-vol smile and a greeks table recovered from a synthetic chain."""
     from quantlab.pricing import black76_greeks, implied_forward, implied_vol
 
@@ -177,3 +322,4 @@ def pricing_demo(seed: int = 7) -> None:
         "IV is Black-76 on each strike's out-of-the-money mid; the gap to 'true IV' is the bid/ask "
         "rounding to SPX ticks (0.05 under $3, 0.10 above)."
     )
+    return f"{len(chain)} expiries: parity forwards, IV smile, greeks"
