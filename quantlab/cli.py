@@ -49,6 +49,9 @@ def _register_groups() -> None:
 
     app.command("train")(train_cmd)
     app.add_typer(features_app, name="features", help="Build point-in-time candidate features.")
+    from quantlab.live.cli import app as live_app
+
+    app.add_typer(live_app, name="live", help="Live runner: stop, status, evening reconciliation.")
 
 
 _register_groups()

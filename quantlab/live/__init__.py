@@ -1,16 +1,22 @@
-"""The thin live runner: config, journal and the minute loop (logic shared with the backtester)."""
+"""The thin live runner: config, journal, the minute loop (logic shared with the backtester),
+the evening reconciliation against the backtester, and the ``quantlab live`` commands."""
 
-from quantlab.live.config import LiveConfig, NotifyConfig, load_live_config
+from quantlab.live.config import LiveConfig, MetaLabelerConfig, NotifyConfig, load_live_config
 from quantlab.live.journal import Journal, journal_path
-from quantlab.live.loop import LiveRunner, Notifier, entry_filter_reason
+from quantlab.live.loop import LiveRunner, MetaGate, Notifier, entry_filter_reason
+from quantlab.live.reconcile import ReconcileReport, reconcile_day
 
 __all__ = [
     "Journal",
     "LiveConfig",
     "LiveRunner",
+    "MetaGate",
+    "MetaLabelerConfig",
     "Notifier",
     "NotifyConfig",
+    "ReconcileReport",
     "entry_filter_reason",
     "journal_path",
     "load_live_config",
+    "reconcile_day",
 ]

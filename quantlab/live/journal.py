@@ -1,10 +1,11 @@
 """The live runner's journal: one DuckDB file, every event committed as it happens.
 
-Tables (each row carries the runner's ``mode``): ``decisions`` (DECISION_SCHEMA), ``orders``,
-``fills``, ``open_trades`` (the runner's state of each trade not closed yet, as JSON),
-``trades`` (TRADE_SCHEMA, written when a trade closes, in the same transaction that removes it
-from ``open_trades``), ``events`` (notifications, kill switch) and ``progress`` (last minute
-fully processed per day). A crash leaves a consistent record; a restarted runner resumes from it.
+Tables (each row carries the runner's ``mode``): ``decisions`` (DECISION_SCHEMA and ``meta_p``,
+the meta-labeler's probability), ``orders``, ``fills``, ``open_trades`` (the runner's state of
+each trade not closed yet, as JSON), ``trades`` (TRADE_SCHEMA, written when a trade closes, in
+the same transaction that removes it from ``open_trades``), ``events`` (notifications, kill
+switch) and ``progress`` (last minute fully processed per day). A crash leaves a consistent
+record; a restarted runner resumes from it.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ class Journal:
                 self.con.execute(f"CREATE TABLE IF NOT EXISTS {name} AS SELECT * FROM _rows")
             finally:
                 self.con.unregister("_rows")
+        # the meta-labeler's P(take) of the candidate (NULL when no gate is configured)
+        self.con.execute("ALTER TABLE decisions ADD COLUMN IF NOT EXISTS meta_p DOUBLE")
 
     def _insert(self, table: str, df: pl.DataFrame) -> None:
         self.con.register("_rows", df.to_arrow())
@@ -71,15 +74,17 @@ class Journal:
 
     # -- writes (each one committed) --------------------------------------------------------
     def decision(self, row: dict[str, Any], mode: str) -> None:
-        """Record a decision once per (candidate_id, mode)."""
+        """Record a decision once per (candidate_id, mode); ``row`` may carry ``meta_p``."""
         self.writes += 1
         hit = self.con.execute(
             "SELECT 1 FROM decisions WHERE candidate_id = ? AND mode = ?",
             [row["candidate_id"], mode],
         ).fetchone()
         if hit is None:
-            df = pl.DataFrame([row], schema=DECISION_SCHEMA)
-            self._insert("decisions", df.with_columns(pl.lit(mode).alias("mode")))
+            p = row.get("meta_p")
+            df = pl.DataFrame([{k: row[k] for k in DECISION_SCHEMA}], schema=DECISION_SCHEMA)
+            df = df.with_columns(pl.lit(mode).alias("mode"), pl.lit(p, pl.Float64).alias("meta_p"))
+            self._insert("decisions", df)
 
     def order(self, ref: str, order_id: str, trade_id: str, purpose: str, ts: int, quantity: int,
               limit_price: float, legs: Any, status: str, mode: str) -> None:  # fmt: skip

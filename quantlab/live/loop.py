@@ -6,10 +6,23 @@ select_structure`, the entry credit and exit kernels of :mod:`quantlab.backtest.
 :func:`~quantlab.backtest.stage2.max_loss_per_share`, its deadline rule and
 :func:`~quantlab.backtest.stage2.entry_filter_reason`); the risk rules, which stage 2 applies
 inline over its own state, are replicated in :meth:`LiveRunner._risk_reason` in the same order
-(the parity test checks they give the backtester's decisions). Limits are the fill-model price; an unfilled order is re-priced
-``reprice_attempts`` times by ``reprice_step`` (an entry is then cancelled; an exit keeps its
-largest concession until filled). TP/SL trigger on the spread mid (or the exit fill price with
-``trigger_on: exit_fill``) every minute after entry; expiring positions cash-settle (no fee).
+(the parity test checks they give the backtester's decisions). Limits are the fill-model price;
+an unfilled order is re-priced ``reprice_attempts`` times by ``reprice_step`` (an entry is then
+cancelled; an exit keeps its largest concession until filled). Take-profit and stop-loss are
+checked every minute after entry on the level the strategy's ``management.trigger_on`` names,
+exactly as the backtester's exit kernel: the spread mid (``mid``, the default), or the exit fill
+price through the fill model (``exit_fill``); the close is then priced with the fill model.
+Expiring positions cash-settle (no fee).
+
+Meta-labeler gate (``meta_labeler:`` in the config, :class:`MetaGate`): the registered model
+``models:/NAME@ALIAS`` is loaded once; at each new candidate, after the structure is chosen and
+the ``first_valid`` window check, and before the entry filters, risk rules and sizing (the
+place where stage 2 applies ``allowed``), the candidate's point-in-time feature row is computed
+with the backtest's feature code (:class:`quantlab.features.live.CandidateFeatures`) and
+``p = P(take-profit first)``; ``p < threshold`` is a ``skipped`` decision with reason
+``meta_labeler p=0.41<0.55`` (stage 2: ``rejected``/``filtered_by_model``). ``p`` is recorded in
+the decision row (``meta_p``). No feature data (e.g. a live broker whose chain is not recorded):
+the entry is skipped (``meta_labeler_unavailable``), never traded unfiltered.
 
 Modes: ``paper``/``live`` send orders; ``shadow`` sends none and fills virtually at the
 fill-model price, so its decisions and trade records equal paper's on the same quotes.
@@ -43,7 +56,8 @@ from quantlab.backtest.stage2 import _deadline, entry_filter_reason, max_loss_pe
 from quantlab.brokers.base import TERMINAL, Broker, ComboLeg, Fill
 from quantlab.brokers.simulated import _net
 from quantlab.chain.snapshot import build_snapshot
-from quantlab.live.config import LiveConfig
+from quantlab.errors import ConfigError, DataError
+from quantlab.live.config import LiveConfig, MetaLabelerConfig
 from quantlab.live.journal import Journal
 from quantlab.strategy.spec import StrategySpec
 
@@ -83,6 +97,102 @@ def _tick_round(price: float) -> float:
     return round(round(price / 0.05) * 0.05, 2)
 
 
+class MetaGate:
+    """A registered meta-labeler with its threshold and feature set, as live applies it.
+
+    Parameters
+    ----------
+    model : mlflow.pyfunc.PyFuncModel or object with ``predict(pandas.DataFrame)``
+        Returns P(take) per row (:class:`quantlab.ml.train.ProbaModel`).
+    threshold : float
+        Candidates with ``p < threshold`` are skipped.
+    feature_set : FeatureSet
+        The set the model was trained on.
+    columns : list of str, optional
+        The model's input columns (default: the feature set's).
+    name, version, run_id : str
+        Where it came from (for records and messages).
+    """
+
+    def __init__(self, model: Any, threshold: float, feature_set: Any,
+                 columns: list[str] | None = None, *, name: str = "", version: str = "",
+                 run_id: str = "") -> None:  # fmt: skip
+        if not 0.0 <= threshold <= 1.0:
+            raise ConfigError(f"meta_labeler threshold must be in [0, 1] (got {threshold!r}).")
+        self.model, self.threshold, self.feature_set = model, float(threshold), feature_set
+        self.columns = list(columns or feature_set.columns)
+        self.name, self.version, self.run_id = name, version, run_id
+
+    @classmethod
+    def load(cls, cfg: MetaLabelerConfig) -> MetaGate:
+        """Resolve ``models:/MODEL@ALIAS`` in the registry, load that version, and read the
+        threshold (unless ``cfg.threshold``) and feature set its training run logged."""
+        import mlflow
+        from mlflow.exceptions import MlflowException
+        from mlflow.tracking import MlflowClient
+
+        from quantlab.features import FeatureSet
+        from quantlab.tracking import tracking_uri
+
+        uri = cfg.tracking_uri or tracking_uri()
+        client = MlflowClient(uri)
+        where = f"models:/{cfg.model}@{cfg.alias} (registry {uri})"
+        try:
+            mv = client.get_model_version_by_alias(cfg.model, cfg.alias)
+            run = client.get_run(mv.run_id)
+        except MlflowException as exc:
+            raise ConfigError(
+                f"meta_labeler: cannot resolve {where}: {exc.message}. Train and register one "
+                "with `quantlab train CONFIG`, or fix meta_labeler.model / alias / tracking_uri."
+            ) from exc
+        params, tags = run.data.params, run.data.tags
+        if cfg.threshold is not None:
+            thr = cfg.threshold
+        elif "threshold" in params:
+            thr = float(params["threshold"])
+        else:
+            raise ConfigError(
+                f"meta_labeler: the training run {mv.run_id} of {where} logged no 'threshold'; "
+                "set meta_labeler.threshold."
+            )
+        fs = FeatureSet(params.get("feature_set", "core"))
+        logged = params.get("feature_set_version") or tags.get("quantlab.feature_set_version")
+        if logged and logged != fs.version:
+            raise ConfigError(
+                f"meta_labeler: {where} was trained on feature set {fs.name!r} version {logged}, "
+                f"but this code computes version {fs.version} (definitions, parameters or the "
+                "event calendar changed): retrain the model."
+            )
+        prev = mlflow.get_tracking_uri()
+        mlflow.set_tracking_uri(uri)
+        try:  # the version the alias resolved to above, not whatever it points to now
+            model = mlflow.pyfunc.load_model(f"models:/{cfg.model}/{mv.version}")
+        finally:
+            mlflow.set_tracking_uri(prev)
+        schema = model.metadata.get_input_schema()
+        columns = schema.input_names() if schema is not None else None
+        return cls(model, thr, fs, columns, name=cfg.model, version=str(mv.version),
+                   run_id=mv.run_id)  # fmt: skip
+
+    def proba(self, rows: Any) -> np.ndarray:
+        """P(take) of feature rows (a polars frame of :func:`quantlab.features.build_features`
+        columns), float64."""
+        from quantlab.features.live import matrix
+
+        if rows.height == 0:
+            return np.empty(0)
+        return np.asarray(self.model.predict(matrix(rows, self.columns)), dtype=np.float64)
+
+    def reason(self, p: float) -> str:
+        """Empty when ``p`` passes, else ``meta_labeler p=0.41<0.55`` (digits enough to differ)."""
+        if p >= self.threshold:
+            return ""
+        d = 2
+        while d < 6 and round(p, d) >= round(self.threshold, d):
+            d += 1
+        return f"meta_labeler p={p:.{d}f}<{self.threshold:.{d}f}"
+
+
 @dataclass
 class _Day:
     new: int = 0
@@ -107,12 +217,27 @@ class LiveRunner:
         Default: ``config.spec()``.
     notify : callable(kind, message, data), optional
         Default: :class:`Notifier` from ``config.notify``.
+    gate : MetaGate, optional
+        Default: :meth:`MetaGate.load` of ``config.meta_labeler`` when configured (loaded once,
+        here, before anything connects). Features come from the broker's ``store`` (the
+        simulated broker's) else ``config.store``.
     """
 
     def __init__(self, config: LiveConfig, broker: Broker, journal: Journal, *,
-                 spec: StrategySpec | None = None, notify: Notify | None = None) -> None:  # fmt: skip
+                 spec: StrategySpec | None = None, notify: Notify | None = None,
+                 gate: MetaGate | None = None) -> None:  # fmt: skip
         self.config, self.broker, self.journal = config, broker, journal
         self.spec = spec or config.spec()
+        if gate is None and config.meta_labeler is not None:
+            gate = MetaGate.load(config.meta_labeler)
+        self.gate = gate
+        self.features: Any = None
+        if gate is not None:
+            from quantlab.features.live import CandidateFeatures
+
+            store = getattr(broker, "store", None) or config.store
+            self.features = CandidateFeatures(store, gate.feature_set,
+                                              underlying=self.spec.underlying)  # fmt: skip
         self.mode = config.mode
         self.notify = notify or Notifier(config.notify.console, config.notify.webhook_url)
         self.cfg_hash = self.spec.config_hash()
@@ -157,6 +282,13 @@ class LiveRunner:
         if hasattr(self.broker, "start_day"):
             self.broker.start_day(day)
         done = self.journal.last_ts(self.mode, day)
+        if self.gate is not None:  # which model decided today (the reconciliation reads it)
+            g = self.gate
+            msg = f"{day}: gate {g.name} v{g.version} threshold {g.threshold:.4f}"
+            if not self.journal.has_event("meta_labeler", msg, self.mode):
+                self._note(calendar.option_open_ns(day), "meta_labeler", msg,
+                           {"model": g.name, "version": g.version, "threshold": g.threshold,
+                            "feature_set_version": g.feature_set.version})  # fmt: skip
         self._reconcile()
         entry_ns = {calendar.to_ns(dt.datetime.combine(day, t, tzinfo=calendar.ET)): t
                     for t in self.spec.entry.times}  # fmt: skip
@@ -304,7 +436,10 @@ class LiveRunner:
 
     # -- exits ------------------------------------------------------------------------------
     def _manage(self, tid: str, ts: int) -> float:
-        """Check one trade's exits at minute ``ts``; returns its mark-to-market P&L (dollars)."""
+        """Check one trade's exits at minute ``ts``; returns its mark-to-market P&L (dollars).
+
+        TP/SL trigger on ``management.trigger_on`` (the spread mid by default, else the exit
+        fill price), as :func:`quantlab.backtest._exit_kernels.scan_exit` does."""
         tr = self.open[tid]
         if tr["status"] != "open" or ts <= tr["entry_ts"]:
             return 0.0
@@ -422,6 +557,9 @@ class LiveRunner:
             if tr["status"] == "opening":
                 if self.mode != "shadow":
                     self.broker.cancel(tr["order_id"])
+                    if self.broker.order_status(tr["order_id"]).status == "filled":
+                        self._poll(tr)  # filled before the cancel: a position to manage
+                        continue
                 self.journal.order_status(tr["order_ref"], "cancelled")
                 self.journal.drop_open(tr["trade_id"])
                 del self.open[tr["trade_id"]]
@@ -478,6 +616,10 @@ class LiveRunner:
         if prior is None:
             if s.entry.mode == "first_valid" and ds.window_used:
                 return self._decide(row, "skipped", "later_window")
+            if self.gate is not None:  # where stage 2 applies ``allowed``
+                why = self._gate(row, sel, ts, cid)
+                if why:
+                    return self._decide(row, "skipped", why)
             reason = entry_filter_reason(s, day, credit, eb, ea, qty, vix, self.events)
             if reason:
                 return self._decide(row, "rejected", reason)
@@ -519,6 +661,18 @@ class LiveRunner:
         open_legs = tuple(ComboLeg(lg.occ, lg.quantity) for lg in sel.legs)
         self._place(tr, "opening", open_legs, credit, ts)
         return None
+
+    def _gate(self, row: dict[str, Any], sel: Any, ts: int, cid: str) -> str:
+        """The meta-labeler at an entry: sets ``row["meta_p"]``; returns the skip reason."""
+        assert self.gate is not None
+        try:
+            feats = self.features.from_selection(sel, ts, cid)
+        except DataError as exc:
+            self._note(ts, "meta_labeler", f"{cid}: no features ({exc}); entry skipped", {})
+            return "meta_labeler_unavailable"
+        p = float(self.gate.proba(feats)[0])
+        row["meta_p"] = p
+        return self.gate.reason(p)
 
     def _risk_reason(self, day: dt.date, ts: int, ds: _Day, ml: float) -> str:
         """Stage 2's risk rules at an entry, in its order ("" = allowed), plus the kill switch."""

@@ -1,0 +1,204 @@
+"""``quantlab live``: stop the runner, show its state, reconcile a day against the backtester.
+
+* ``quantlab live stop [--config live/paper.yaml]`` creates the config's ``kill_file``: at its
+  next minute the runner records the kill switch, takes no new entry for the rest of the session
+  and cancels its own working ENTRY orders; open positions keep their take-profit, stop and time
+  exits (closing orders keep working). The path is relative to the working directory, as the
+  runner reads it; delete the file to allow entries again (from the next session or a restart).
+* ``quantlab live status`` prints the open trades and the day's realized P&L from the journal.
+* ``quantlab live reconcile --date YYYY-MM-DD`` re-runs the backtester on the day
+  (:func:`quantlab.live.reconcile.reconcile_day`), writes ``reconcile-<journal>-<date>.html``
+  next to the journal and prints the tables; it exits 1 when parity is broken (for a cron job).
+
+The journal is a DuckDB file that its runner holds open while it runs: ``status`` and
+``reconcile`` read it when the runner is not running (the evening, or after ``stop``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False)
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Live config YAML.")]
+JournalOpt = Annotated[
+    Path | None,
+    typer.Option("--journal", help="Journal file (default: <store>/live/<account>.duckdb)."),
+]
+ModeOpt = Annotated[
+    str | None, typer.Option("--mode", help="shadow | paper | live (default: config's).")
+]
+DEFAULT_CONFIG = Path("live/paper.yaml")
+
+
+def _fail(exc: BaseException) -> typer.Exit:
+    typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(2)
+
+
+def _open_journal(path: Path) -> Any:
+    import duckdb
+
+    from quantlab.errors import DataError
+    from quantlab.live.journal import Journal
+
+    if not path.is_file():
+        raise DataError(f"no live journal at {path}; run the live runner first (live/run.py).")
+    try:
+        return Journal(path)
+    except duckdb.IOException as exc:
+        raise DataError(
+            f"journal {path} is held by a running runner ({exc}); read it once the runner stops."
+        ) from None
+
+
+@app.command("stop")
+def stop_cmd(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    kill_file: Annotated[
+        Path | None, typer.Option("--kill-file", help="Default: the config's kill_file.")
+    ] = None,
+    reason: Annotated[str, typer.Option("--reason", help="Written into the kill file.")] = "",
+) -> None:
+    """Create the kill file: no new entries, own entry orders cancelled (exits keep working)."""
+    from quantlab.config import read_yaml
+    from quantlab.errors import QuantlabError
+    from quantlab.live.config import LiveConfig
+
+    try:  # only the kill file is needed: a stop must work even if the rest of the file is off
+        path = kill_file or Path(
+            str(read_yaml(config).get("kill_file") or LiveConfig.model_fields["kill_file"].default)
+        )
+    except QuantlabError as exc:
+        raise _fail(exc) from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    path.write_text(f"{stamp} quantlab live stop{': ' + reason if reason else ''}\n")
+    typer.echo(f"kill file created: {path.resolve()}\nthe runner stops new entries and cancels "
+               "its own entry orders at its next minute; open positions keep their exits.")  # fmt: skip
+
+
+@app.command("status")
+def status_cmd(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    journal: JournalOpt = None,
+    mode: ModeOpt = None,
+    date: Annotated[
+        str | None, typer.Option("--date", help="Session (default: the journal's latest).")
+    ] = None,
+) -> None:
+    """Open trades and the day's realized P&L, from the journal."""
+    import polars as pl
+    from rich.console import Console
+    from rich.table import Table
+
+    from quantlab import calendar
+    from quantlab.errors import QuantlabError
+    from quantlab.live.config import load_live_config
+    from quantlab.live.journal import journal_path
+
+    try:
+        cfg, _ = load_live_config(config, mode=mode)
+        j = _open_journal(journal or journal_path(cfg.store, cfg.account))
+    except (QuantlabError, ValueError) as exc:
+        raise _fail(exc) from None
+    try:
+        m = cfg.mode
+        prog = j.table("progress", m)
+        if date:
+            day = dt.date.fromisoformat(date)
+        elif prog.height:
+            day = prog["day"].max()
+        else:
+            day = dt.datetime.now(dt.UTC).date()
+        trades = j.table("trades", m).filter(pl.col("exit_date") == day)
+        opened = j.open_states(m)
+        dec = j.table("decisions", m).filter(pl.col("entry_date") == day)
+        kills = j.table("events", m).filter(pl.col("kind") == "kill_switch")
+        last = prog.filter(pl.col("day") == day)["last_ts"]
+    finally:
+        j.close()
+    con = Console()
+    taken = int((dec["decision"] == "taken").sum()) if dec.height else 0
+    con.print(f"[bold]{cfg.account} [{m}] {day}[/bold]: realized P&L "
+              f"{float(trades['pnl'].sum()) if trades.height else 0.0:,.2f} $ from "
+              f"{trades.height} closed trade(s); {taken} of {dec.height} candidates taken; "
+              f"{len(opened)} open", highlight=False)  # fmt: skip
+    if last.len():
+        t = dt.datetime.fromtimestamp(int(last[0]) / 1e9, tz=calendar.ET)
+        con.print(f"last minute processed: {t:%Y-%m-%d %H:%M} ET", highlight=False)
+    for row in kills.iter_rows(named=True):
+        con.print(f"[red]kill switch:[/red] {row['message']}", highlight=False)
+    if opened:
+        t = Table(title="Open trades", header_style="bold")
+        for h in ("trade", "status", "entry", "expiry", "legs", "n", "credit"):
+            t.add_column(h)
+        for tid, s in opened.items():
+            legs = " ".join(
+                f"{lg['quantity']:+d} {lg['right']}{lg['strike']:g}" for lg in s["legs"]
+            )
+            credit = s.get("credit")
+            t.add_row(tid, s["status"], f"{s['entry_date']} {s['entry_time']}", s["expiry"], legs,
+                      str(s["contracts"]), "" if credit is None or credit != credit
+                      else f"{credit:.2f}")  # fmt: skip
+        con.print(t)
+    if trades.height:
+        t = Table(title=f"Closed {day}", header_style="bold")
+        for h in ("trade", "entry", "exit reason", "n", "credit", "exit cost", "P&L"):
+            t.add_column(h)
+        for r in trades.sort("exit_ts").iter_rows(named=True):
+            t.add_row(r["trade_id"], f"{r['entry_date']} {r['entry_time']}", r["exit_reason"],
+                      str(r["contracts"]), f"{r['credit_per_share']:.2f}",
+                      f"{r['exit_cost_per_share']:.2f}", f"{r['pnl']:,.2f}")  # fmt: skip
+        con.print(t)
+
+
+@app.command("reconcile")
+def reconcile_cmd(
+    date: Annotated[str, typer.Option("--date", help="Session to reconcile, YYYY-MM-DD.")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+    journal: JournalOpt = None,
+    store: Annotated[str | None, typer.Option("--store", help="Default: config's.")] = None,
+    mode: ModeOpt = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="HTML path (default: next to the journal).")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="First backtest session (default: the journal's first)."),
+    ] = None,
+) -> None:
+    """Compare a day of the journal with the backtester on the same data (exit 1: no parity)."""
+    from rich.console import Console
+
+    from quantlab.errors import QuantlabError
+    from quantlab.live.config import load_live_config
+    from quantlab.live.journal import journal_path
+    from quantlab.live.loop import MetaGate
+    from quantlab.live.reconcile import reconcile_day
+
+    try:
+        day = dt.date.fromisoformat(date)
+        cfg, spec = load_live_config(config, store=store, mode=mode)
+        jp = journal or journal_path(cfg.store, cfg.account)
+        gate = MetaGate.load(cfg.meta_labeler) if cfg.meta_labeler is not None else None
+        j = _open_journal(jp)
+        try:
+            rep = reconcile_day(j, cfg.store, spec, day, cfg.mode, gate=gate, workers=None,
+                                since=dt.date.fromisoformat(since) if since else None)  # fmt: skip
+        finally:
+            j.close()
+    except (QuantlabError, ValueError) as exc:
+        raise _fail(exc) from None
+    html = rep.to_html(out or jp.parent / f"reconcile-{jp.stem}-{cfg.mode}-{day}.html")
+    rep.print(Console())
+    typer.echo(f"report: {html}")
+    if not rep.parity:
+        raise typer.Exit(1)
+
+
+__all__ = ["app"]
