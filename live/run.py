@@ -1,6 +1,8 @@
-"""Run the live runner for whole trading days (offline with ``--broker sim``).
+"""Run the live runner: whole days offline (``--broker sim``) or today's session on IBKR.
 
 python live/run.py --config live/paper.yaml --broker sim --date 2024-03-04 [--days 3] [--store DIR]
+python live/run.py --config live/paper.yaml --broker ibkr            # today, TWS/IB Gateway paper
+python live/run.py --config live/paper.yaml --broker ibkr --mode live --live   # real money
 """
 
 from __future__ import annotations
@@ -18,26 +20,43 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", default="live/paper.yaml")
     ap.add_argument("--broker", choices=["sim", "ibkr"], default=None)
     ap.add_argument("--mode", choices=["shadow", "paper", "live"], default=None)
-    ap.add_argument("--date", required=True, help="first session, YYYY-MM-DD")
-    ap.add_argument("--days", type=int, default=1, help="consecutive sessions to run")
+    ap.add_argument("--date", default=None, help="first session, YYYY-MM-DD (ibkr: today only)")
+    ap.add_argument("--days", type=int, default=1, help="consecutive sessions to run (sim)")
     ap.add_argument("--store", default=None)
     ap.add_argument("--journal", default=None, help="default: <store>/live/<account>.duckdb")
+    ap.add_argument("--live", action="store_true", help="required for mode live (real money)")
     a = ap.parse_args(argv)
-    from quantlab.brokers.simulated import SimulatedBroker
     from quantlab.live import Journal, LiveRunner, journal_path, load_live_config
 
     try:
         cfg, spec = load_live_config(a.config, broker=a.broker, mode=a.mode, store=a.store)
-        day = dt.date.fromisoformat(a.date)
+        if (cfg.mode == "live") != a.live:
+            raise ConfigError("mode 'live' trades real money and needs the explicit --live flag"
+                              if not a.live else "--live is only for mode live (--mode live)")  # fmt: skip
+        today = dt.datetime.now(calendar.ET).date()
+        if a.date is None and cfg.broker == "sim":
+            raise ConfigError("--date is required with --broker sim")
+        day = dt.date.fromisoformat(a.date) if a.date else today
         if not calendar.is_session(day):
-            raise ConfigError(f"--date {a.date} is not a trading session")
-        if cfg.broker != "sim":
-            raise ConfigError("broker 'ibkr' is not available in this runner yet; use --broker sim")
+            raise ConfigError(f"--date {day} is not a trading session")
         days = [day]
         while len(days) < a.days:
             days.append(calendar.next_session(days[-1]))
-        broker = SimulatedBroker(cfg.store, day, spec.fills, spec.fees, underlying=spec.underlying,
-                                 capital=spec.sizing.capital, account=cfg.account, rate=spec.rate)  # fmt: skip
+        if cfg.broker == "ibkr":
+            if days != [today]:
+                raise ConfigError(f"the IBKR broker runs the current session only (today is "
+                                  f"{today}; got --date {day} --days {a.days})")  # fmt: skip
+            from quantlab.brokers.ibkr import IBKRBroker
+
+            broker = IBKRBroker.from_config(cfg.ibkr, account=None if cfg.account == "SIM"
+                                            else cfg.account, live=a.live, spec=spec)  # fmt: skip
+            broker.connect()
+        else:
+            from quantlab.brokers.simulated import SimulatedBroker
+
+            broker = SimulatedBroker(cfg.store, day, spec.fills, spec.fees,
+                                     underlying=spec.underlying, capital=spec.sizing.capital,
+                                     account=cfg.account, rate=spec.rate)  # fmt: skip
         journal = Journal(a.journal or journal_path(cfg.store, cfg.account))
         runner = LiveRunner(cfg, broker, journal, spec=spec)
         for d in days:
@@ -47,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(trades)} trades, P&L {float(trades['pnl'].sum()):,.2f}; journal {journal.path}"
         )
         journal.close()
+        broker.disconnect()
     except (QuantlabError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

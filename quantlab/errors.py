@@ -23,4 +23,19 @@ class DataError(QuantlabError):
     """Stored or incoming market data is missing, corrupt or inconsistent."""
 
 
-__all__ = ["ConfigError", "DataError", "InputError", "QuantlabError"]
+class BrokerError(QuantlabError):
+    """The broker refused a request or did not answer it (the message says which and why)."""
+
+
+class BrokerDisconnected(BrokerError):
+    """Not connected to the broker (TWS / IB Gateway): nothing was sent."""
+
+
+__all__ = [
+    "BrokerDisconnected",
+    "BrokerError",
+    "ConfigError",
+    "DataError",
+    "InputError",
+    "QuantlabError",
+]

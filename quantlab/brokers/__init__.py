@@ -1,4 +1,7 @@
-"""Broker adapters for the live runner: the protocol, and a simulated broker replaying the store."""
+"""Broker adapters for the live runner: the protocol, a simulated broker replaying the store, and
+Interactive Brokers through ib_async (:mod:`quantlab.brokers.ibkr`, imported on first use)."""
+
+from typing import Any
 
 from quantlab.brokers.base import (
     TERMINAL,
@@ -10,4 +13,16 @@ from quantlab.brokers.base import (
     Position,
 )
 
-__all__ = ["TERMINAL", "AccountSummary", "Broker", "ComboLeg", "Fill", "Order", "Position"]
+_IBKR = ("IBKRBroker", "BrokerError", "BrokerDisconnected")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _IBKR:
+        from quantlab.brokers import ibkr
+
+        return getattr(ibkr, name)
+    raise AttributeError(f"module 'quantlab.brokers' has no attribute {name!r}")
+
+
+__all__ = ["TERMINAL", "AccountSummary", "Broker", "BrokerDisconnected", "BrokerError",
+           "ComboLeg", "Fill", "IBKRBroker", "Order", "Position"]  # fmt: skip

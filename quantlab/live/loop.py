@@ -56,7 +56,7 @@ from quantlab.backtest.stage2 import _deadline, entry_filter_reason, max_loss_pe
 from quantlab.brokers.base import TERMINAL, Broker, ComboLeg, Fill
 from quantlab.brokers.simulated import _net
 from quantlab.chain.snapshot import build_snapshot
-from quantlab.errors import ConfigError, DataError
+from quantlab.errors import BrokerDisconnected, ConfigError, DataError
 from quantlab.live.config import LiveConfig, MetaLabelerConfig
 from quantlab.live.journal import Journal
 from quantlab.strategy.spec import StrategySpec
@@ -344,7 +344,7 @@ class LiveRunner:
         self._send(tr)
         if self.mode == "shadow":
             self._shadow_fill(tr, legs, ts)
-        else:
+        elif tr["order_id"] is not None:
             self._poll(tr)
 
     def _send(self, tr: dict[str, Any]) -> None:
@@ -353,7 +353,13 @@ class LiveRunner:
         if self.mode == "shadow":
             oid = f"SHADOW-{ref}"
         else:
-            oid = self.broker.place_combo(legs, tr["contracts"], tr["limit"], ref)
+            try:
+                oid = self.broker.place_combo(legs, tr["contracts"], tr["limit"], ref)
+            except BrokerDisconnected as exc:
+                # nothing was sent: the intent stays journaled without an order id and
+                # _reconcile sends it (same order_ref) once the broker is back
+                self._note(tr["placed_ts"], "disconnected", f"{ref} not sent: {exc}", {})
+                return
         tr["order_id"] = oid
         self.journal.order(ref, oid, tr["trade_id"], tr["status"], tr["placed_ts"],
                            tr["contracts"], tr["limit"], legs, "submitted", self.mode)  # fmt: skip
@@ -378,7 +384,8 @@ class LiveRunner:
         if order.status == "filled":
             fills = [f for f in self.broker.executions_since(tr["placed_ts"])
                      if f.order_id == tr["order_id"]]  # fmt: skip
-            self._on_fill(tr, fills[-1])
+            if fills:  # else the execution report is not in yet: the next minute polls again
+                self._on_fill(tr, fills[-1])
         elif order.status in TERMINAL:
             self.journal.order_status(tr["order_ref"], order.status)
 
@@ -397,6 +404,8 @@ class LiveRunner:
         for tr in list(self.open.values()):
             if tr["status"] not in ("opening", "closing") or ts - tr["placed_ts"] < every:
                 continue
+            if self.mode != "shadow" and tr["order_id"] is None:
+                continue  # never reached the broker (disconnected): _reconcile resends it
             if self.mode != "shadow":
                 self.broker.cancel(tr["order_id"])
                 if self.broker.order_status(tr["order_id"]).status == "filled":

@@ -14,7 +14,7 @@ from quantlab.backtest.engine import backtest
 from quantlab.brokers import Broker, ComboLeg
 from quantlab.brokers.simulated import SimulatedBroker, parse_occ
 from quantlab.data import read
-from quantlab.errors import ConfigError
+from quantlab.errors import BrokerDisconnected, ConfigError
 from quantlab.live import Journal, LiveConfig, LiveRunner, Notifier, load_live_config
 from quantlab.strategy import StrategySpec
 
@@ -148,6 +148,36 @@ def test_restart_mid_trade_places_no_duplicate(store: Path, tmp_path: Path, pape
     got = journal.table("trades", "paper").select(cols).sort("trade_id")
     assert got.equals(paper[0].journal.table("trades", "paper").select(cols).sort("trade_id"))
     assert journal.table("orders")["order_ref"].n_unique() == journal.table("orders").height
+
+
+class _FlakyBroker(SimulatedBroker):
+    """The simulated broker with its connection down for the first ``down`` order attempts."""
+
+    def __init__(self, *a: object, down: int, **kw: object) -> None:
+        super().__init__(*a, **kw)  # type: ignore[arg-type]
+        self.down, self.refused = down, []
+
+    def place_combo(self, legs, quantity, limit_price, order_ref):  # type: ignore[no-untyped-def]
+        if self.down > 0:
+            self.down -= 1
+            self.refused.append(order_ref)
+            raise BrokerDisconnected("TWS connection lost (test)")
+        return super().place_combo(legs, quantity, limit_price, order_ref)
+
+
+def test_disconnect_defers_the_order_and_sends_it_once_back(store: Path, tmp_path: Path) -> None:
+    broker = _FlakyBroker(store, DAYS[0], SPEC.fills, SPEC.fees, down=1)
+    events: list = []
+    run = _runner(store, tmp_path, broker=broker, events=events)
+    run.run_day(DAYS[0])
+    assert len(broker.refused) == 1
+    ref = broker.refused[0]
+    # the refused intent was sent exactly once when the next minute reconciled
+    assert [o.order_ref for o in broker.orders.values()].count(ref) == 1
+    refs = [o.order_ref for o in broker.orders.values()]
+    assert len(refs) == len(set(refs))
+    assert any(k == "disconnected" and ref in m for k, m in events)
+    assert run.journal.table("orders").filter(pl.col("order_ref") == ref).height == 1
 
 
 def test_placing_an_order_ref_twice_returns_the_same_order(store: Path) -> None:
