@@ -20,6 +20,8 @@ import hashlib
 import json
 import math
 import os
+import shutil
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -87,6 +89,26 @@ def _stage2_task(s1_folder: str, spec_json: str, config_id: str, out_dir: str) -
     return status
 
 
+def _reset_if_stale(out_dir: Path, key: str, progress: bool) -> None:
+    """A sweep folder resumes only over the same data and candidate rules (the stage-1 key:
+    rules, dates, data checksum). Otherwise its config results, stage 1 and MLflow parent link
+    are removed so old and new data never mix (runs already in MLflow stay, tagged with their
+    own data checksum)."""
+    kfile = out_dir / "stage1_key"
+    old = kfile.read_text().strip() if kfile.is_file() else None
+    if old is None and (out_dir / "configs").is_dir():
+        old = "unknown"  # a folder from before the key was recorded: cannot prove it matches
+    if old is not None and old != key:
+        if progress:
+            print(f"sweep {out_dir}: data or candidate rules changed (stage 1 {old} -> {key}); "
+                  "recomputing every config", file=sys.stderr)  # fmt: skip
+        for name in ("configs", "stage1"):
+            shutil.rmtree(out_dir / name, ignore_errors=True)
+        for name in ("mlflow_parent_run_id", "summary.json", "sweep.duckdb"):
+            (out_dir / name).unlink(missing_ok=True)
+    kfile.write_text(key)
+
+
 def _status(folder: Path) -> dict[str, Any] | None:
     p = folder / "status.json"
     return json.loads(p.read_text()) if p.is_file() else None
@@ -143,6 +165,7 @@ def run_sweep(
     key = _stage1_key(specs, days[0], days[-1], data_checksum(store, underlying, days))
     s1_root = out_dir / "stage1" / key
     merged = s1_root / "merged"
+    _reset_if_stale(out_dir, key, progress)
     ex = make_executor(executor, workers)
     try:
         # -- stage 1: shards by date (skipped when already on disk) ---------------------------------

@@ -109,6 +109,17 @@ def test_sweep_runs_resumes_and_records_failures(
     run_sweep(cfg, market, out, workers=1, mlflow_root=ml, progress=False)
     assert stamps == {f: f.stat().st_mtime_ns for f in (out / "configs").glob("*/status.json")}
     assert len(client.search_runs([exp.experiment_id])) == 13
+    # the same folder over different data (a shorter period here): nothing stale is reused
+    key = (out / "stage1_key").read_text()
+    cfg4 = small(grid=cfg.grid, end=THU)
+    res4 = run_sweep(cfg4, market, out, workers=1, mlflow_root=ml, progress=False)
+    assert (out / "stage1_key").read_text() != key and not (out / "stage1" / key).exists()
+    assert all(f.stat().st_mtime_ns != t for f, t in stamps.items())
+    assert sum(s["status"] == "done" for s in res4.status.values()) == 8
+    for cid, s4 in res4.status.items():
+        if s4["status"] == "done":
+            tr = pl.read_parquet(out / "configs" / cid / "trades.parquet")
+            assert tr.height == 0 or tr["entry_date"].max() <= THU
 
 
 def test_executors_give_identical_results(market: Path, tmp_path: Path) -> None:
