@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rich.console import Console
@@ -105,6 +106,7 @@ def run_demo(
     mlflow: bool = True,
     workers: int | None = None,
     trials: int | None = None,
+    train_overrides: dict[str, Any] | None = None,
 ) -> list[DemoStep]:
     """The research loop on built-in synthetic data; returns the final table's rows.
 
@@ -114,6 +116,8 @@ def run_demo(
     backtest and HTML report; the meta-labeler of ``pipelines/demo_train.yaml`` (features,
     purged-CV Optuna, calibrated, registered as ``champion``) and its out-of-sample filtered vs
     unfiltered portfolio pass. Everything is logged to MLflow (``mlflow=False`` skips it).
+    ``trials`` and ``train_overrides`` (top-level keys of the training file) shrink the
+    meta-labeler step for short stores.
     """
     paths = DemoPaths(Path(store), Path(out))
     console = Console()
@@ -128,7 +132,8 @@ def run_demo(
     timed("market data", lambda: market_step(seed, paths, start, end, console))
     timed("seed grid sweep", lambda: sweep_step(paths, console, mlflow, workers))
     timed("seed backtest", lambda: backtest_step(paths, start, end, console, mlflow))
-    timed("meta-labeler", lambda: metalabel_step(paths, console, mlflow, workers, trials))
+    timed("meta-labeler",
+          lambda: metalabel_step(paths, console, mlflow, workers, trials, train_overrides))  # fmt: skip
     final_table(steps, paths, console, mlflow)
     return steps
 
@@ -214,13 +219,15 @@ def backtest_step(paths: DemoPaths, start: str, end: str, console: Console, mlfl
 
 
 def metalabel_step(paths: DemoPaths, console: Console, mlflow: bool, workers: int | None,
-                   trials: int | None) -> str:  # fmt: skip
+                   trials: int | None, overrides: dict[str, Any] | None = None) -> str:  # fmt: skip
     """Features, labels, purged-CV Optuna, calibrated model; filtered vs unfiltered out of sample."""
     from quantlab.ml.cli import evaluation_table
-    from quantlab.ml.train import load_train_config, train
+    from quantlab.ml.train import TrainConfig, load_train_config, train
 
     console.rule("[bold]meta-labeler: which proposed trades to take")
     cfg = load_train_config(PIPELINES / "demo_train.yaml", store=str(paths.store), workers=workers)
+    if overrides:  # validated again as a whole (None is a value here, e.g. calibration: None)
+        cfg = TrainConfig.from_dict(cfg.model_dump() | overrides, source="demo overrides")
     if trials is not None:
         cfg = cfg.model_copy(update={"optuna": cfg.optuna.model_copy(update={"n_trials": trials})})
     res = train(cfg, mlflow_log=mlflow, progress=True)
@@ -253,13 +260,17 @@ def final_table(steps: list[DemoStep], paths: DemoPaths, console: Console, mlflo
         table.add_row(s.name, f"{s.seconds:.1f}", s.result)
     table.add_row("total", f"{sum(s.seconds for s in steps):.1f}", "")
     console.print(table)
-    console.print(f"HTML report:   {paths.report.resolve()}")
-    console.print(f"sweep outputs: {paths.sweep.resolve()} (summary.json, sweep.duckdb, heatmaps)")
-    console.print(f"data store:    {paths.store.resolve()}")
+    lines = [
+        f"HTML report:   {paths.report.resolve()}",
+        f"sweep outputs: {paths.sweep.resolve()} (summary.json, sweep.duckdb, heatmaps)",
+        f"data store:    {paths.store.resolve()}",
+    ]
     if mlflow:
         uri = tracking_uri()
-        console.print(f"MLflow store:  {uri}")
-        console.print(f"open it with:  .venv/bin/mlflow ui --backend-store-uri {uri}")
+        lines += [f"MLflow store:  {uri}",
+                  f"open it with:  .venv/bin/mlflow ui --backend-store-uri {uri}"]  # fmt: skip
+    for line in lines:  # never wrapped: paths and commands are copied from here
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
 
 
 def pricing_demo(seed: int = 7) -> str:
