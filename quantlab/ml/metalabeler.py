@@ -12,7 +12,13 @@ before the stop). :class:`MetaLabeler` wraps ``lightgbm.LGBMClassifier``:
   ``calibration_fraction`` of the training samples in time, after purging from the booster's
   training part every sample whose label overlaps that hold-out. The booster is trained on the
   purged remainder only, so the calibrator sees honest out-of-sample scores of the very model
-  it calibrates. Test data never touches calibration.
+  it calibrates. Test data never touches calibration. A hold-out holding a single class (a
+  run of stop-outs, common on small data) is widened back in time to the most recent sample
+  of the missing class. Both calibrators are monotone non-decreasing in the booster's score,
+  so calibration never reorders candidates: isotonic regression, or Platt scaling
+  ``sigmoid(a * score + b)`` with ``a >= 0``, fitted to Platt's smoothed targets
+  ``(N+ + 1) / (N+ + 2)`` and ``1 / (N- + 2)`` (finite on a hold-out the scores separate;
+  a hold-out on which the scores rank inversely gets ``a = 0``, its smoothed base rate).
 
 :func:`cross_validate` runs a splitter from :mod:`quantlab.ml.cv` and reports per-fold and mean
 AUC, log loss, Brier score, and precision/recall/F1 at a threshold chosen on the training fold
@@ -145,6 +151,47 @@ def _as_weight(sample_weight: Any, n: int) -> np.ndarray:
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
+
+
+class PlattCalibrator:
+    """Platt scaling ``P(take) = sigmoid(a * score + b)`` with ``a >= 0`` (monotone).
+
+    ``predict_proba(score)`` takes the booster's raw scores (any shape with one value per
+    sample) and returns shape ``(n, 2)``, like a scikit-learn classifier.
+    """
+
+    def __init__(self, a: float, b: float) -> None:
+        self.a = float(a)
+        self.b = float(b)
+
+    @classmethod
+    def fit(cls, score: np.ndarray, y01: np.ndarray, w: np.ndarray) -> PlattCalibrator:
+        """Weighted fit to Platt's (1999) smoothed targets, slope constrained to ``a >= 0``."""
+        from sklearn.linear_model import LogisticRegression
+
+        s = np.asarray(score, dtype=np.float64).reshape(-1)
+        n_pos = float(np.sum(y01 == 1))
+        n_neg = float(y01.shape[0]) - n_pos
+        t = np.where(y01 == 1, (n_pos + 1.0) / (n_pos + 2.0), 1.0 / (n_neg + 2.0))
+        # soft targets as two weighted copies of every sample (label 1 with weight w t, label 0
+        # with weight w (1 - t)): never separable, so the fit stays finite
+        lr = LogisticRegression(C=1e6, max_iter=1000).fit(
+            np.concatenate([s, s]).reshape(-1, 1),
+            np.r_[np.ones(s.shape[0]), np.zeros(s.shape[0])],
+            sample_weight=np.r_[w * t, w * (1.0 - t)],
+        )
+        a, b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
+        if a <= 0.0:  # scores useless or inverted on the hold-out: the best monotone map is flat
+            rate = float(np.sum(w * t) / np.sum(w))
+            a, b = 0.0, float(np.log(rate / (1.0 - rate)))
+        return cls(a, b)
+
+    def predict_proba(self, score: Any) -> np.ndarray:
+        p = _sigmoid(self.a * np.asarray(score, dtype=np.float64).reshape(-1) + self.b)
+        return np.column_stack([1.0 - p, p])
+
+    def __repr__(self) -> str:
+        return f"PlattCalibrator(a={self.a!r}, b={self.b!r})"
 
 
 class MetaLabeler(ClassifierMixin, BaseEstimator):
@@ -286,7 +333,7 @@ class MetaLabeler(ClassifierMixin, BaseEstimator):
             self.model_ = booster
             self.calibrator_ = None
             return self
-        fit_idx, cal_idx = self._calibration_split(n, a, b)
+        fit_idx, cal_idx = self._calibration_split(n, a, b, y01)
         if np.unique(y01[cal_idx]).shape[0] < 2 or np.unique(y01[fit_idx]).shape[0] < 2:
             raise InputError(
                 "the calibration hold-out or the booster's purged training part has a single "
@@ -300,18 +347,31 @@ class MetaLabeler(ClassifierMixin, BaseEstimator):
         return self
 
     def _calibration_split(
-        self, n: int, a: np.ndarray | None, b: np.ndarray | None
+        self,
+        n: int,
+        a: np.ndarray | None,
+        b: np.ndarray | None,
+        y01: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
+        """(booster rows, hold-out rows): the last ``calibration_fraction`` by ``t0``, widened
+        back to the latest sample of a class it lacks (with ``y01``), the rest purged."""
         frac = float(self.calibration_fraction)
         if not (0.0 < frac < 1.0):
             raise InputError(
                 f"calibration_fraction must be in (0, 1) (got {self.calibration_fraction!r}). "
                 "Typical: 0.2."
             )
-        n_cal = max(round(frac * n), 1)
         order = np.argsort(a, kind="stable") if a is not None else np.arange(n)
-        cal_idx = order[n - n_cal :]
-        rest = order[: n - n_cal]
+        start = n - max(round(frac * n), 1)
+        if y01 is not None:
+            ys = y01[order]
+            held = np.unique(ys[start:])
+            if held.shape[0] == 1:
+                other = np.flatnonzero(ys[:start] != held[0])
+                if other.shape[0]:
+                    start = int(other[-1])
+        cal_idx = order[start:]
+        rest = order[:start]
         if a is not None and b is not None:
             # purge: the booster may only learn labels that ended before the hold-out began
             rest = rest[b[rest] < a[cal_idx].min()]
@@ -329,11 +389,7 @@ class MetaLabeler(ClassifierMixin, BaseEstimator):
             return IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
                 margin, y01, sample_weight=w
             )
-        from sklearn.linear_model import LogisticRegression
-
-        return LogisticRegression(C=1e6, max_iter=1000).fit(
-            margin.reshape(-1, 1), y01, sample_weight=w
-        )
+        return PlattCalibrator.fit(margin, y01, w)
 
     # -------------------------------------------------------------- predict
     def _check_X(self, X: Any) -> np.ndarray:
@@ -577,4 +633,4 @@ def cross_validate(
     }
 
 
-__all__ = ["MetaLabeler", "choose_threshold", "cross_validate"]
+__all__ = ["MetaLabeler", "PlattCalibrator", "choose_threshold", "cross_validate"]

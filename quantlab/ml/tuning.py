@@ -69,10 +69,12 @@ def make_cv(kind: CVKind, n_splits: int, embargo: float, t0: Any, t1: Any) -> An
 def suggest_params(trial: Any, n_estimators: tuple[int, int] = (50, 500)) -> dict[str, Any]:
     """Draw one point of the search space (see the module table)."""
     lo, hi = n_estimators
+    step = max((hi - lo) // 18, 1)
+    hi = lo + step * ((hi - lo) // step)  # on the step grid (Optuna would warn and do the same)
     return {
         "num_leaves": trial.suggest_int("num_leaves", 4, 63, log=True),
         "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
-        "n_estimators": trial.suggest_int("n_estimators", lo, hi, step=max((hi - lo) // 18, 1)),
+        "n_estimators": trial.suggest_int("n_estimators", lo, hi, step=step),
         "min_child_samples": trial.suggest_int("min_child_samples", 5, 100, log=True),
         "subsample": trial.suggest_float("subsample", 0.5, 1.0),
         "colsample_bytree": trial.suggest_float("colsample_bytree", 0.5, 1.0),
