@@ -7,13 +7,17 @@ The grid (the user's seed sweep): SPXW put credit verticals, DTE {3, 5, 7} (tole
 the shorter) x short |delta| {0.10, 0.20} x entry {10:00, 11:00, 12:00 ET} x width {10, 25, 50}
 points, take profit 50% of max profit, stop at 100% of max profit, max 1 open trade, max 1 new
 trade per day, no new trade after a stop, fills at mid -/+ 0.30 x spread (the other settings from
-``pipelines/strategies/spxw_put_credit.yaml``). It runs in its own process:
-:func:`quantlab.backtest.engine.stage1` (sharded by date over a spawn pool, ``--workers``) once
-for all configs, then :func:`quantlab.backtest.stage2.run_stage2` per config. Printed: stage 1,
-stage 2 and total wall time, configs/s, peak memory (``ru_maxrss`` of the process and of its
-largest pool worker, and the sampled peak of the summed process tree), and throughput = quote
-rows stored for the backtested sessions (from the Parquet footers) / total wall time, against
-QuantConnect LEAN's ~127,000 data points/s (target >= 100x, whole grid <= 60 s, <= 4 GB).
+``pipelines/strategies/spxw_put_credit.yaml``). It runs in its own process through
+:func:`quantlab.backtest.engine.run_grid`: stage 1 once for all configs, sharded by date over
+``--workers`` processes (this one and a spawn pool), then
+:func:`quantlab.backtest.stage2.run_stage2` per config, the configs shared out over the same
+processes (as the sweep runner does). Printed: stage 1, stage 2 and total wall time, configs/s,
+peak memory (``ru_maxrss`` of the process and of its largest pool worker, and the sampled peak
+of the summed process tree), and throughput = quote rows stored for the backtested sessions
+(from the Parquet footers) / total wall time, against QuantConnect LEAN's ~127,000 data
+points/s (target >= 100x, whole grid <= 60 s, <= 4 GB). The header says how many sessions the
+store's day cache (:mod:`quantlab.data.daycache`, derived arrays the first run writes) already
+holds: a run that has to write them reads the Parquet files instead, and is slower.
 
 Then one config (DTE 5, |delta| 0.10, 10:00, width 25) over one month (``--compare-month``) in
 a straightforward pandas implementation (:func:`pandas_backtest`: pandas reads each day's
@@ -141,17 +145,18 @@ def _metrics(res: Any) -> dict[str, Any]:
 
 
 def step_grid(a: dict[str, Any]) -> dict[str, Any]:
-    from quantlab.backtest.engine import stage1
-    from quantlab.backtest.stage2 import run_stage2
+    from quantlab.backtest.engine import run_grid
 
     specs = grid_specs()
     start, end = dt.date.fromisoformat(a["start"]), dt.date.fromisoformat(a["end"])
-    t0 = time.perf_counter()
-    s1 = stage1(a["store"], specs, start, end, workers=a["workers"])
-    t1 = time.perf_counter()
-    metrics = [_metrics(run_stage2(s1, spec)) for spec in specs]
-    t2 = time.perf_counter()
-    return {"stage1_s": t1 - t0, "stage2_s": t2 - t1, "n_configs": len(specs),
+    g = run_grid(a["store"], specs, start, end, workers=a["workers"])
+    import multiprocessing
+
+    for child in multiprocessing.active_children():  # reaped, so ru_maxrss counts the workers
+        child.join()
+    s1 = g.stage1
+    metrics = [_metrics(res) for res in g.results]
+    return {"stage1_s": g.stage1_s, "stage2_s": g.stage2_s, "n_configs": len(specs),
             "candidates": len(s1), "rejections": s1.rejections.height,
             "path_rows": int(s1.path_ts.size), "days_read": len(s1.days),
             "metrics": metrics}  # fmt: skip
@@ -630,10 +635,15 @@ def main() -> None:
                          f"(it holds {stored[0]}..{stored[-1]}).")  # fmt: skip
     rows = quote_rows(store, days)
     script = Path(__file__).resolve()
+    from quantlab.data import daycache
+
+    cached = sum(daycache.is_cached(store, "SPX", d) for d in days)
     console.print(
         f"machine: 2-core box; load average now {load_avg()}; store {store}: "
         f"{len(days)} sessions {days[0]}..{days[-1]}, {rows:,} quote rows, "
-        f"{fmt_bytes(dir_size(store / 'parquet' / 'quotes'))} of quote Parquet"
+        f"{fmt_bytes(dir_size(store / 'parquet' / 'quotes'))} of quote Parquet; day cache "
+        f"(quantlab.data.daycache) holds {cached} of these sessions"
+        + ("" if daycache.enabled() else " (off: QUANTLAB_DAY_CACHE=0)")
     )
     console.print(f"warm-up: one config, one day (numba cache / .pyc refresh; load {load_avg()})")
     w = run_step(script, "warmup", {"store": str(store), "day": days[0].isoformat()})
@@ -668,7 +678,7 @@ def print_grid(console: Any, g: Any, rows: int, n_days: int, args: argparse.Name
         ("stage 1 (candidates + quote paths, all configs)", f"{r['stage1_s']:.1f} s", "", ""),
         ("  candidates / rejections / path rows",
          f"{r['candidates']:,} / {r['rejections']:,} / {r['path_rows']:,}", "", ""),
-        (f"stage 2 ({r['n_configs']} configs)",
+        (f"stage 2 ({r['n_configs']} configs over {args.workers} processes)",
          f"{r['stage2_s']:.1f} s ({1e3 * r['stage2_s'] / r['n_configs']:.0f} ms/config)", "", ""),
         ("total (stage 1 + stage 2)", f"{total:.1f} s", f"<= {TARGET_GRID_S:.0f} s",
          ok_mark(total <= TARGET_GRID_S)),
@@ -744,7 +754,8 @@ def run_compare(
         ("load 1/5/15 min: before → after", e.load, p.load),
         (f"wall, 1st run in the step process (engine: workers={args.workers}, a spawn pool "
          "from 10 sessions per worker)", f"{er['seconds']:.2f} s", f"{pr['seconds']:.2f} s"),
-        ("wall, 2nd run (engine: workers=1 in process; both: day cache emptied)",
+        ("wall, 2nd run (engine: workers=1 in process, in-memory day LRU emptied, arrays from "
+         "the store's day cache when it holds them; pandas: Parquet again)",
          f"{er['seconds_inproc']:.2f} s", f"{pr['seconds_again']:.2f} s"),
         ("quote rows/s = month's stored rows / wall (1st; 2nd)",
          f"{fmt_rate(rows / er['seconds'])}; {fmt_rate(rows / er['seconds_inproc'])}",

@@ -11,11 +11,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import multiprocessing
 import os
+import shutil
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,27 +69,60 @@ def stage1_shard(
     end: dt.date,
     underlying: str,
     folder: str,
+    sessions: Any = None,
 ) -> str:
     """Run stage 1 for one date shard and write it to ``folder`` (a worker task of the process
-    pool here and of the sweep executors: arrays go back through files, not pickles)."""
+    pool here and of the sweep executors: arrays go back through files, not pickles).
+    ``sessions``: the caller's session calendar (see :func:`_use_sessions`)."""
+    _use_sessions(sessions)
     save_stage1(run_stage1(store, specs, start, end, underlying=underlying), folder)
     return str(folder)
 
 
-def _stack_padded(arrays: list[np.ndarray]) -> np.ndarray:
-    """Row-stack int32 cent paths whose leg widths may differ (padding with ``NO_PRICE``)."""
+def _use_sessions(sessions: Any) -> None:
+    """In a pool worker, take the caller's session calendar instead of building it: building it
+    imports exchange_calendars and pandas, about as long as every other import together."""
+    if sessions is not None:
+        import functools
+
+        calendar._data = functools.lru_cache(maxsize=1)(lambda: sessions)  # type: ignore[attr-defined]
+
+
+def _warm() -> None:
+    """A pool worker's first task: its imports and numba's start-up (the first call of any
+    compiled kernel), while the caller builds its calendar and starts its own shard."""
+    from quantlab.data._read_kernels import last_at_or_before_nb
+
+    out = np.empty(1, np.int64)
+    one = np.ones(1, np.int64)
+    last_at_or_before_nb(one, one - 1, one, one - 1, np.int64(1), out)
+
+
+def _stack_padded(arrays: list[np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
+    """Row-stack int32 cent paths whose leg widths may differ (padding with ``NO_PRICE``),
+    into ``out`` when given."""
     width = max(a.shape[1] for a in arrays)
-    out = np.full((sum(a.shape[0] for a in arrays), width), NO_PRICE, dtype=np.int32)
+    if out is None:
+        out = np.empty((sum(a.shape[0] for a in arrays), width), dtype=np.int32)
     row = 0
     for a in arrays:
         out[row : row + a.shape[0], : a.shape[1]] = a
+        out[row : row + a.shape[0], a.shape[1] :] = NO_PRICE
         row += a.shape[0]
     return out
 
 
-def merge_stage1(parts: Sequence[Stage1Result]) -> Stage1Result:
-    """Concatenate stage-1 shards (in date order) into one result."""
-    if len(parts) == 1:
+_PATHS = ("path_ts", "path_bid", "path_ask")
+
+
+def merge_stage1(parts: Sequence[Stage1Result], folder: str | Path | None = None) -> Stage1Result:
+    """Concatenate stage-1 shards (in date order) into one result.
+
+    With ``folder``, the result is written there as :func:`save_stage1` would (the quote paths
+    straight into their memory-mapped files, without a copy in memory) and returned memory-mapped
+    from it: processes that load the folder share one copy of the paths.
+    """
+    if len(parts) == 1 and folder is None:
         return parts[0]
     offsets = [np.zeros(1, np.int64)]
     base = 0
@@ -97,13 +133,40 @@ def merge_stage1(parts: Sequence[Stage1Result]) -> Stage1Result:
     import hashlib
 
     checksum = hashlib.sha256("".join(p.data_checksum for p in parts).encode()).hexdigest()[:16]
-    return Stage1Result(
+    if len(parts) == 1:
+        checksum = parts[0].data_checksum
+    width = max(p.path_bid.shape[1] for p in parts)
+    if folder is None:
+        paths = {
+            "path_ts": np.concatenate([p.path_ts for p in parts]),
+            "path_bid": _stack_padded([p.path_bid for p in parts]),
+            "path_ask": _stack_padded([p.path_ask for p in parts]),
+        }
+    else:
+        out = Path(folder)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.mkdir(parents=True)
+        need = base * (8 + 8 * width)
+        if shutil.disk_usage(tmp).free < need * 1.2 + 2**26:
+            raise DataError(
+                f"no room for the merged stage-1 paths ({need / 2**20:.0f} MB) in {tmp.parent}"
+            )
+        mm = np.lib.format.open_memmap
+        paths = {
+            "path_ts": mm(tmp / "path_ts.npy", mode="w+", dtype=np.int64, shape=(base,)),
+            "path_bid": mm(tmp / "path_bid.npy", mode="w+", dtype=np.int32, shape=(base, width)),
+            "path_ask": mm(tmp / "path_ask.npy", mode="w+", dtype=np.int32, shape=(base, width)),
+        }
+        row = 0
+        for p in parts:
+            paths["path_ts"][row : row + p.path_ts.size] = p.path_ts
+            row += p.path_ts.size
+        _stack_padded([p.path_bid for p in parts], paths["path_bid"])
+        _stack_padded([p.path_ask for p in parts], paths["path_ask"])
+    res = Stage1Result(
         candidates=pl.concat([p.candidates for p in parts]),
         rejections=pl.concat([p.rejections for p in parts]),
         offsets=np.concatenate(offsets),
-        path_ts=np.concatenate([p.path_ts for p in parts]),
-        path_bid=_stack_padded([p.path_bid for p in parts]),
-        path_ask=_stack_padded([p.path_ask for p in parts]),
         qty=np.concatenate([p.qty for p in parts]),
         strike=np.concatenate([p.strike for p in parts]),
         is_call=np.concatenate([p.is_call for p in parts]),
@@ -113,7 +176,113 @@ def merge_stage1(parts: Sequence[Stage1Result]) -> Stage1Result:
         day_ids=[d for p in parts for d in p.day_ids],
         data_checksum=checksum,
         days=days,
+        **paths,
     )
+    if folder is None:
+        return res
+    for a in paths.values():
+        a.flush()
+    save_stage1(res, folder, written=_PATHS)
+    # the files moved with their folder; the mappings stay valid (plain read-only views)
+    for name, a in paths.items():
+        view = a.view(np.ndarray)
+        view.flags.writeable = False
+        setattr(res, name, view)
+    return res
+
+
+#: Shared memory is used for stage-1 scratch files only when it has this much room (a container's
+#: default /dev/shm is 64 MB; a memory-mapped write beyond a full tmpfs is a SIGBUS, not an error).
+SHM_MIN_FREE = 4 * 1024**3
+
+
+def _scratch(prefix: str) -> tempfile.TemporaryDirectory:
+    """A temporary folder for stage-1 shards, in shared memory (``/dev/shm``) where there is
+    room: shards go through it between processes, and a memory-mapped merged result there is
+    shared by every process that loads it."""
+    shm = Path("/dev/shm")
+    where = None
+    if shm.is_dir() and os.access(shm, os.W_OK) and shutil.disk_usage(shm).free >= SHM_MIN_FREE:
+        where = str(shm)
+    return tempfile.TemporaryDirectory(prefix=prefix, dir=where)
+
+
+def _days(store: st.StoreLike, start: dt.date, end: dt.date, underlying: str) -> list[dt.date]:
+    stored = set(st.list_days(store, "quotes", underlying))
+    days = [d for d in calendar.sessions(start, end) if d in stored]
+    if not days:
+        raise DataError(
+            f"no stored sessions of {underlying} between {start} and {end} in {st.store_root(store)}"
+        )
+    return days
+
+
+def _n_shards(days: list[dt.date], workers: int | None, min_shard_days: int) -> int:
+    workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
+    return min(workers, max(1, len(days) // max(min_shard_days, 1)))
+
+
+@contextlib.contextmanager
+def _pool(
+    store: st.StoreLike,
+    start: dt.date,
+    end: dt.date,
+    underlying: str,
+    workers: int | None,
+    min_shard_days: int,
+) -> Iterator[ProcessPoolExecutor | None]:
+    """The spawn pool of a sharded run (None when it runs in this process), started at once.
+
+    The size comes from the stored days in range (sessions, so no calendar is needed): the
+    workers start Python, import and start numba while this process builds its session
+    calendar, which it then hands them with each task.
+    """
+    stored = [d for d in st.list_days(store, "quotes", underlying) if start <= d <= end]
+    n = _n_shards(stored, workers, min_shard_days) if stored else 1
+    if n == 1:
+        yield None
+        return
+    # spawn, not fork: forking a process whose numba/duckdb threads are running can deadlock
+    pool = ProcessPoolExecutor(max_workers=n - 1, mp_context=multiprocessing.get_context("spawn"))
+    done = False
+    try:
+        for _ in range(n - 1):
+            pool.submit(_warm)
+        yield pool
+        done = True
+    finally:
+        # after a clean run the workers exit in the background (tearing down a worker takes
+        # a few tenths of a second); after an error, wait for them
+        pool.shutdown(wait=not done, cancel_futures=True)
+
+
+def _run_shards(
+    store: st.StoreLike,
+    specs: Sequence[StrategySpec],
+    shards: list[tuple[dt.date, dt.date]],
+    underlying: str,
+    pool: ProcessPoolExecutor,
+    folders: list[str],
+    bar: Any = None,
+) -> tuple[Stage1Result, list[str]]:
+    """Shards 1.. in the pool (each written to its folder), shard 0 in this process: a spawned
+    worker spends its first seconds starting Python, importing and loading compiled kernels,
+    which this process has done. Returns shard 0 and the folders of the others."""
+    root = str(st.store_root(store))
+    sessions = calendar._data()  # type: ignore[attr-defined]
+    futures = [
+        pool.submit(stage1_shard, root, list(specs), a, b, underlying, folder, sessions)
+        for (a, b), folder in zip(shards[1:], folders[1:], strict=True)
+    ]
+    tick = None if bar is None else (lambda _d, b=bar: b.update(1))
+    a0, b0 = shards[0]
+    first = run_stage1(store, specs, a0, b0, underlying=underlying, progress=tick)
+    done = []
+    for (a, b), fut in zip(shards[1:], futures, strict=True):
+        done.append(fut.result())
+        if bar:
+            bar.update(len(calendar.sessions(a, b)))
+    return first, done
 
 
 def stage1(
@@ -130,40 +299,107 @@ def stage1(
     """Stage 1 over [start, end], sharded by entry date over ``workers`` processes.
 
     Each shard follows its own candidates past its last entry day, so shards give exactly the
-    result of one pass; ranges shorter than ``min_shard_days`` per worker run in-process.
+    result of one pass; ranges shorter than ``min_shard_days`` per worker run in-process. This
+    process runs the first shard itself and ``workers - 1`` spawned processes the others.
     """
-    stored = set(st.list_days(store, "quotes", underlying))
-    days = [d for d in calendar.sessions(start, end) if d in stored]
-    if not days:
-        raise DataError(
-            f"no stored sessions of {underlying} between {start} and {end} in {st.store_root(store)}"
-        )
-    workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
-    shards = _shards(days, min(workers, max(1, len(days) // max(min_shard_days, 1))))
-    if len(shards) == 1:
-        bar = _progress(len(days), "stage 1: candidates") if progress else None
-        tick = None if bar is None else (lambda _d, b=bar: b.update(1))
-        res = run_stage1(store, specs, days[0], days[-1], underlying=underlying, progress=tick)
-        if bar:
-            bar.close()
-        return res
-    root = str(st.store_root(store))
-    parts: list[Stage1Result] = []
-    bar = _progress(len(shards), "stage 1: date shards") if progress else None
-    # spawn, not fork: forking a process whose numba/duckdb threads are running can deadlock
-    ctx = multiprocessing.get_context("spawn")
-    with tempfile.TemporaryDirectory(prefix="quantlab-stage1-") as tmp:
-        folders = [str(Path(tmp) / f"shard-{i}") for i in range(len(shards))]
-        n = len(shards)
-        with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
-            for folder in pool.map(stage1_shard, [root] * n, [list(specs)] * n, [a for a, _ in shards],
-                                   [b for _, b in shards], [underlying] * n, folders):  # fmt: skip
-                parts.append(load_stage1(folder, mmap=False))
-                if bar:
-                    bar.update(1)
+    with _pool(store, start, end, underlying, workers, min_shard_days) as pool:
+        days = _days(store, start, end, underlying)
+        n = _n_shards(days, workers, min_shard_days) if pool is not None else 1
+        bar = _progress(len(days), "stage 1: sessions") if progress else None
+        if n == 1:
+            tick = None if bar is None else (lambda _d, b=bar: b.update(1))
+            res = run_stage1(store, specs, days[0], days[-1], underlying=underlying, progress=tick)
+            if bar:
+                bar.close()
+            return res
+        assert pool is not None
+        shards = _shards(days, n)
+        with _scratch("quantlab-stage1-") as tmp:
+            folders = [str(Path(tmp) / f"shard-{i}") for i in range(len(shards))]
+            first, done = _run_shards(store, specs, shards, underlying, pool, folders, bar)
+            parts = [first, *(load_stage1(f, mmap=True) for f in done)]
+            merged = merge_stage1(parts, Path(tmp) / "merged")
     if bar:
         bar.close()
-    return merge_stage1(parts)
+    return merged
+
+
+@dataclass
+class GridResult:
+    """Stage 1 of a set of configs and each config's stage 2 (in the order given), with the
+    wall time of each stage in seconds."""
+
+    stage1: Stage1Result
+    results: list[PortfolioResult]
+    stage1_s: float
+    stage2_s: float
+
+
+_SHARED: dict[str, Stage1Result] = {}  # in a pool worker: the merged stage 1 it has loaded
+
+
+def _stage2_share(
+    folder: str, specs: list[StrategySpec], sessions: Any = None
+) -> list[PortfolioResult]:
+    """A pool worker's share of stage 2: the merged stage-1 result (memory-mapped, loaded once
+    per worker), then each config."""
+    _use_sessions(sessions)
+    s1 = _SHARED.get(folder)
+    if s1 is None:
+        _SHARED.clear()
+        s1 = _SHARED[folder] = load_stage1(folder, mmap=True)
+    return [run_stage2(s1, spec) for spec in specs]
+
+
+def run_grid(
+    store: st.StoreLike,
+    specs: Sequence[StrategySpec],
+    start: dt.date,
+    end: dt.date,
+    *,
+    underlying: str = "SPX",
+    workers: int | None = None,
+    min_shard_days: int = 10,
+) -> GridResult:
+    """Stage 1 once for every config, then stage 2 of each config, both over one process pool.
+
+    The same result as :func:`stage1` followed by :func:`run_stage2` per config (the sweep runner
+    does the same with its executors), in less wall time: the spawned workers, once started,
+    also take their share of the configs' stage 2 on the merged stage-1 result, which every
+    process memory-maps from one copy in shared memory.
+    """
+    t0 = time.perf_counter()
+    with _pool(store, start, end, underlying, workers, min_shard_days) as pool:
+        days = _days(store, start, end, underlying)
+        n = _n_shards(days, workers, min_shard_days) if pool is not None else 1
+        if n == 1:
+            s1 = run_stage1(store, specs, days[0], days[-1], underlying=underlying)
+            t1 = time.perf_counter()
+            results = [run_stage2(s1, spec) for spec in specs]
+            return GridResult(s1, results, t1 - t0, time.perf_counter() - t1)
+        assert pool is not None
+        shards = _shards(days, n)
+        out: list[PortfolioResult | None] = [None] * len(specs)
+        with _scratch("quantlab-grid-") as tmp:
+            folders = [str(Path(tmp) / f"shard-{i}") for i in range(len(shards))]
+            merged = str(Path(tmp) / "merged")
+            first, done = _run_shards(store, specs, shards, underlying, pool, folders)
+            s1 = merge_stage1([first, *(load_stage1(f, mmap=True) for f in done)], merged)
+            del first
+            t1 = time.perf_counter()
+            # stage 2, one task per config: the workers take them from the front, this process
+            # from the back (cancelling the tasks it takes over) until they meet
+            sessions = calendar._data()  # type: ignore[attr-defined]
+            futures = [pool.submit(_stage2_share, merged, [spec], sessions) for spec in specs]
+            for j in range(len(specs) - 1, -1, -1):
+                if not futures[j].cancel():  # a worker has it: it has every earlier one too
+                    break
+                out[j] = run_stage2(s1, specs[j])
+            for j, fut in enumerate(futures):
+                if out[j] is None:
+                    out[j] = fut.result()[0]
+    results = [r for r in out if r is not None]
+    return GridResult(s1, results, t1 - t0, time.perf_counter() - t1)
 
 
 def _progress(total: int, desc: str) -> Any:

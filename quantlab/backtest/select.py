@@ -17,13 +17,13 @@ Rules (see :mod:`quantlab.strategy.spec` for the user-facing description):
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from quantlab.chain.snapshot import QuoteFlag
+from quantlab.chain.snapshot import ChainView, QuoteFlag
 from quantlab.strategy.spec import DTESpec, LegSpec
 
 USABLE = (int(QuoteFlag.OK), int(QuoteFlag.LOCKED))
@@ -169,52 +169,177 @@ def select_structure(
     rows = c["groups"].get((root, expiry))
     if rows is None:
         return Selection(root, expiry, ndte, fwd, (), "no_quotes_for_expiry")
-    strike = c["strike"][rows]
-    is_call = c["is_call"][rows]
-    delta = c["delta"][rows]
-    iv = c["iv"][rows]
+    sym = c["raw_symbol"]
+    group = _Group(
+        c["strike"][rows], c["is_call"][rows], c["delta"][rows], c["iv"][rows],
+        c["usable"][rows], c["buyable"][rows], c["bid"][rows], c["ask"][rows],
+        c["instrument_id"][rows], lambda k: str(sym[int(rows[k])]),
+    )  # fmt: skip
+    return _choose_legs(group, legs, match, root, expiry, ndte, fwd)
+
+
+@dataclass
+class _Group:
+    """One expiry's instruments in chain order (strike, then right), as selection reads them;
+    ``memo`` keeps the legs already chosen from it (rules that share their first legs, e.g. the
+    same short leg at several widths, choose them once)."""
+
+    strike: np.ndarray
+    is_call: np.ndarray
+    delta: np.ndarray
+    iv: np.ndarray
+    usable: np.ndarray
+    buyable: np.ndarray
+    bid: np.ndarray
+    ask: np.ndarray
+    instrument_id: np.ndarray
+    occ: Any  # k -> OCC symbol of row k
+    memo: dict[tuple, LegChoice | str] = field(default_factory=dict)
+
+
+def _leg_key(leg: LegSpec) -> tuple:
+    return (leg.right, leg.side, leg.quantity, leg.delta, leg.width_from, leg.width)
+
+
+def _choose_legs(
+    g: _Group,
+    legs: tuple[LegSpec, ...],
+    match: str,
+    root: str,
+    expiry: dt.date,
+    ndte: int,
+    fwd: float,
+) -> Selection:
+    """Every leg of a structure from one expiry's rows, by the module's rules."""
     chosen: list[LegChoice] = []
+    prefix: tuple = (match,)
     for leg in legs:
-        side = (c["usable"] if leg.side == "sell" else c["buyable"])[rows] & (
-            is_call == (leg.right == "C")
-        )
-        sign = -leg.quantity if leg.side == "sell" else leg.quantity
-        if leg.delta is not None:
-            pool = side & np.isfinite(delta) & np.isfinite(iv)
-            # a long leg by delta must sit further out of the money than the short leg of its right
-            if leg.side == "buy":
-                shorts = [x for x in chosen if x.right == leg.right and x.quantity < 0]
-                if shorts:
-                    ref = shorts[0].strike
-                    pool &= strike < ref if leg.right == "P" else strike > ref
-            idx = np.flatnonzero(pool)
-            idx = idx[np.argsort(strike[idx], kind="stable")]
-            j = _by_delta(np.abs(delta[idx]), leg.delta, match)
-            if j is None:
-                return Selection(root, expiry, ndte, fwd, (), f"no_{leg.right}_strike_for_delta")
-            k = int(idx[j])
-        else:
-            assert leg.width_from is not None and leg.width is not None  # validated by LegSpec
-            if leg.width_from >= len(chosen):
-                return Selection(root, expiry, ndte, fwd, (), "width_from_refers_to_a_later_leg")
-            ref_leg = chosen[leg.width_from]
-            target = ref_leg.strike - leg.width if leg.right == "P" else ref_leg.strike + leg.width
-            hit = np.flatnonzero(side & (np.abs(strike - target) < 1e-6))
-            if hit.size == 0:
-                return Selection(root, expiry, ndte, fwd, (), "long_strike_not_listed_or_unusable")
-            k = int(hit[0])
-        row = int(rows[k])
-        chosen.append(
-            LegChoice(
-                occ=str(c["raw_symbol"][row]),
-                instrument_id=int(c["instrument_id"][row]),
-                right=leg.right,
-                strike=float(strike[k]),
-                quantity=int(sign),
-                bid=float(c["bid"][row]),
-                ask=float(c["ask"][row]),
-                delta=float(delta[k]),
-                iv=float(iv[k]),
-            )
-        )
+        prefix = (*prefix, _leg_key(leg))
+        got = g.memo.get(prefix)
+        if got is None:
+            got = g.memo[prefix] = _choose_leg(g, leg, chosen, match)
+        if isinstance(got, str):
+            return Selection(root, expiry, ndte, fwd, (), got)
+        chosen.append(got)
     return Selection(root, expiry, ndte, fwd, tuple(chosen))
+
+
+def _choose_leg(g: _Group, leg: LegSpec, chosen: list[LegChoice], match: str) -> LegChoice | str:
+    """One leg given the legs chosen before it, or the reason there is none."""
+    strike, is_call, delta, iv = g.strike, g.is_call, g.delta, g.iv
+    side = (g.usable if leg.side == "sell" else g.buyable) & (is_call == (leg.right == "C"))
+    sign = -leg.quantity if leg.side == "sell" else leg.quantity
+    if leg.delta is not None:
+        pool = side & np.isfinite(delta) & np.isfinite(iv)
+        # a long leg by delta must sit further out of the money than the short leg of its right
+        if leg.side == "buy":
+            shorts = [x for x in chosen if x.right == leg.right and x.quantity < 0]
+            if shorts:
+                ref = shorts[0].strike
+                pool &= strike < ref if leg.right == "P" else strike > ref
+        idx = np.flatnonzero(pool)
+        idx = idx[np.argsort(strike[idx], kind="stable")]
+        j = _by_delta(np.abs(delta[idx]), leg.delta, match)
+        if j is None:
+            return f"no_{leg.right}_strike_for_delta"
+        k = int(idx[j])
+    else:
+        assert leg.width_from is not None and leg.width is not None  # validated by LegSpec
+        if leg.width_from >= len(chosen):
+            return "width_from_refers_to_a_later_leg"
+        ref_leg = chosen[leg.width_from]
+        target = ref_leg.strike - leg.width if leg.right == "P" else ref_leg.strike + leg.width
+        hit = np.flatnonzero(side & (np.abs(strike - target) < 1e-6))
+        if hit.size == 0:
+            return "long_strike_not_listed_or_unusable"
+        k = int(hit[0])
+    return LegChoice(
+        occ=g.occ(k),
+        instrument_id=int(g.instrument_id[k]),
+        right=leg.right,
+        strike=float(strike[k]),
+        quantity=int(sign),
+        bid=float(g.bid[k]),
+        ask=float(g.ask[k]),
+        delta=float(delta[k]),
+        iv=float(iv[k]),
+    )
+
+
+# --------------------------------------------------------------------------- array fast path
+
+
+def pick_expiry_view(
+    view: ChainView, day: dt.date, spec: DTESpec, roots: tuple[str, ...] | None = None
+) -> tuple[str, dt.date, float] | None:
+    """:func:`pick_expiry` on a :class:`~quantlab.chain.snapshot.ChainView`: the same choice,
+    fitting forwards only for the expiries in tolerance, best first, until one fits."""
+    key = ("pick_expiry", day, spec.target, spec.tolerance, spec.tie_break, roots)
+    if key in view.cache:
+        return view.cache[key]  # type: ignore[no-any-return]
+    view.cache[key] = out = _pick_expiry_view(view, day, spec, roots)
+    return out
+
+
+def _pick_expiry_view(
+    view: ChainView, day: dt.date, spec: DTESpec, roots: tuple[str, ...] | None
+) -> tuple[str, dt.date, float] | None:
+    ranked = []
+    for i, (root, expiry) in enumerate(view.expiries()):
+        if roots is not None and root not in roots:
+            continue
+        dte = (expiry - day).days
+        if dte < 0 or abs(dte - spec.target) > spec.tolerance:
+            continue
+        tie = dte if spec.tie_break == "shorter" else -dte
+        ranked.append((abs(dte - spec.target), tie, i, root, expiry))
+    ranked.sort(key=lambda x: x[:3])
+    for _, _, _, root, expiry in ranked:
+        f = view.fit(root, expiry)
+        if f is not None and f.forward == f.forward:
+            return root, expiry, f.forward
+    return None
+
+
+def _view_group(view: ChainView, root: str, expiry: dt.date) -> _Group | None:
+    key = ("select_group", root, expiry)
+    hit = view.cache.get(key)
+    if hit is not None:
+        return hit  # type: ignore[no-any-return]
+    rr = view.rows(root, expiry)
+    if rr is None:
+        return None
+    a, b = rr
+    flag = view.flag[a:b]
+    usable = np.isin(flag, USABLE)
+    pos = view.position[a:b]
+    vols = view.vols(root, expiry)
+    sym = view.dq.symbols()
+    group = _Group(
+        view.strike[a:b], view.is_call[a:b], vols.delta, vols.iv, usable,
+        usable | (flag == int(QuoteFlag.ZERO_BID)), view.bid[a:b], view.ask[a:b],
+        view.dq.instrument_id[pos], lambda k: str(sym[int(pos[k])]),
+    )  # fmt: skip
+    view.cache[key] = group
+    return group
+
+
+def select_from_view(
+    view: ChainView,
+    day: dt.date,
+    dte: DTESpec,
+    roots: tuple[str, ...],
+    legs: tuple[LegSpec, ...],
+    match: str = "nearest",
+) -> Selection:
+    """:func:`select_structure` on a :class:`~quantlab.chain.snapshot.ChainView` (the same
+    selection, with implied vols and deltas computed only for the expiry chosen)."""
+    picked = pick_expiry_view(view, day, dte, tuple(roots))
+    if picked is None:
+        return Selection("", None, -1, float("nan"), (), "no_expiry_in_tolerance")
+    root, expiry, fwd = picked
+    ndte = (expiry - day).days
+    group = _view_group(view, root, expiry)
+    if group is None:
+        return Selection(root, expiry, ndte, fwd, (), "no_quotes_for_expiry")
+    return _choose_legs(group, legs, match, root, expiry, ndte, fwd)

@@ -1,10 +1,15 @@
 """Stage 1: every candidate the strategies propose, with its quote path to settlement.
 
-One pass over the sessions in date order loads each day's quotes once. At each entry time the
-decision snapshot is built from quotes stamped at or before that time, every distinct selection
-rule picks its structure (or records why it could not), and each new candidate's legs are then
-followed minute by minute — keyed on the OCC symbol, because Databento's instrument ids change
-from day to day — until the contract stops trading, and its settlement value is recorded.
+One pass over the sessions in date order loads each day's quotes once (as arrays, from the
+store's day cache when it has them: :mod:`quantlab.data.daycache`). At each entry time the
+decision snapshot is built from quotes stamped at or before that time
+(:class:`~quantlab.chain.snapshot.ChainView`: the numbers of
+:func:`~quantlab.chain.snapshot.build_snapshot`, priced only for the expiries the rules look
+at), every distinct selection rule picks its structure (or records why it could not), and each
+new candidate's legs are then followed minute by minute — keyed on the OCC symbol, because
+Databento's instrument ids change from day to day — until the contract stops trading
+(:class:`~quantlab.backtest.paths.PathBook`: one numba call per session for every open
+candidate, written straight into the CSR paths), and its settlement value is recorded.
 
 The output is shared by every config that proposes the same candidate: take-profit, stop,
 time-exit, fill-model and risk-rule variants are all read off these paths in stage 2.
@@ -13,6 +18,7 @@ time-exit, fill-model and risk-rule variants are all read off these paths in sta
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import math
@@ -25,8 +31,10 @@ import numpy as np
 import polars as pl
 
 from quantlab import calendar
-from quantlab.backtest.select import Selection, select_structure
-from quantlab.chain.snapshot import Snapshot, build_snapshot
+from quantlab.backtest._path_kernels import from_cents_2d
+from quantlab.backtest.paths import PathBook
+from quantlab.backtest.select import Selection, select_from_view
+from quantlab.chain.snapshot import ChainView
 from quantlab.data import read
 from quantlab.data import store as st
 from quantlab.errors import DataError
@@ -54,6 +62,10 @@ def to_cents(prices: np.ndarray) -> np.ndarray:
 
 def from_cents(cents: np.ndarray) -> np.ndarray:
     """Inverse of :func:`to_cents` (NaN where missing)."""
+    if cents.ndim == 2 and cents.dtype == np.int32:  # a path slice: one pass in numba
+        out = np.empty(cents.shape, np.float64)
+        from_cents_2d(cents, out)
+        return out
     return np.where(cents >= 0, cents / 100.0, np.nan)
 
 
@@ -140,23 +152,15 @@ class Stage1Result:
         return segs[max(int(np.searchsorted(starts, k, side="right")) - 1, 0)][1]
 
 
-@dataclass
-class _Open:
-    row: int
-    legs: tuple[str, ...]
-    close_ns: int  # last tradable minute of the contract
-    start_ns: int  # path starts after this
-    last_bid: np.ndarray
-    last_ask: np.ndarray
-    ts: list[np.ndarray] = field(default_factory=list)
-    ids: list[tuple[int, np.ndarray]] = field(default_factory=list)
-    bid: list[np.ndarray] = field(default_factory=list)
-    ask: list[np.ndarray] = field(default_factory=list)
-
-
 def _candidate_id(entry_ns: int, sel: Selection) -> str:
     legs = ",".join(f"{leg.occ}:{leg.quantity}" for leg in sel.legs)
     return hashlib.sha1(f"{entry_ns}|{sel.root}|{sel.expiry}|{legs}".encode()).hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=4096)
+def _close_ns(root: str, expiry: dt.date) -> int:
+    """When a contract of ``root`` expiring on ``expiry`` stops trading (UTC ns)."""
+    return calendar.contract_close_ns(root, expiry, calendar.last_trade_day(root, expiry))
 
 
 def _et_ns(day: dt.date, t: dt.time) -> int:
@@ -188,34 +192,59 @@ def _settlement_from_parity(dq: read.DayQuotes, root: str, expiry: dt.date, rate
         sel = dq.select([expiry], [root])
     if sel.size == 0:
         return math.nan
-    snap = dq.snapshot(at, sel)
-    calls = snap.filter(pl.col("right") == "C").sort("strike")
-    puts = snap.filter(pl.col("right") == "P").sort("strike")
-    both = calls.join(puts, on="strike", suffix="_p")
-    if both.height == 0:
+    # the chain at ``at`` (each strike's last quotes), calls and puts paired by strike
+    idx = dq.snapshot_index(at, sel)
+    has = idx >= 0
+    if dq.n_rows:
+        _, r_bid, r_ask = dq.rows(np.where(has, idx, 0))
+        bid, ask = np.where(has, r_bid, np.nan), np.where(has, r_ask, np.nan)
+    else:
+        bid = ask = np.full(sel.size, np.nan)
+    strike, call = dq.strike[sel], dq.is_call[sel]
+    calls = np.flatnonzero(call)
+    puts = np.flatnonzero(~call)
+    calls = calls[np.argsort(strike[calls], kind="stable")]
+    puts = puts[np.argsort(strike[puts], kind="stable")]
+    ks = np.intersect1d(strike[calls], strike[puts])
+    if ks.size == 0:
         return math.nan
+    ci = calls[np.searchsorted(strike[calls], ks)]
+    pi = puts[np.searchsorted(strike[puts], ks)]
     T = max((calendar.settlement_ns("SPXW", expiry) - at) / NS_PER_MIN, 1.0) / 525_600
-    fit = implied_forward(
-        both["strike"], both["bid"].fill_null(np.nan), both["ask"].fill_null(np.nan),
-        both["bid_p"].fill_null(np.nan), both["ask_p"].fill_null(np.nan), T, r=rate,
-    )  # fmt: skip
+    fit = implied_forward(ks, bid[ci], ask[ci], bid[pi], ask[pi], T, r=rate)
     return fit.forward
 
 
 def data_checksum(store: st.StoreLike, underlying: str, days: Sequence[dt.date]) -> str:
     """Checksum of the quote and instrument partitions read (their recorded input checksums)."""
+    from quantlab.data import layout
+    from quantlab.data.daycache import partition_checksum
+
     h = hashlib.sha256()
     root = st.store_root(store)
-    from quantlab.data import layout
-
     for d in days:
         for table in ("instruments", "quotes"):
             path = layout.partition_file(root, table, underlying, d)
             if not path.is_file():
                 continue
-            meta = st.partition_metadata(path)
-            h.update(f"{table}/{d}:{meta.get('quantlab.checksum') or path.stat().st_size}".encode())
+            # the footer's checksum, read once per file state (the day cache keys on it too)
+            h.update(f"{table}/{d}:{partition_checksum(path) or path.stat().st_size}".encode())
     return h.hexdigest()[:16]
+
+
+def _path_bound(book: PathBook, entry_days: Sequence[dt.date], by_time: dict) -> int:
+    """Sum over the decisions to come of the longest path each could open."""
+    total = 0
+    for day in entry_days:
+        close = calendar.option_close_ns(day)
+        for t, t_rules in by_time.items():
+            ts = _et_ns(day, t)
+            if ts > close:
+                continue
+            for _, rule, _ in t_rules:
+                d = rule.spec.dte
+                total += book.bound(day, ts, day + dt.timedelta(days=d.target + d.tolerance))
+    return total
 
 
 def run_stage1(
@@ -230,6 +259,9 @@ def run_stage1(
     """Propose candidates on every session in [start, end] and follow them to settlement.
 
     Sessions after ``end`` are read (only) to finish the paths of candidates still open.
+    Decisions use :class:`~quantlab.chain.snapshot.ChainView` (the decision snapshot of
+    :func:`~quantlab.chain.snapshot.build_snapshot`, computed only for the expiries the rules
+    look at) and :func:`~quantlab.backtest.select.select_from_view`.
     """
     rules = rules_for(specs)
     if not rules:
@@ -244,32 +276,36 @@ def run_stage1(
     horizon = calendar.sessions(entry_days[0], end + dt.timedelta(days=max_dte + 7))
     days = [d for d in horizon if d in stored]
     entry_set = set(entry_days)
+    first_rule = next(iter(rules.values()))
     need_vix = any(
         r.spec.filters.vix_min is not None or r.spec.filters.vix_max is not None
         for r in rules.values()
     )
-    by_time: dict[dt.time, list[SelectRule]] = {}
-    for rule in rules.values():
-        by_time.setdefault(rule.entry_time, []).append(rule)
+    # per entry time: (key, rule, legs), legs expanded once
+    by_time: dict[dt.time, list[tuple[str, SelectRule, tuple]]] = {}
+    for key, rule in rules.items():
+        by_time.setdefault(rule.entry_time, []).append((key, rule, rule.spec.leg_specs()))
+    width = max(len(legs) for v in by_time.values() for _, _, legs in v)
+    book = PathBook(days, width)
+    # reserve the most path rows the decisions can need at once (address space, not memory)
+    book.allocate(_path_bound(book, entry_days, by_time))
 
     cand_rows: list[dict] = []
     rej_rows: list[dict] = []
     legs_meta: list[tuple] = []
-    opens: list[_Open] = []
-    finished: list[_Open] = []
     settle_cache: dict[tuple[str, dt.date], float] = {}
-    settle_of: list[tuple[str, dt.date, float]] = []
+    settle_value: list[float] = []
+    settle_due: dict[dt.date, list[tuple[int, str]]] = {}  # expiry -> (candidate row, root)
     days_read: list[dt.date] = []
 
     for day in days:
-        if day not in entry_set and not opens:
+        if day not in entry_set and not book.n_open:
             continue
         dq = read.load_day(store, underlying, day)
         days_read.append(day)
-        sym_pos = {s: i for i, s in enumerate(dq.instruments["raw_symbol"].to_list())}
+        sym_pos = dq.symbol_positions()
         # -- new candidates at each entry time ------------------------------------------
         if day in entry_set:
-            snaps: dict[tuple, Snapshot] = {}
             for t, t_rules in sorted(by_time.items()):
                 ts = _et_ns(day, t)
                 if ts > calendar.option_close_ns(day):
@@ -277,40 +313,33 @@ def run_stage1(
                 # the 30-day index at ts, for entry filters on it (whole chain, quotes <= ts)
                 vix = math.nan
                 if need_vix:
-                    vix = vix_from_chain(
-                        dq.snapshot(ts, _key="all"), ts, next(iter(rules.values())).spec.rate
-                    )
-                for rule in t_rules:
+                    vix = vix_from_chain(dq.snapshot(ts, _key="all"), ts, first_rule.spec.rate)
+                entry_time = t.strftime("%H:%M")
+                views: dict[tuple, ChainView] = {}  # one decision snapshot per rate, age, roots
+                for key, rule, legs in t_rules:
                     s = rule.spec
-                    skey = (t, s.rate, s.filters.max_quote_age_s, tuple(s.roots))
-                    if skey not in snaps:
-                        sel_pos = dq.select(roots=list(s.roots))
-                        chain = dq.snapshot(ts, sel_pos, _key=("roots", tuple(s.roots)))
-                        snaps[skey] = build_snapshot(
-                            chain, ts, rate=s.rate, max_age_s=s.filters.max_quote_age_s
+                    skey = (s.rate, s.filters.max_quote_age_s, tuple(s.roots))
+                    view = views.get(skey)
+                    if view is None:
+                        roots = tuple(s.roots)
+                        sel_pos = dq.derived(
+                            ("roots", roots), lambda d=dq, r=roots: d.select(roots=list(r))
                         )
-                    snap = snaps[skey]
-                    sel = select_structure(
-                        snap.chain, snap.expiries, day, s.dte, s.roots, s.leg_specs(), s.delta_match
-                    )
-                    base = {
-                        "select_key": rule.key,
-                        "entry_ts": ts,
-                        "entry_date": day,
-                        "entry_time": t.strftime("%H:%M"),
-                    }
+                        view = views[skey] = ChainView(
+                            dq, ts, sel_pos, rate=s.rate, max_age_s=s.filters.max_quote_age_s
+                        )
+                    sel = select_from_view(view, day, s.dte, s.roots, legs, s.delta_match)
+                    base = {"select_key": key, "entry_ts": ts, "entry_date": day,
+                            "entry_time": entry_time}  # fmt: skip
                     if not sel.ok:
                         rej_rows.append(base | {"reason": sel.reason})
                         continue
                     assert sel.expiry is not None
-                    cid = _candidate_id(ts, sel)
                     row = len(cand_rows)
-                    close_ns = calendar.contract_close_ns(
-                        sel.root, sel.expiry, calendar.last_trade_day(sel.root, sel.expiry)
-                    )
+                    close_ns = _close_ns(sel.root, sel.expiry)
                     cand_rows.append(base | {
-                        "candidate_id": cid, "root": sel.root, "expiry": sel.expiry, "dte": sel.dte,
-                        "forward": sel.forward, "n_legs": len(sel.legs),
+                        "candidate_id": _candidate_id(ts, sel), "root": sel.root, "expiry": sel.expiry,
+                        "dte": sel.dte, "forward": sel.forward, "n_legs": len(sel.legs),
                         "short_delta": next((abs(leg.delta) for leg in sel.legs if leg.quantity < 0), math.nan),
                         "legs": [{"occ": leg.occ, "right": leg.right, "strike": leg.strike, "quantity": leg.quantity,
                                   "instrument_id_entry": leg.instrument_id, "delta": leg.delta, "iv": leg.iv}
@@ -322,91 +351,26 @@ def run_stage1(
                     na = np.full(MAX_LEGS, np.nan)
                     for j, leg in enumerate(sel.legs):
                         nb[j], na[j] = leg.bid, leg.ask
-                    opens.append(
-                        _Open(row, tuple(leg.occ for leg in sel.legs), close_ns, ts, nb, na)
-                    )
-                    settle_of.append((sel.root, sel.expiry, math.nan))
+                    book.add(row, day, tuple(leg.occ for leg in sel.legs), ts, close_ns, nb, na)
+                    settle_value.append(math.nan)
+                    settle_due.setdefault(sel.expiry, []).append((row, sel.root))
         # -- extend every open candidate's path with this day's minutes -------------------
-        if opens:
-            minutes = calendar.quote_minutes_ns(day)
-            need = sorted({occ for o in opens for occ in o.legs if occ in sym_pos})
-            pos = np.array([sym_pos[o] for o in need], dtype=np.int64)
-            col = {occ: i for i, occ in enumerate(need)}
-            grid = (
-                dq.grid_index(minutes, pos) if pos.size else np.empty((minutes.size, 0), np.int64)
-            )
-            bid_all = np.where(
-                grid >= 0, dq.bid[np.maximum(grid, 0)] if dq.bid.size else np.nan, np.nan
-            )
-            ask_all = np.where(
-                grid >= 0, dq.ask[np.maximum(grid, 0)] if dq.ask.size else np.nan, np.nan
-            )
-            still: list[_Open] = []
-            for o in opens:
-                lo = int(np.searchsorted(minutes, o.start_ns, side="right"))
-                hi = int(np.searchsorted(minutes, o.close_ns, side="right"))
-                if hi > lo:
-                    n = hi - lo
-                    ids = np.zeros(MAX_LEGS, np.uint32)
-                    b = np.full((n, MAX_LEGS), np.nan)
-                    a = np.full((n, MAX_LEGS), np.nan)
-                    for j, occ in enumerate(o.legs):
-                        c = col.get(occ)
-                        if c is None:
-                            continue
-                        bj, aj = bid_all[lo:hi, c], ask_all[lo:hi, c]
-                        seen = grid[lo:hi, c] >= 0
-                        # before the day's first quote, carry the last quote seen (yesterday's)
-                        first = int(np.argmax(seen)) if seen.any() else n
-                        bj = bj.copy()
-                        aj = aj.copy()
-                        bj[:first] = o.last_bid[j]
-                        aj[:first] = o.last_ask[j]
-                        b[:, j], a[:, j] = bj, aj
-                        ids[j] = dq.instrument_id[pos[c]]
-                    o.ids.append((sum(t.size for t in o.ts), ids))
-                    o.ts.append(minutes[lo:hi])
-                    o.bid.append(to_cents(b[:, : len(o.legs)]))
-                    o.ask.append(to_cents(a[:, : len(o.legs)]))
-                    o.last_bid, o.last_ask = b[-1].copy(), a[-1].copy()
-                    o.start_ns = int(minutes[hi - 1])
-                if o.close_ns <= minutes[-1]:
-                    finished.append(o)
-                else:
-                    still.append(o)
-            opens = still
+        if book.n_open:
+            book.extend(day, dq, sym_pos)
         # -- settlement values of expiries that settle today ------------------------------
-        for i, (root, expiry, val) in enumerate(settle_of):
-            if math.isnan(val) and expiry == day:
-                k = (root, expiry)
-                if k not in settle_cache:
-                    v = _settlement_from_bars(store, underlying, root, expiry)
-                    if math.isnan(v):
-                        rate = next(iter(rules.values())).spec.rate
-                        v = _settlement_from_parity(dq, root, expiry, rate)
-                    settle_cache[k] = v
-                settle_of[i] = (root, expiry, settle_cache[k])
+        for row, root in settle_due.pop(day, []):
+            k = (root, day)
+            if k not in settle_cache:
+                v = _settlement_from_bars(store, underlying, root, day)
+                if math.isnan(v):
+                    v = _settlement_from_parity(dq, root, day, first_rule.spec.rate)
+                settle_cache[k] = v
+            settle_value[row] = settle_cache[k]
         if progress is not None:
             progress(day)
-    finished.extend(opens)  # data ended first: paths stop where the store stops
-    finished.sort(key=lambda o: o.row)
     n = len(cand_rows)
-    lens = np.array([sum(t.size for t in o.ts) for o in finished], dtype=np.int64)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    offsets[1:] = np.cumsum(lens)
-    path_ts = (
-        np.concatenate([np.concatenate(o.ts) if o.ts else np.empty(0, np.int64) for o in finished])
-        if n
-        else np.empty(0, np.int64)
-    )
     width = max((len(legs) for legs in legs_meta), default=1)
-    path_bid = np.full((int(offsets[-1]), width), NO_PRICE, dtype=np.int32)
-    path_ask = np.full((int(offsets[-1]), width), NO_PRICE, dtype=np.int32)
-    for i, o in enumerate(finished):
-        if o.bid:
-            nl = len(o.legs)
-            path_bid[offsets[i] : offsets[i + 1], :nl] = np.vstack(o.bid)
-            path_ask[offsets[i] : offsets[i + 1], :nl] = np.vstack(o.ask)
+    offsets, path_ts, path_bid, path_ask = book.arrays(width)
     qty = np.zeros((n, MAX_LEGS), np.int32)
     strike = np.full((n, MAX_LEGS), np.nan)
     is_call = np.zeros((n, MAX_LEGS), bool)
@@ -436,7 +400,7 @@ def run_stage1(
         candidates=pl.DataFrame(cand_rows, schema=cand_schema),
         rejections=pl.DataFrame(rej_rows, schema=rej_schema),
         offsets=offsets,
-        path_ts=path_ts.astype(np.int64),
+        path_ts=path_ts,
         path_bid=path_bid,
         path_ask=path_ask,
         qty=qty,
@@ -444,8 +408,8 @@ def run_stage1(
         is_call=is_call,
         entry_bid=eb,
         entry_ask=ea,
-        settle_value=np.array([v for _, _, v in settle_of], dtype=np.float64),
-        day_ids=[o.ids for o in finished],
+        settle_value=np.array(settle_value, dtype=np.float64),
+        day_ids=book.day_ids,
         data_checksum=data_checksum(store, underlying, days_read),
         days=days_read,
     )
@@ -465,35 +429,69 @@ _ARRAYS = (
 )
 
 
-def save_stage1(res: Stage1Result, folder: Path | str) -> Path:
-    """Write a stage-1 result: Parquet tables plus raw ``.npy`` arrays (memory-mappable)."""
+def _pack_day_ids(day_ids: list[list[tuple[int, np.ndarray]]]
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """``day_ids`` as arrays: segments per candidate, each segment's path position, its ids."""
+    counts = np.array([len(segs) for segs in day_ids], np.int64)
+    pos = np.array([p for segs in day_ids for p, _ in segs], np.int64)
+    ids = np.zeros((pos.size, MAX_LEGS), np.uint32)
+    k = 0
+    for segs in day_ids:
+        for _, a in segs:
+            ids[k, : a.size] = a
+            k += 1
+    return counts, pos, ids
+
+
+def _unpack_day_ids(counts: np.ndarray, pos: np.ndarray, ids: np.ndarray
+                    ) -> list[list[tuple[int, np.ndarray]]]:  # fmt: skip
+    """Inverse of :func:`_pack_day_ids`."""
+    plist = pos.tolist()
+    out: list[list[tuple[int, np.ndarray]]] = []
+    k = 0
+    for n in counts.tolist():
+        out.append([(plist[j], ids[j]) for j in range(k, k + n)])
+        k += n
+    return out
+
+
+def save_stage1(res: Stage1Result, folder: Path | str, *, written: Iterable[str] = ()) -> Path:
+    """Write a stage-1 result: Parquet tables plus raw ``.npy`` arrays (memory-mappable).
+
+    ``written`` names arrays already written as ``.npy`` files in ``<folder>.tmp`` (the folder
+    the result is assembled in before it is renamed into place), e.g. memory-mapped arrays a
+    merge filled in place.
+    """
     import pickle
+    import shutil
 
     out = Path(folder)
     tmp = out.with_name(out.name + ".tmp")
-    if tmp.exists():
-        import shutil
-
+    done = set(written)
+    if tmp.exists() and not done:
         shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    tmp.mkdir(parents=True, exist_ok=bool(done))
     res.candidates.write_parquet(tmp / "candidates.parquet")
     res.rejections.write_parquet(tmp / "rejections.parquet")
     for name in _ARRAYS:
-        np.save(tmp / f"{name}.npy", np.ascontiguousarray(getattr(res, name)))
+        if name not in done:
+            np.save(tmp / f"{name}.npy", np.ascontiguousarray(getattr(res, name)))
     with open(tmp / "meta.pkl", "wb") as fh:
-        pickle.dump(
-            {"day_ids": res.day_ids, "data_checksum": res.data_checksum, "days": res.days}, fh
-        )
+        meta = {"day_ids_packed": _pack_day_ids(res.day_ids), "data_checksum": res.data_checksum,
+                "days": res.days}  # fmt: skip
+        pickle.dump(meta, fh, protocol=pickle.HIGHEST_PROTOCOL)
     if out.exists():
-        import shutil
-
         shutil.rmtree(out)
     tmp.rename(out)  # a folder that exists is complete
     return out
 
 
 def load_stage1(folder: Path | str, *, mmap: bool = True) -> Stage1Result:
-    """Read :func:`save_stage1` output; arrays are memory-mapped (shared between processes)."""
+    """Read :func:`save_stage1` output; arrays are memory-mapped (shared between processes).
+
+    Memory-mapped arrays are handed out as plain (read-only) ``ndarray`` views of the mapping:
+    the ``np.memmap`` subclass makes every operation on a slice of it pay Python overhead.
+    """
     import pickle
 
     src = Path(folder)
@@ -502,12 +500,15 @@ def load_stage1(folder: Path | str, *, mmap: bool = True) -> Stage1Result:
     arrays = {
         name: np.load(src / f"{name}.npy", mmap_mode="r" if mmap else None) for name in _ARRAYS
     }
+    if mmap:
+        arrays = {name: a.view(np.ndarray) for name, a in arrays.items()}
     with open(src / "meta.pkl", "rb") as fh:
         meta = pickle.load(fh)
+    packed = meta.get("day_ids_packed")
     return Stage1Result(
         candidates=pl.read_parquet(src / "candidates.parquet"),
         rejections=pl.read_parquet(src / "rejections.parquet"),
-        day_ids=meta["day_ids"],
+        day_ids=_unpack_day_ids(*packed) if packed is not None else meta["day_ids"],
         data_checksum=meta["data_checksum"],
         days=meta["days"],
         **arrays,

@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,23 +33,14 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from quantlab.data import layout
+from quantlab.data import daycache, layout
 from quantlab.data import store as st
 from quantlab.data._read_kernels import grid_indices_nb, last_at_or_before_nb
 from quantlab.errors import DataError, InputError
 
 NS = 1_000_000_000
 _ET_NAME = "America/New_York"
-META_COLUMNS = (
-    "instrument_id",
-    "raw_symbol",
-    "root",
-    "expiry",
-    "settlement",
-    "strike",
-    "right",
-    "multiplier",
-)
+META_COLUMNS = daycache.META_COLUMNS
 QUOTE_COLUMNS = ("bid", "ask", "bid_size", "ask_size", "quote_ts", "age_s")
 
 
@@ -111,75 +102,194 @@ class DayQuotes:
     ts, bid, ask : numpy arrays [n_rows]
         Quotes sorted by ``(instrument_id, ts)``; undefined prices are NaN.
     bid_size, ask_size : uint32 [n_rows]
+        Read on first use when the day was loaded from the store (the decision snapshot and
+        the backtester's paths need prices only).
     lo, hi : int64 [n_instruments]
         Row range of each instrument's quotes (empty when it never quoted).
     """
 
     __slots__ = (
+        "_ask",
+        "_ask_size",
+        "_bid",
+        "_bid_size",
         "_by_id",
+        "_derived",
+        "_frame",
         "_meta_cache",
-        "ask",
-        "ask_size",
-        "bid",
-        "bid_size",
+        "_quotes",
+        "_raw_symbols",
+        "_sizes_loader",
+        "_symbols",
+        "_ts",
         "day",
         "expiry",
         "hi",
         "instrument_id",
-        "instruments",
         "is_call",
         "lo",
         "multiplier",
+        "n_rows",
         "root",
         "strike",
-        "ts",
         "underlying",
     )
 
     def __init__(
-        self, underlying: str, day: dt.date, instruments: pl.DataFrame, quotes: pl.DataFrame
+        self,
+        underlying: str,
+        day: dt.date,
+        instruments: pl.DataFrame,
+        quotes: pl.DataFrame,
+        *,
+        sizes: Callable[[np.ndarray | None], tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> None:
+        """``quotes`` holds ``ts, instrument_id, bid, ask`` and either ``bid_size, ask_size``
+        or, with ``sizes``, not: then ``sizes(order)`` reads them on first use (``order``: the
+        permutation that sorted the rows, or None)."""
+        ia, frame = daycache.instrument_arrays(instruments)
+        qa, order, sorted_quotes = daycache.quote_arrays(quotes)
+        if "bid_size" in sorted_quotes.columns or sizes is None:
+            sizes_now = (
+                sorted_quotes.get_column("bid_size").to_numpy().astype(np.uint32),
+                sorted_quotes.get_column("ask_size").to_numpy().astype(np.uint32),
+            )
+            sizes = lambda _order: sizes_now  # noqa: E731
+        self._setup(underlying, day, daycache.DayParts(ia, qa, frame, sizes, order))
+
+    def _setup(self, underlying: str, day: dt.date, parts: daycache.DayParts) -> None:
         self.underlying = underlying
         self.day = day
-        inst = instruments.sort(["expiry", "root", "strike", "right", "instrument_id"])
-        self.instruments = inst.select([c for c in META_COLUMNS if c in inst.columns])
-        self.instrument_id = inst.get_column("instrument_id").to_numpy().astype(np.uint32)
-        self.strike = inst.get_column("strike").to_numpy().astype(np.float64)
-        self.is_call = (inst.get_column("right") == "C").to_numpy()
-        self.expiry = inst.get_column("expiry").to_numpy().astype("datetime64[D]")
-        self.root = inst.get_column("root").to_numpy().astype(str)
-        self.multiplier = inst.get_column("multiplier").to_numpy().astype(np.int32)
-        q_ids = quotes.get_column("instrument_id").to_numpy()
-        if q_ids.size > 1 and np.any(q_ids[1:] < q_ids[:-1]):  # not written by write_partition
-            quotes = quotes.sort(["instrument_id", "ts"])
-            q_ids = quotes.get_column("instrument_id").to_numpy()
-        self.ts = np.ascontiguousarray(quotes.get_column("ts").to_numpy(), dtype=np.int64)
-        self.bid = np.ascontiguousarray(quotes.get_column("bid").to_numpy(), dtype=np.float64)
-        self.ask = np.ascontiguousarray(quotes.get_column("ask").to_numpy(), dtype=np.float64)
-        self.bid_size = quotes.get_column("bid_size").to_numpy().astype(np.uint32)
-        self.ask_size = quotes.get_column("ask_size").to_numpy().astype(np.uint32)
-        self.lo = np.searchsorted(q_ids, self.instrument_id, side="left").astype(np.int64)
-        self.hi = np.searchsorted(q_ids, self.instrument_id, side="right").astype(np.int64)
-        order = np.argsort(self.instrument_id, kind="stable")
-        self._by_id = (self.instrument_id[order], order.astype(np.int64))
+        ia, qa = parts.instruments, parts.quotes
+        self.instrument_id = ia.instrument_id
+        self.strike = ia.strike
+        self.is_call = ia.is_call
+        self.expiry = ia.expiry
+        self.root = ia.root
+        self.multiplier = ia.multiplier
+        self._raw_symbols = ia.raw_symbol
+        self._symbols: list[str] | None = None
+        self._frame = parts.frame
+        self._quotes = qa
+        self.n_rows = int(qa.ts.size)
+        self._ts: np.ndarray | None = None
+        self._bid: np.ndarray | None = None
+        self._ask: np.ndarray | None = None
+        if qa.scale == 1 and not qa.cents:
+            self._ts, self._bid, self._ask = qa.ts, qa.bid, qa.ask
+        # rows of instrument k: from the first row of its id to the first row of the next id
+        ids, starts = qa.ids, qa.starts
+        j = np.searchsorted(ids, self.instrument_id)
+        hit = (j < ids.size) & (ids[np.minimum(j, ids.size - 1)] == self.instrument_id) \
+            if ids.size else np.zeros(j.size, bool)  # fmt: skip
+        self.lo = starts[j].astype(np.int64)
+        self.hi = np.where(hit, starts[np.minimum(j + 1, ids.size)], self.lo).astype(np.int64)
+        self._bid_size: np.ndarray | None = None
+        self._ask_size: np.ndarray | None = None
+        loader, order = parts.sizes, parts.order
+        self._sizes_loader: Callable[[], tuple[np.ndarray, np.ndarray]] | None = (
+            None if loader is None else (lambda: loader(order))
+        )
+        by_id = np.argsort(self.instrument_id, kind="stable")
+        self._by_id = (self.instrument_id[by_id], by_id.astype(np.int64))
         self._meta_cache: dict[Any, tuple[np.ndarray, pl.DataFrame]] = {}
+        self._derived: dict[Any, Any] = {}
+
+    @property
+    def instruments(self) -> pl.DataFrame:
+        """Instrument metadata in chain order (read on first use when the day came from the
+        store's day cache)."""
+        if callable(self._frame):
+            frame = self._frame()
+            if not np.array_equal(
+                frame.get_column("instrument_id").to_numpy().astype(np.uint32), self.instrument_id
+            ):
+                raise DataError(
+                    f"the {self.underlying} instruments of {self.day} changed since they were "
+                    "loaded; load the day again."
+                )
+            self._frame = frame
+        return self._frame
+
+    # -- quote rows -----------------------------------------------------------------------
+    def _decode(self) -> None:
+        self._ts, self._bid, self._ask = daycache.decode(self._quotes)
+
+    @property
+    def ts(self) -> np.ndarray:
+        if self._ts is None:
+            self._decode()
+        return self._ts  # type: ignore[return-value]
+
+    @property
+    def bid(self) -> np.ndarray:
+        if self._bid is None:
+            self._decode()
+        return self._bid  # type: ignore[return-value]
+
+    @property
+    def ask(self) -> np.ndarray:
+        if self._ask is None:
+            self._decode()
+        return self._ask  # type: ignore[return-value]
+
+    def rows(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(ts, bid, ask)`` of quote rows ``idx`` (valid row numbers), decoded only for them
+        when the day came from the day cache."""
+        q = self._quotes
+        if self._ts is not None:
+            return self._ts[idx], self._bid[idx], self._ask[idx]  # type: ignore[index]
+        ts = q.ts[idx].astype(np.int64) * np.int64(q.scale)
+        if q.cents:
+            return ts, daycache.decode_cents(q.bid[idx]), daycache.decode_cents(q.ask[idx])
+        return ts, q.bid[idx], q.ask[idx]
+
+    def kernel_arrays(self) -> tuple[np.ndarray, int, np.ndarray, np.ndarray, bool]:
+        """The quote rows as kernels read them: ``(t, scale, bid, ask, cents)``; a row's stamp
+        is ``t * scale`` (so ``stamp <= x`` is ``t <= x // scale``) and, with ``cents``, its
+        prices are int32 cents (:data:`quantlab.data.daycache.NO_CENTS` = none)."""
+        q = self._quotes
+        return q.ts, q.scale, q.bid, q.ask, q.cents
+
+    @property
+    def bid_size(self) -> np.ndarray:
+        if self._bid_size is None:
+            self._load_sizes()
+        return self._bid_size  # type: ignore[return-value]
+
+    @property
+    def ask_size(self) -> np.ndarray:
+        if self._ask_size is None:
+            self._load_sizes()
+        return self._ask_size  # type: ignore[return-value]
+
+    def _load_sizes(self) -> None:
+        if self._sizes_loader is None:
+            raise DataError(f"no quote sizes for {self.underlying} on {self.day}.")
+        bsz, asz = self._sizes_loader()
+        if bsz.shape != (self.n_rows,) or asz.shape != (self.n_rows,):
+            raise DataError(
+                f"the {self.underlying} quotes of {self.day} changed since they were loaded "
+                f"({bsz.shape[0]} size rows for {self.n_rows} quotes); load the day again."
+            )
+        self._bid_size, self._ask_size = bsz, asz
+        self._sizes_loader = None
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
     def load(cls, store: st.StoreLike, underlying: str, day: dt.date | str) -> DayQuotes:
-        """Read a day's ``instruments`` and ``quotes`` partitions (no cache)."""
-        d = layout.as_date(day)
+        """Read a day's ``instruments`` and ``quotes`` partitions (no in-memory cache).
+
+        The arrays come from the store's day cache (:mod:`quantlab.data.daycache`) when it
+        holds a copy of both partitions as they are now, else from the Parquet files (and a
+        copy is written for the next read). Quote sizes and the instruments frame are read on
+        first use (from the same files: a rewrite in between raises :class:`DataError`).
+        """
         u = underlying.upper()
-        inst = st.read_partition(store, "instruments", u, d)
-        quotes = st.read_partition(store, "quotes", u, d)
-        if inst is None or quotes is None:
-            which = "instruments" if inst is None else "quotes"
-            raise DataError(
-                f"no {which} partition for {u} on {d} in store {st.store_root(store)} (not a "
-                f"session, or not ingested yet; days with quotes: "
-                f"{_days_hint(store, u)})."
-            )
-        return cls(u, d, inst, quotes)
+        d = layout.as_date(day)
+        dq = cls.__new__(cls)
+        dq._setup(u, d, daycache.day_parts(store, u, d))
+        return dq
 
     def __len__(self) -> int:
         return int(self.instrument_id.size)
@@ -187,7 +297,7 @@ class DayQuotes:
     def __repr__(self) -> str:
         return (
             f"DayQuotes({self.underlying}, {self.day}, instruments={len(self)}, "
-            f"quotes={self.ts.size})"
+            f"quotes={self.n_rows})"
         )
 
     # -- selection ------------------------------------------------------------------------
@@ -239,6 +349,27 @@ class DayQuotes:
             )
         return order[pos_c]
 
+    def derived(self, key: Any, make: Callable[[], Any]) -> Any:
+        """``make()`` computed once per day and kept with it (derived per-day lookups such as
+        symbol maps or expiry groups, shared by every decision of the session)."""
+        try:
+            return self._derived[key]
+        except KeyError:
+            value = self._derived[key] = make()
+            return value
+
+    def symbols(self) -> list[str]:
+        """OCC symbols (``raw_symbol``) in instrument-position order (cached)."""
+        if self._symbols is None:
+            self._symbols = self._raw_symbols.tolist()
+        return self._symbols
+
+    def symbol_positions(self) -> dict[str, int]:
+        """``{OCC symbol: instrument position}`` of this day (cached)."""
+        return self.derived(  # type: ignore[no-any-return]
+            "symbol_positions", lambda: {s: i for i, s in enumerate(self.symbols())}
+        )
+
     # -- numpy views ----------------------------------------------------------------------
     def arrays(self) -> dict[str, np.ndarray]:
         """The raw arrays (no copies): quote columns plus per-instrument ``lo``/``hi`` and
@@ -269,7 +400,8 @@ class DayQuotes:
         t = np.int64(to_ns(ts))
         sel = np.arange(len(self), dtype=np.int64) if sel is None else np.asarray(sel, np.int64)
         out = np.empty(sel.size, dtype=np.int64)
-        last_at_or_before_nb(self.ts, self.lo, self.hi, sel, t, out)
+        q = self._quotes
+        last_at_or_before_nb(q.ts, self.lo, self.hi, sel, np.int64(t // q.scale), out)
         return out
 
     def snapshot_arrays(
@@ -290,17 +422,18 @@ class DayQuotes:
     def _gather(self, idx: np.ndarray, sel: np.ndarray, t: Any) -> dict[str, np.ndarray]:
         has = idx >= 0
         j = np.where(has, idx, 0)
-        if self.ts.size == 0:
+        if self.n_rows == 0:
             j = np.zeros_like(idx)
             bid = ask = np.full(idx.shape, np.nan)
             bsz = asz = np.zeros(idx.shape, np.uint32)
             qts = np.full(idx.shape, -1, np.int64)
         else:
-            bid = np.where(has, self.bid[j], np.nan)
-            ask = np.where(has, self.ask[j], np.nan)
+            r_ts, r_bid, r_ask = self.rows(j)
+            bid = np.where(has, r_bid, np.nan)
+            ask = np.where(has, r_ask, np.nan)
             bsz = np.where(has, self.bid_size[j], 0).astype(np.uint32)
             asz = np.where(has, self.ask_size[j], 0).astype(np.uint32)
-            qts = np.where(has, self.ts[j], -1)
+            qts = np.where(has, r_ts, -1)
         age = np.where(has, (np.asarray(t, np.int64) - qts) / NS, np.nan)
         return {
             "position": sel,
@@ -324,7 +457,8 @@ class DayQuotes:
             raise InputError("times must be ascending.")
         sel = np.arange(len(self), dtype=np.int64) if sel is None else np.asarray(sel, np.int64)
         out = np.empty((grid.size, sel.size), dtype=np.int64)
-        grid_indices_nb(self.ts, self.lo, self.hi, sel, grid, out)
+        q = self._quotes
+        grid_indices_nb(q.ts, self.lo, self.hi, sel, grid // np.int64(q.scale), out)
         return out
 
     def minutes(self, expiring: bool = False) -> npt.NDArray[np.int64]:
@@ -378,13 +512,6 @@ def _as_list(value: Any, name: str) -> list[Any]:
         return list(value)
     except TypeError:
         raise InputError(f"{name} must be a value or a list of values (got {value!r}).") from None
-
-
-def _days_hint(store: st.StoreLike, underlying: str) -> str:
-    days = st.list_days(store, "quotes", underlying)
-    if not days:
-        return "none"
-    return f"{len(days)} from {days[0]} to {days[-1]}"
 
 
 class _DayCache:

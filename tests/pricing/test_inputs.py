@@ -96,12 +96,24 @@ def test_out_buffers_are_filled_and_returned() -> None:
         assert np.shares_memory(g[key], g_out[key])
     b_out = {k: np.empty((2, 2)) for k in ("price", "delta", "gamma", "vega", "theta", "rho")}
     bsm_greeks(F, K, 0.1, 0.04, 0.01, 0.2, False, out=b_out)
-    np.testing.assert_array_equal(b_out["theta"], bsm_greeks(F, K, 0.1, 0.04, 0.01, 0.2, False)["theta"])
+    np.testing.assert_array_equal(
+        b_out["theta"], bsm_greeks(F, K, 0.1, 0.04, 0.01, 0.2, False)["theta"]
+    )
     v_out, s_out = np.empty((2, 2)), np.empty((2, 2), dtype=np.int8)
     implied_vol(buf, F, K, 0.1, 0.99, True, return_status=True, out=(v_out, s_out))
     np.testing.assert_allclose(v_out, 0.2, atol=1e-10)
     assert (s_out == 0).all()
-    with pytest.raises(InputError, match=r"out must be a C-contiguous float64 array of shape \(2, 2\)"):
+    with pytest.raises(
+        InputError, match=r"out must be a C-contiguous float64 array of shape \(2, 2\)"
+    ):
         black76_price(F, K, 0.1, 0.2, 0.99, True, out=np.empty(4))
     with pytest.raises(InputError, match=r"out\['vega'\]"):
-        black76_greeks(F, K, 0.1, 0.2, 0.99, True, out={k: v for k, v in g_out.items() if k != "vega"} | {"vega": np.empty(3)})
+        black76_greeks(
+            F,
+            K,
+            0.1,
+            0.2,
+            0.99,
+            True,
+            out={k: v for k, v in g_out.items() if k != "vega"} | {"vega": np.empty(3)},
+        )

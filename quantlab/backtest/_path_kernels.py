@@ -1,0 +1,118 @@
+"""Numba kernels of stage 1: extend every open candidate's quote path by one session at once.
+
+Each open candidate owns a reserved block of rows in the stage-1 path arrays (its whole path
+length is known when it is proposed); one call per session walks each leg's quote rows
+(sorted by time within the instrument) along the session's minute grid and writes the
+forward-filled quote of every minute straight into that block, as int32 cents.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from quantlab._numba import jit
+
+NO_PRICE = -1  # int32 cents sentinel for a missing quote (= stage1.NO_PRICE)
+
+
+@jit(inline="always")
+def _cents(p):  # type: ignore[no-untyped-def]
+    """One price as int32 cents (``NO_PRICE`` when NaN, infinite or negative), as
+    :func:`quantlab.backtest.stage1.to_cents`."""
+    if p == p and p >= 0.0 and p != np.inf:
+        return np.int32(np.rint(p * 100.0))
+    return np.int32(NO_PRICE)
+
+
+@jit
+def extend_paths(minutes, minute_keys, q_t, q_lo, q_hi, q_bid, q_ask, cents, missing, leg_pos,
+                 n_legs, start_ns, close_ns, last_bid, last_ask, cursor, out_ts, out_bid, out_ask,
+                 appended):  # fmt: skip
+    """Append this session's minutes in ``(start_ns[c], close_ns[c]]`` to each open candidate.
+
+    Parameters
+    ----------
+    minutes : int64[m]
+        The session's quote minutes (ascending minute-end stamps).
+    minute_keys : int64[m]
+        ``minutes // scale`` for quote stamps stored as ``q_t * scale`` (a row is known at a
+        minute when ``q_t <= key``); ``minutes`` itself for int64 ns stamps.
+    q_t, q_bid, q_ask : the day's quote rows, sorted by (instrument, ts)
+        As :meth:`quantlab.data.read.DayQuotes.kernel_arrays` gives them: with ``cents``, the
+        prices are int32 cents and ``missing`` marks none.
+    q_lo, q_hi : int64[n_instruments]
+        Row range of each instrument.
+    leg_pos : int64[n, L]
+        Instrument position of each candidate leg today (-1: not listed today, or no leg).
+    n_legs : int64[n]
+    start_ns, close_ns : int64[n]
+        The path so far ends at ``start_ns`` (updated); the contract stops trading at ``close_ns``.
+    last_bid, last_ask : float64[n, L]
+        Each leg's last quote (carried into the minutes before its first quote of the day;
+        updated to the quote of the last minute written).
+    cursor : int64[n]
+        Next row of each candidate's block in ``out_*`` (advanced).
+    out_ts : int64[rows]; out_bid, out_ask : int32[rows, W]
+    appended : bool[n]
+        Set where the session added minutes to the path.
+    """
+    for c in range(leg_pos.shape[0]):
+        lo = np.searchsorted(minutes, start_ns[c], side="right")
+        hi = np.searchsorted(minutes, close_ns[c], side="right")
+        if hi <= lo:
+            appended[c] = False
+            continue
+        appended[c] = True
+        base = cursor[c]
+        n = hi - lo
+        for i in range(n):
+            out_ts[base + i] = minutes[lo + i]
+        for j in range(n_legs[c]):
+            k = leg_pos[c, j]
+            if k < 0:  # not listed today: no quote
+                for i in range(n):
+                    out_bid[base + i, j] = NO_PRICE
+                    out_ask[base + i, j] = NO_PRICE
+                last_bid[c, j] = np.nan
+                last_ask[c, j] = np.nan
+                continue
+            first = q_lo[k]
+            end = q_hi[k]
+            r = first
+            b = last_bid[c, j]
+            a = last_ask[c, j]
+            for i in range(n):
+                m = minute_keys[lo + i]
+                while r < end and q_t[r] <= m:
+                    r += 1
+                if r > first:
+                    if cents:
+                        cb = q_bid[r - 1]
+                        ca = q_ask[r - 1]
+                        b = np.nan if cb == missing else cb / 100.0
+                        a = np.nan if ca == missing else ca / 100.0
+                    else:
+                        b = q_bid[r - 1]
+                        a = q_ask[r - 1]
+                out_bid[base + i, j] = _cents(b)
+                out_ask[base + i, j] = _cents(a)
+            last_bid[c, j] = b
+            last_ask[c, j] = a
+        for j in range(n_legs[c], out_bid.shape[1]):  # columns beyond the candidate's legs
+            for i in range(n):
+                out_bid[base + i, j] = NO_PRICE
+                out_ask[base + i, j] = NO_PRICE
+        cursor[c] = base + n
+        start_ns[c] = minutes[hi - 1]
+
+
+@jit
+def from_cents_2d(cents, out):  # type: ignore[no-untyped-def]
+    """``out = cents / 100`` where ``cents >= 0``, NaN elsewhere (2-D, C order)."""
+    for i in range(cents.shape[0]):
+        for j in range(cents.shape[1]):
+            c = cents[i, j]
+            out[i, j] = c / 100.0 if c >= 0 else np.nan
+
+
+__all__ = ["NO_PRICE", "extend_paths", "from_cents_2d"]
