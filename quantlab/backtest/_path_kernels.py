@@ -16,7 +16,7 @@ NO_PRICE = -1  # int32 cents sentinel for a missing quote (= stage1.NO_PRICE)
 
 
 @jit(inline="always")
-def _cents(p):  # type: ignore[no-untyped-def]
+def _cents(p):
     """One price as int32 cents (``NO_PRICE`` when NaN, infinite or negative), as
     :func:`quantlab.backtest.stage1.to_cents`."""
     if p == p and p >= 0.0 and p != np.inf:
@@ -107,7 +107,7 @@ def extend_paths(minutes, minute_keys, q_t, q_lo, q_hi, q_bid, q_ask, cents, mis
 
 
 @jit
-def from_cents_2d(cents, out):  # type: ignore[no-untyped-def]
+def from_cents_2d(cents, out):
     """``out = cents / 100`` where ``cents >= 0``, NaN elsewhere (2-D, C order)."""
     for i in range(cents.shape[0]):
         for j in range(cents.shape[1]):

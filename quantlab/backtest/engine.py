@@ -85,7 +85,7 @@ def _use_sessions(sessions: Any) -> None:
     if sessions is not None:
         import functools
 
-        calendar._data = functools.lru_cache(maxsize=1)(lambda: sessions)  # type: ignore[attr-defined]
+        calendar._data = functools.lru_cache(maxsize=1)(lambda: sessions)
 
 
 def _warm() -> None:
@@ -181,7 +181,8 @@ def merge_stage1(parts: Sequence[Stage1Result], folder: str | Path | None = None
     if folder is None:
         return res
     for a in paths.values():
-        a.flush()
+        if isinstance(a, np.memmap):
+            a.flush()
     save_stage1(res, folder, written=_PATHS)
     # the files moved with their folder; the mappings stay valid (plain read-only views)
     for name, a in paths.items():
@@ -269,7 +270,7 @@ def _run_shards(
     worker spends its first seconds starting Python, importing and loading compiled kernels,
     which this process has done. Returns shard 0 and the folders of the others."""
     root = str(st.store_root(store))
-    sessions = calendar._data()  # type: ignore[attr-defined]
+    sessions = calendar._data()
     futures = [
         pool.submit(stage1_shard, root, list(specs), a, b, underlying, folder, sessions)
         for (a, b), folder in zip(shards[1:], folders[1:], strict=True)
@@ -389,7 +390,7 @@ def run_grid(
             t1 = time.perf_counter()
             # stage 2, one task per config: the workers take them from the front, this process
             # from the back (cancelling the tasks it takes over) until they meet
-            sessions = calendar._data()  # type: ignore[attr-defined]
+            sessions = calendar._data()
             futures = [pool.submit(_stage2_share, merged, [spec], sessions) for spec in specs]
             for j in range(len(specs) - 1, -1, -1):
                 if not futures[j].cancel():  # a worker has it: it has every earlier one too

@@ -276,7 +276,7 @@ def pick_expiry_view(
     fitting forwards only for the expiries in tolerance, best first, until one fits."""
     key = ("pick_expiry", day, spec.target, spec.tolerance, spec.tie_break, roots)
     if key in view.cache:
-        return view.cache[key]  # type: ignore[no-any-return]
+        return view.cache[key]
     view.cache[key] = out = _pick_expiry_view(view, day, spec, roots)
     return out
 
@@ -305,7 +305,7 @@ def _view_group(view: ChainView, root: str, expiry: dt.date) -> _Group | None:
     key = ("select_group", root, expiry)
     hit = view.cache.get(key)
     if hit is not None:
-        return hit  # type: ignore[no-any-return]
+        return hit
     rr = view.rows(root, expiry)
     if rr is None:
         return None

@@ -323,7 +323,7 @@ def run_stage1(
                     if view is None:
                         roots = tuple(s.roots)
                         sel_pos = dq.derived(
-                            ("roots", roots), lambda d=dq, r=roots: d.select(roots=list(r))
+                            ("roots", roots), functools.partial(dq.select, roots=list(roots))
                         )
                         view = views[skey] = ChainView(
                             dq, ts, sel_pos, rate=s.rate, max_age_s=s.filters.max_quote_age_s

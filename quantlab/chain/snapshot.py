@@ -252,7 +252,7 @@ def _delta(F: float, K: np.ndarray, t: float, sigma: np.ndarray, df: float, is_c
     if n >= PARALLEL_MIN or not (F > 0 and df > 0 and t >= 0) or n == 0 or K.min() <= 0 \
             or sigma.min() < 0:  # fmt: skip
         g = black76_greeks(np.full(n, F), K, np.full(n, t), sigma, np.full(n, df), is_call)
-        return g["delta"]  # type: ignore[no-any-return]
+        return g["delta"]
     outs = [np.empty(n) for _ in range(4)]
     b76_greeks_1d(
         np.full(n, float(F)), np.ascontiguousarray(K, np.float64), np.full(n, float(t)),

@@ -366,7 +366,7 @@ class DayQuotes:
 
     def symbol_positions(self) -> dict[str, int]:
         """``{OCC symbol: instrument position}`` of this day (cached)."""
-        return self.derived(  # type: ignore[no-any-return]
+        return self.derived(
             "symbol_positions", lambda: {s: i for i, s in enumerate(self.symbols())}
         )
 

@@ -129,8 +129,8 @@ def status_cmd(
               f"{trades.height} closed trade(s); {taken} of {dec.height} candidates taken; "
               f"{len(opened)} open", highlight=False)  # fmt: skip
     if last.len():
-        t = dt.datetime.fromtimestamp(int(last[0]) / 1e9, tz=calendar.ET)
-        con.print(f"last minute processed: {t:%Y-%m-%d %H:%M} ET", highlight=False)
+        when = dt.datetime.fromtimestamp(int(last[0]) / 1e9, tz=calendar.ET)
+        con.print(f"last minute processed: {when:%Y-%m-%d %H:%M} ET", highlight=False)
     for row in kills.iter_rows(named=True):
         con.print(f"[red]kill switch:[/red] {row['message']}", highlight=False)
     if opened:

@@ -139,6 +139,9 @@ class MetaGate:
         where = f"models:/{cfg.model}@{cfg.alias} (registry {uri})"
         try:
             mv = client.get_model_version_by_alias(cfg.model, cfg.alias)
+            if not mv.run_id:
+                raise ConfigError(f"meta_labeler: {where} has no training run to read the "
+                                  "threshold and feature set from; register it with quantlab train")  # fmt: skip
             run = client.get_run(mv.run_id)
         except MlflowException as exc:
             raise ConfigError(
@@ -172,7 +175,7 @@ class MetaGate:
         schema = model.metadata.get_input_schema()
         columns = schema.input_names() if schema is not None else None
         return cls(model, thr, fs, columns, name=cfg.model, version=str(mv.version),
-                   run_id=mv.run_id)  # fmt: skip
+                   run_id=str(mv.run_id))  # fmt: skip
 
     def proba(self, rows: Any) -> np.ndarray:
         """P(take) of feature rows (a polars frame of :func:`quantlab.features.build_features`
