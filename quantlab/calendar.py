@@ -99,11 +99,13 @@ __all__ = [
     "option_open_ns",
     "previous_session",
     "quote_minutes_ns",
+    "session_table",
     "sessions",
     "settlement",
     "settlement_ns",
     "spxw_expiries",
     "to_ns",
+    "use_session_table",
     "years_to_settlement",
 ]
 
@@ -121,6 +123,23 @@ def _data() -> tuple[list[dt.date], frozenset[dt.date]]:
         days = [d.date() for d in cal.sessions]
         early = frozenset(d.date() for d in cal.early_closes)
     return days, early
+
+
+def session_table() -> tuple[list[dt.date], frozenset[dt.date]]:
+    """The sessions and early closes as loaded (picklable: hand it to worker processes)."""
+    return _data()
+
+
+def use_session_table(table: tuple[list[dt.date], frozenset[dt.date]]) -> None:
+    """Use ``table`` (from :func:`session_table` in another process) instead of loading the
+    exchange calendar here: a spawned worker then skips importing exchange_calendars/pandas."""
+    global _data
+    days, early = table
+    if not days or not isinstance(days[0], dt.date) or not isinstance(early, frozenset):
+        raise InputError(
+            "use_session_table expects the (sessions, early closes) of session_table()"
+        )
+    _data = functools.lru_cache(maxsize=1)(lambda: (days, early))
 
 
 def _as_day(name: str, value: Any) -> dt.date:

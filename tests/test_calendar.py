@@ -132,3 +132,24 @@ def test_years_to_settlement() -> None:
 def test_to_ns_rejects_naive() -> None:
     with pytest.raises(InputError, match="timezone-aware"):
         cal.to_ns(dt.datetime(2024, 1, 2, 9, 30))
+
+
+def test_session_table_round_trips_to_a_worker() -> None:
+    import subprocess
+    import sys
+
+    table = cal.session_table()
+    code = (
+        "import pickle, sys; from quantlab import calendar; "
+        "calendar.use_session_table(pickle.loads(sys.stdin.buffer.read())); "
+        "import datetime as dt; print(calendar.is_session(dt.date(2024, 3, 29)), "
+        "calendar.is_early_close(dt.date(2024, 11, 29)), "
+        "'exchange_calendars' in sys.modules)"
+    )
+    import pickle
+
+    out = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(table),
+                         capture_output=True, check=True).stdout.decode().split()  # fmt: skip
+    assert out == ["False", "True", "False"]  # Good Friday, the day after Thanksgiving
+    with pytest.raises(InputError, match="session_table"):
+        cal.use_session_table(([], frozenset()))

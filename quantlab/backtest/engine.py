@@ -83,9 +83,7 @@ def _use_sessions(sessions: Any) -> None:
     """In a pool worker, take the caller's session calendar instead of building it: building it
     imports exchange_calendars and pandas, about as long as every other import together."""
     if sessions is not None:
-        import functools
-
-        calendar._data = functools.lru_cache(maxsize=1)(lambda: sessions)
+        calendar.use_session_table(sessions)
 
 
 def _warm() -> None:
@@ -270,7 +268,7 @@ def _run_shards(
     worker spends its first seconds starting Python, importing and loading compiled kernels,
     which this process has done. Returns shard 0 and the folders of the others."""
     root = str(st.store_root(store))
-    sessions = calendar._data()
+    sessions = calendar.session_table()
     futures = [
         pool.submit(stage1_shard, root, list(specs), a, b, underlying, folder, sessions)
         for (a, b), folder in zip(shards[1:], folders[1:], strict=True)
@@ -390,7 +388,7 @@ def run_grid(
             t1 = time.perf_counter()
             # stage 2, one task per config: the workers take them from the front, this process
             # from the back (cancelling the tasks it takes over) until they meet
-            sessions = calendar._data()
+            sessions = calendar.session_table()
             futures = [pool.submit(_stage2_share, merged, [spec], sessions) for spec in specs]
             for j in range(len(specs) - 1, -1, -1):
                 if not futures[j].cancel():  # a worker has it: it has every earlier one too
