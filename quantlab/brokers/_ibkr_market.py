@@ -140,6 +140,11 @@ class MarketDataMixin:
         self._by_occ[occ] = q
         return q
 
+    def instrument_ids(self, occs: list[str], ts: int) -> dict[str, int]:
+        """IB conIds of OCC symbols (the ``instrument_id`` of this broker's chain snapshots),
+        from the qualified-contract cache: no chain scan for a trade record."""
+        return {occ: int(self.contract_for(occ).conId) for occ in occs}
+
     def _expiry_contracts(self, root: str, expiry: str, right: str) -> dict[float, Contract]:
         """Every listed option of one (trading class, expiration, right): one contract-details
         request (strike left open), cached."""

@@ -543,7 +543,12 @@ class LiveRunner:
                 self._note(exit_ts, "milestone", msg, {"equity": equity})
 
     def _instrument_ids(self, occs: list[str], ts: int) -> dict[str, int]:
+        """The broker's instrument ids of ``occs`` at ``ts``: its cheap ``instrument_ids`` when it
+        has one (IBKR: cached conIds), else read from a chain snapshot (the simulated broker)."""
+        lookup = getattr(self.broker, "instrument_ids", None)
         try:
+            if lookup is not None:
+                return dict(lookup(occs, ts))
             chain = self.broker.chain_snapshot(self.spec.underlying, min(ts, self.broker.now()))
         except Exception:  # ids are informative only; never fail a close on them
             return {}

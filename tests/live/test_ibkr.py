@@ -100,6 +100,10 @@ def test_chain_snapshot_equals_the_stub_model(stub: TWSStub, broker: IBKRBroker)
         bid, ask, bsz, asz = m.quote(k.con_id)
         assert (row["bid"], row["ask"], row["bid_size"], row["ask_size"]) == (bid, ask, bsz, asz)
         assert row["quote_ts"] == m.now_ns and row["age_s"] == 0.0
+    # the trade record's ids come from the conId cache, equal to the snapshot's
+    some = chain["raw_symbol"].to_list()[:3]
+    want = dict(zip(some, chain["instrument_id"].to_list()[:3], strict=True))
+    assert broker.instrument_ids(some, m.now_ns) == want
     # the backtester's snapshot code recovers the model's forward from it
     snap = build_snapshot(chain, m.now_ns, rate=m.rate)
     t = (calendar.settlement_ns("SPXW", DAY + dt.timedelta(days=1)) - m.now_ns) / (365 * 86400e9)
