@@ -10,9 +10,16 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from quantlab import calendar
 from quantlab.errors import ConfigError, QuantlabError
+
+if TYPE_CHECKING:
+    from quantlab.brokers import Broker
+    from quantlab.live import Journal, LiveConfig, MetaGate
+    from quantlab.strategy import StrategySpec
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--store", default=None)
     ap.add_argument("--journal", default=None, help="default: <store>/live/<account>.duckdb")
     ap.add_argument("--live", action="store_true", help="required for mode live (real money)")
+    ap.add_argument("--no-reconcile", action="store_true",
+                    help="sim: skip the evening reconciliation against the backtester")  # fmt: skip
     a = ap.parse_args(argv)
     from quantlab.live import Journal, LiveRunner, journal_path, load_live_config
 
@@ -48,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                                   f"{today}; got --date {day} --days {a.days})")  # fmt: skip
             from quantlab.brokers.ibkr import IBKRBroker
 
-            broker = IBKRBroker.from_config(cfg.ibkr, account=None if cfg.account == "SIM"
+            broker: Broker = IBKRBroker.from_config(cfg.ibkr, account=None if cfg.account == "SIM"
                                             else cfg.account, live=a.live, spec=spec)  # fmt: skip
             broker.connect()
         else:
@@ -65,12 +74,30 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{len(trades)} trades, P&L {float(trades['pnl'].sum()):,.2f}; journal {journal.path}"
         )
+        if cfg.broker == "sim" and not a.no_reconcile:
+            evening_reports(journal, cfg, spec, days, runner.gate)
+        elif cfg.broker == "ibkr":
+            print(f"evening reconciliation, once the day's OPRA quotes are in {cfg.store}: "
+                  f"quantlab live reconcile --config {a.config} --date {day}")  # fmt: skip
         journal.close()
         broker.disconnect()
     except (QuantlabError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def evening_reports(journal: Journal, cfg: LiveConfig, spec: StrategySpec, days: list[dt.date],
+                    gate: MetaGate | None) -> None:  # fmt: skip
+    """Each day's reconciliation against the backtester (parity, slippage), as HTML beside the
+    journal; the store already holds the replayed days."""
+    from quantlab.live.reconcile import reconcile_day
+
+    jp = Path(journal.path)
+    for d in days:
+        rep = reconcile_day(journal, cfg.store, spec, d, cfg.mode, gate=gate)
+        html = rep.to_html(jp.parent / f"reconcile-{jp.stem}-{cfg.mode}-{d}.html")
+        print(f"{rep.summary()}; report {html}")
 
 
 if __name__ == "__main__":

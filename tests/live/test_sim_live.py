@@ -247,7 +247,7 @@ def test_webhook_notifier_posts_json() -> None:
     assert sent and sent[0][0] == "https://hooks.example/x" and b'"kind": "fill"' in sent[0][1]
 
 
-def test_run_script_offline(store: Path, tmp_path: Path) -> None:
+def test_run_script_offline(store: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     import importlib.util
 
     repo = Path(__file__).resolve().parents[2]
@@ -258,4 +258,8 @@ def test_run_script_offline(store: Path, tmp_path: Path) -> None:
     rc = mod.main(["--config", str(repo / "live" / "paper.yaml"), "--broker", "sim", "--date",
                    str(DAYS[0]), "--store", str(store), "--journal", str(tmp_path / "j.duckdb")])  # fmt: skip
     assert rc == 0
+    # the evening reconciliation ran: exact parity with the backtester, HTML beside the journal
+    assert f"{DAYS[0]} " in capsys.readouterr().out
+    html = tmp_path / f"reconcile-j-paper-{DAYS[0]}.html"
+    assert html.is_file() and "PARITY" in html.read_text() and "BROKEN" not in html.read_text()
     assert mod.main(["--config", str(repo / "live" / "paper.yaml"), "--date", "2024-03-09"]) == 2
