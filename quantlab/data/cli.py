@@ -252,3 +252,24 @@ def synth_cmd(
         f"{rep.n_quotes:,} quotes, {rep.n_instruments:,} instrument-days, "
         f"{rep.bytes_written:,} bytes in {rep.seconds:.1f} s ({rep.quotes_per_second:,.0f} quotes/s)"
     )
+
+
+# --- day cache (quantlab.data.daycache) ----------------------------------------------------------
+@app.command("cache")
+def cache_cmd(
+    store: Annotated[str, typer.Option("--store", help="Data store folder.")] = "data",
+    clear: Annotated[bool, typer.Option("--clear", help="Delete every cached day.")] = False,
+) -> None:
+    """Show (or --clear) the backtester's day cache: derived arrays under <store>/cache, rebuilt
+    on demand; set QUANTLAB_DAY_CACHE=0 to run without it."""
+    from quantlab.data import daycache
+
+    root = daycache.root_dir(store)
+    files = [p for p in root.rglob("*") if p.is_file()] if root.is_dir() else []
+    size = sum(p.stat().st_size for p in files)
+    days = {p.parent for p in files}
+    typer.echo(f"{root}: {len(days)} cached day folder(s), {size / 1e6:,.1f} MB"
+               f"{'' if daycache.enabled() else ' (disabled by QUANTLAB_DAY_CACHE)'}")  # fmt: skip
+    if clear:
+        daycache.clear(store)
+        typer.echo(f"cleared {size / 1e6:,.1f} MB")

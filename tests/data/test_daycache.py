@@ -177,3 +177,20 @@ def test_clear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert daycache.root_dir(root).is_dir()
     daycache.clear(root)
     assert not daycache.root_dir(root).exists()
+
+
+def test_cache_command_reports_and_clears(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from quantlab.cli import app
+
+    inst, quotes = build_day()
+    root = _write(tmp_path, inst, quotes)
+    _load(root, True, monkeypatch)
+    out = CliRunner().invoke(app, ["data", "cache", "--store", str(root)])
+    assert out.exit_code == 0 and "1 cached day folder(s)" in out.output
+    assert daycache.root_dir(root).is_dir()  # reporting alone deletes nothing
+    out = CliRunner().invoke(app, ["data", "cache", "--store", str(root), "--clear"])
+    assert out.exit_code == 0 and "cleared" in out.output
+    assert not daycache.root_dir(root).exists()
+    assert (root / "parquet").is_dir()  # the store itself is untouched
