@@ -38,6 +38,11 @@ _CHAIN_SCHEMA = {
 SETTLE_DELAY_NS = 15 * calendar.NS_PER_MINUTE  # the closing print is final by then
 
 
+DELAYED_LAG_NS = 15 * 60 * 1_000_000_000
+"""IB's delayed market data (types 3 and 4) is about 15 minutes old: chain rows say so in
+``quote_ts``/``age_s``, so the strategy's ``max_quote_age_s`` filter refuses them for trading."""
+
+
 class MarketDataMixin:
     """Contracts and market data; see the module docstring."""
 
@@ -283,6 +288,7 @@ class MarketDataMixin:
             bid = tick_px(t.bid, "bid") if t is not None else math.nan
             ask = tick_px(t.ask, "ask") if t is not None else math.nan
             quoted = not (math.isnan(bid) and math.isnan(ask))
+            lag_ns = DELAYED_LAG_NS if self.market_data_type in (3, 4) else 0
             rows.append({
                 "instrument_id": int(c.conId), "raw_symbol": c.localSymbol, "root": root,
                 "expiry": expiry, "settlement": "AM" if root in calendar.AM_ROOTS else "PM",
@@ -290,7 +296,8 @@ class MarketDataMixin:
                 "bid": None if math.isnan(bid) else bid, "ask": None if math.isnan(ask) else ask,
                 "bid_size": _size(t.bidSize) if t is not None and bid > 0 else 0,
                 "ask_size": _size(t.askSize) if t is not None and ask == ask else 0,
-                "quote_ts": taken if quoted else None, "age_s": 0.0 if quoted else None,
+                "quote_ts": (taken - lag_ns) if quoted else None,
+                "age_s": lag_ns / 1e9 if quoted else None,
             })  # fmt: skip
         frame = pl.DataFrame(rows, schema=_CHAIN_SCHEMA).sort(["expiry", "root", "strike", "right"])
         self._chain_cache = (key, frame)

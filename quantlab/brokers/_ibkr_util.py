@@ -107,7 +107,8 @@ def trade_status(trade: Any) -> str:
     """IB order status -> ``submitted | filled | cancelled | rejected``.
 
     ``Filled`` -> filled; ``Cancelled``/``ApiCancelled`` -> cancelled, or rejected when the
-    last error logged on the order is not a cancel confirmation (202); ``Inactive`` -> rejected;
+    last error logged on the order is not a cancel confirmation (202), or submitted (state
+    unknown, poll again) after 161/10148 "cannot cancel"; ``Inactive`` -> rejected;
     everything else (PendingSubmit, PreSubmitted, Submitted, PendingCancel, ...) -> submitted.
     """
     s = trade.orderStatus.status
@@ -115,7 +116,11 @@ def trade_status(trade: Any) -> str:
         return "filled"
     if s in ("Cancelled", "ApiCancelled"):
         codes = [e.errorCode for e in trade.log if e.errorCode]
-        return "rejected" if codes and codes[-1] not in (202, 10148) else "cancelled"
+        if codes and codes[-1] in (161, 10148):
+            # "cannot cancel, order state ...": ib_async marks it Cancelled on the client side
+            # only; the order may well be filled: unknown until TWS reports, so keep polling
+            return "submitted"
+        return "rejected" if codes and codes[-1] != 202 else "cancelled"
     if s == "Inactive":
         return "rejected"
     return "submitted"

@@ -51,6 +51,7 @@ class Order:
     status: OrderStatus = "submitted"
     filled_ts: int | None = None
     fill_price: float | None = None  # net per share, + credit / - debit
+    filled_quantity: int = 0  # combo units filled so far (a partly filled order is submitted)
 
 
 @dataclass(frozen=True)

@@ -282,8 +282,10 @@ class IBKRBroker(MarketDataMixin):
 
     def _open(self) -> None:
         self._pace(8)  # startApi and the start-up sync requests
+        # raiseSyncErrors: a start-up sync that timed out (open/completed orders, executions)
+        # fails the connection; with an incomplete list a restart could re-send an order
         self.ib.connect(self.host, self.port, clientId=self.client_id, timeout=self.timeout,
-                        account=self.account or "")  # fmt: skip
+                        account=self.account or "", raiseSyncErrors=True)  # fmt: skip
         accounts = self.ib.managedAccounts()
         REDACTOR.add(accounts)
         try:
@@ -491,6 +493,8 @@ class IBKRBroker(MarketDataMixin):
         qty = trade.orderStatus.filled if trade is not None and trade.orderStatus.filled else 0
         if not qty:
             qty = sum(f.execution.shares for f in fills if f.contract.secType == "BAG")
+        if trade is not None and not trade.isDone() and qty < trade.order.totalQuantity:
+            return None  # partly filled and still working: not a fill of the order yet
         by_occ: dict[str, list[Any]] = {}
         for f in fills:
             if f.contract.secType == "OPT":
@@ -529,9 +533,9 @@ class IBKRBroker(MarketDataMixin):
         fill = self._combo_fill(ref, trade)
         status = trade_status(trade) if trade is not None else "submitted"
         if fill is not None:
-            status = "filled"
+            status = "filled"  # whole, or partly filled and then cancelled (fill.quantity)
         elif status == "filled":
-            status = "submitted"  # TWS said Filled; the executions are not in yet
+            pass  # TWS said Filled and the executions are not in yet: the runner polls again
         elif trade is None and not self._fills_of(ref):
             raise InputError(f"unknown order id {order_id!r}.")
         rec = self._recs.get(ref)
@@ -540,8 +544,10 @@ class IBKRBroker(MarketDataMixin):
         limit = rec.limit if rec else (-float(trade.order.lmtPrice) if trade else math.nan)
         placed = rec.placed_ts if rec else (calendar.to_ns(trade.log[0].time)
                                             if trade is not None and trade.log else 0)  # fmt: skip
+        done = int(trade.orderStatus.filled) if trade is not None else 0
         return Order(order_id, ref, legs, qty, limit, placed, status,  # type: ignore[arg-type]
-                     fill.ts if fill else None, fill.price if fill else None)  # fmt: skip
+                     fill.ts if fill else None, fill.price if fill else None,
+                     max(done, fill.quantity if fill else 0))  # fmt: skip
 
     def cancel(self, order_id: str) -> None:
         """Cancel a working order and wait until TWS confirms a terminal state (BrokerError

@@ -226,6 +226,7 @@ class SimulatedBroker:
         qty = ratio * order.quantity
         fees = self.fees.order_fees(px, qty)
         order.status, order.filled_ts, order.fill_price = "filled", self.now(), net
+        order.filled_quantity = order.quantity
         fill = Fill(f"{order.order_id}-E1", order.order_id, order.order_ref, self.now(),
                     order.legs, order.quantity, net, tuple(float(p) for p in px), fees)  # fmt: skip
         self.fills.append(fill)

@@ -56,7 +56,7 @@ from quantlab.backtest.stage2 import _deadline, entry_filter_reason, max_loss_pe
 from quantlab.brokers.base import TERMINAL, Broker, ComboLeg, Fill
 from quantlab.brokers.simulated import _net
 from quantlab.chain.snapshot import build_snapshot
-from quantlab.errors import BrokerDisconnected, ConfigError, DataError
+from quantlab.errors import BrokerDisconnected, BrokerError, ConfigError, DataError
 from quantlab.live.config import LiveConfig, MetaLabelerConfig
 from quantlab.live.journal import Journal
 from quantlab.strategy.spec import StrategySpec
@@ -302,7 +302,14 @@ class LiveRunner:
                 return
             self._wait_until(ts)
             writes = self.journal.writes
-            self.step(day, ts, entry_ns.get(ts))
+            try:
+                self.step(day, ts, entry_ns.get(ts))
+            except BrokerError as exc:
+                # the broker is down or did not answer (the adapter has already retried with
+                # backoff): skip the minute without a checkpoint and read the state again from
+                # the broker next minute; open positions stay managed, nothing is sent blind
+                self._note(ts, "broker_error", f"{_et(ts):%H:%M} skipped: {exc}", {})
+                continue
             # checkpoint after any event and every 15 minutes; a restart replays the minutes
             # after the checkpoint (idempotent: decisions once per candidate, deterministic
             # order refs, open-trade extremes saved with the checkpoint)
@@ -398,8 +405,14 @@ class LiveRunner:
             return
         for tr in list(self.open.values()):
             if tr["status"] in ("opening", "closing"):
-                if not tr.get("order_id"):  # crashed between journaling and sending: resend
+                if not tr.get("order_id"):  # crashed or disconnected before sending
+                    if tr["status"] == "opening" and Path(self.config.kill_file).exists():
+                        self.journal.drop_open(tr["trade_id"])  # killed since: never send it
+                        del self.open[tr["trade_id"]]
+                        continue
                     self._send(tr)
+                    if not tr.get("order_id"):
+                        continue  # still not sent
                 self._poll(tr)
 
     def _reprice(self, ts: int) -> None:
@@ -410,10 +423,18 @@ class LiveRunner:
             if self.mode != "shadow" and tr["order_id"] is None:
                 continue  # never reached the broker (disconnected): _reconcile resends it
             if self.mode != "shadow":
+                if (
+                    tr["status"] == "closing"
+                    and self.broker.order_status(tr["order_id"]).filled_quantity > 0
+                ):
+                    continue  # a partly filled exit keeps working: re-placing would over-close
                 self.broker.cancel(tr["order_id"])
-                if self.broker.order_status(tr["order_id"]).status == "filled":
+                state = self.broker.order_status(tr["order_id"]).status
+                if state == "filled":  # filled (or partly, then cancelled) before the cancel
                     self._poll(tr)
                     continue
+                if state not in TERMINAL:
+                    continue  # the broker has not confirmed the cancel: never send a second order
             self.journal.order_status(tr["order_ref"], "cancelled")
             legs = tuple(ComboLeg(o, r) for o, r in tr["order_legs"])
             if tr["status"] == "opening" and tr["attempt"] >= self.config.reprice_attempts:
@@ -433,6 +454,11 @@ class LiveRunner:
         self.journal.fill(fill, self.mode)
         self.journal.order_status(tr["order_ref"], "filled")
         if tr["status"] == "opening":
+            if 0 < fill.quantity < tr["contracts"]:  # partly filled, the rest cancelled
+                self._note(fill.ts, "partial_fill", f"{tr['trade_id']}: {fill.quantity} of "
+                           f"{tr['contracts']} filled; managing {fill.quantity}",
+                           {"trade_id": tr["trade_id"]})  # fmt: skip
+                tr["contracts"] = fill.quantity
             tr.update(status="open", credit=fill.price, entry_fees=fill.fees,
                       entry_prices=list(fill.leg_prices), entry_fill_ts=fill.ts)  # fmt: skip
             m = self.spec.management
@@ -572,11 +598,14 @@ class LiveRunner:
         ds.killed = reason
         for tr in list(self.open.values()):
             if tr["status"] == "opening":
-                if self.mode != "shadow":
+                if self.mode != "shadow" and tr["order_id"] is not None:
                     self.broker.cancel(tr["order_id"])
-                    if self.broker.order_status(tr["order_id"]).status == "filled":
+                    state = self.broker.order_status(tr["order_id"]).status
+                    if state == "filled":
                         self._poll(tr)  # filled before the cancel: a position to manage
                         continue
+                    if state not in TERMINAL:
+                        continue  # cancel not confirmed yet: polled again next minute
                 self.journal.order_status(tr["order_ref"], "cancelled")
                 self.journal.drop_open(tr["trade_id"])
                 del self.open[tr["trade_id"]]

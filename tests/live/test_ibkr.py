@@ -215,6 +215,9 @@ def test_falls_back_to_delayed_data(stub: TWSStub) -> None:
         assert [f[2] for f in stub.messages(59)] == ["3"]  # reqMarketDataType(3)
         assert {code for _, code, _, _ in b.errors} >= {354, 10167}
         assert chain["bid"].null_count() == 0 and chain["ask"].null_count() == 0
+        # delayed quotes are stamped as 15 minutes old, so max_quote_age_s refuses to trade them
+        assert set(chain["age_s"]) == {900.0}
+        assert (chain["quote_ts"] == chain["quote_ts"].max()).all()
         bid, ask = b.quotes([SHORT])
         assert (bid[0], ask[0]) == stub.model.quote(stub.model.by_occ(SHORT).con_id)[:2]
     finally:
