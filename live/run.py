@@ -30,7 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--date", default=None, help="first session, YYYY-MM-DD (ibkr: today only)")
     ap.add_argument("--days", type=int, default=1, help="consecutive sessions to run (sim)")
     ap.add_argument("--store", default=None)
-    ap.add_argument("--journal", default=None, help="default: <store>/live/<account>.duckdb")
+    ap.add_argument(
+        "--journal",
+        default=None,
+        help="default: <store>/live/<account>.duckdb (sim), <store>/live/ibkr.duckdb (ibkr)",
+    )
     ap.add_argument("--live", action="store_true", help="required for mode live (real money)")
     ap.add_argument("--no-reconcile", action="store_true",
                     help="sim: skip the evening reconciliation against the backtester")  # fmt: skip
@@ -66,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             broker = SimulatedBroker(cfg.store, day, spec.fills, spec.fees,
                                      underlying=spec.underlying, capital=spec.sizing.capital,
                                      account=cfg.account, rate=spec.rate)  # fmt: skip
-        journal = Journal(a.journal or journal_path(cfg.store, cfg.account))
+        journal = Journal(a.journal or journal_path(cfg.store, cfg.account, cfg.broker))
         runner = LiveRunner(cfg, broker, journal, spec=spec)
         for d in days:
             runner.run_day(d)

@@ -103,7 +103,7 @@ def status_cmd(
 
     try:
         cfg, _ = load_live_config(config, mode=mode)
-        j = _open_journal(journal or journal_path(cfg.store, cfg.account))
+        j = _open_journal(journal or journal_path(cfg.store, cfg.account, cfg.broker))
     except (QuantlabError, ValueError) as exc:
         raise _fail(exc) from None
     try:
@@ -184,7 +184,7 @@ def reconcile_cmd(
     try:
         day = dt.date.fromisoformat(date)
         cfg, spec = load_live_config(config, store=store, mode=mode)
-        jp = journal or journal_path(cfg.store, cfg.account)
+        jp = journal or journal_path(cfg.store, cfg.account, cfg.broker)
         gate = MetaGate.load(cfg.meta_labeler) if cfg.meta_labeler is not None else None
         j = _open_journal(jp)
         try:

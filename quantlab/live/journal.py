@@ -37,9 +37,14 @@ _DDL = (
 )
 
 
-def journal_path(store: st.StoreLike, account: str = "SIM") -> Path:
-    """Default journal file: ``<store>/live/<account>.duckdb``."""
-    return Path(st.store_root(store)) / "live" / f"{account}.duckdb"
+def journal_path(store: st.StoreLike, account: str = "SIM", broker: str = "sim") -> Path:
+    """Default journal file: ``<store>/live/<account>.duckdb`` for the simulated broker,
+    ``<store>/live/ibkr.duckdb`` for Interactive Brokers. Replays and broker sessions never
+    share a journal (their P&L, open trades and risk state must not mix), and no IB account id
+    appears in a file name."""
+    if broker == "sim":
+        return Path(st.store_root(store)) / "live" / f"{account}.duckdb"
+    return Path(st.store_root(store)) / "live" / f"{broker}.duckdb"
 
 
 class Journal:

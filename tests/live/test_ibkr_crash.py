@@ -151,7 +151,9 @@ def test_kill_mid_trade_restart_reconciles_by_order_ref(stub: TWSStub, tmp_path:
     journal.close()
 
 
-def test_run_script_refuses_bad_ibkr_arguments_before_connecting(tmp_path: Path) -> None:
+def test_run_script_refuses_bad_ibkr_arguments_before_connecting(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     import importlib.util
 
     repo = Path(__file__).resolve().parents[2]
@@ -165,10 +167,16 @@ def test_run_script_refuses_bad_ibkr_arguments_before_connecting(tmp_path: Path)
     cfg = tmp_path / "live.yaml"
     cfg.write_text("strategy: s.yaml\nbroker: ibkr\nibkr: {port: 1}\n")  # nothing listens there
     base = ["--config", str(cfg), "--journal", str(tmp_path / "j.duckdb")]
-    assert mod.main([*base, "--date", "2024-03-04"]) == 2  # not today
-    assert mod.main([*base, "--mode", "live"]) == 2  # live without --live
-    assert mod.main([*base, "--live"]) == 2  # --live without mode live
+
+    def refused(args: list[str], why: str) -> None:
+        assert mod.main(args) == 2
+        err = capsys.readouterr().err
+        assert why in err, err  # refused for this reason, before anything connects
+
+    refused([*base, "--date", "2024-03-04"], "current session only")
+    refused([*base, "--mode", "live"], "explicit --live flag")
+    refused([*base, "--live"], "--live is only for mode live")
     bad = tmp_path / "bad.yaml"
     bad.write_text("strategy: s.yaml\nbroker: ibkr\nibkr: {port: 0}\n")
-    assert mod.main(["--config", str(bad)]) == 2
+    refused(["--config", str(bad)], "port")
     assert not (tmp_path / "j.duckdb").exists()

@@ -263,3 +263,12 @@ def test_run_script_offline(store: Path, tmp_path: Path, capsys: pytest.CaptureF
     html = tmp_path / f"reconcile-j-paper-{DAYS[0]}.html"
     assert html.is_file() and "PARITY" in html.read_text() and "BROKEN" not in html.read_text()
     assert mod.main(["--config", str(repo / "live" / "paper.yaml"), "--date", "2024-03-09"]) == 2
+
+
+def test_replays_and_broker_sessions_never_share_a_journal(tmp_path: Path) -> None:
+    from quantlab.live import journal_path
+
+    sim = journal_path(tmp_path, "SIM", "sim")
+    ib = journal_path(tmp_path, "DU1234567", "ibkr")
+    assert sim == tmp_path / "live" / "SIM.duckdb" and ib == tmp_path / "live" / "ibkr.duckdb"
+    assert "DU1234567" not in str(ib)  # no account id in a file name
