@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from quantlab import calendar
@@ -95,12 +94,11 @@ def evening_reports(journal: Journal, cfg: LiveConfig, spec: StrategySpec, days:
                     gate: MetaGate | None) -> None:  # fmt: skip
     """Each day's reconciliation against the backtester (parity, slippage), as HTML beside the
     journal; the store already holds the replayed days."""
-    from quantlab.live.reconcile import reconcile_day
+    from quantlab.live.reconcile import reconcile_day, report_path
 
-    jp = Path(journal.path)
     for d in days:
         rep = reconcile_day(journal, cfg.store, spec, d, cfg.mode, gate=gate)
-        html = rep.to_html(jp.parent / f"reconcile-{jp.stem}-{cfg.mode}-{d}.html")
+        html = rep.to_html(report_path(journal.path, cfg.mode, d))
         print(f"{rep.summary()}; report {html}")
 
 

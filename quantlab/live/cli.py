@@ -7,7 +7,7 @@
   runner reads it; delete the file to allow entries again (from the next session or a restart).
 * ``quantlab live status`` prints the open trades and the day's realized P&L from the journal.
 * ``quantlab live reconcile --date YYYY-MM-DD`` re-runs the backtester on the day
-  (:func:`quantlab.live.reconcile.reconcile_day`), writes ``reconcile-<journal>-<date>.html``
+  (:func:`quantlab.live.reconcile.reconcile_day`), writes ``reconcile-<journal>-<mode>-<date>.html``
   next to the journal and prints the tables; it exits 1 when parity is broken (for a cron job).
 
 The journal is a DuckDB file that its runner holds open while it runs: ``status`` and
@@ -179,7 +179,7 @@ def reconcile_cmd(
     from quantlab.live.config import load_live_config
     from quantlab.live.journal import journal_path
     from quantlab.live.loop import MetaGate
-    from quantlab.live.reconcile import reconcile_day
+    from quantlab.live.reconcile import reconcile_day, report_path
 
     try:
         day = dt.date.fromisoformat(date)
@@ -194,7 +194,7 @@ def reconcile_cmd(
             j.close()
     except (QuantlabError, ValueError) as exc:
         raise _fail(exc) from None
-    html = rep.to_html(out or jp.parent / f"reconcile-{jp.stem}-{cfg.mode}-{day}.html")
+    html = rep.to_html(out or report_path(jp, cfg.mode, day))
     rep.print(Console())
     typer.echo(f"report: {html}")
     if not rep.parity:

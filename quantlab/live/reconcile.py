@@ -402,6 +402,13 @@ def _gate_notes(journal: Journal, mode: str, day: dt.date, gate: Any) -> list[st
     ]
 
 
+def report_path(journal: str | Path, mode: str, day: dt.date | str) -> Path:
+    """Where the evening report of ``day`` goes: ``reconcile-<journal>-<mode>-<day>.html``
+    beside the journal (the CLI and ``live/run.py`` both write it there)."""
+    jp = Path(journal)
+    return jp.parent / f"reconcile-{jp.stem}-{mode}-{day}.html"
+
+
 def reconcile_day(journal: Journal | str | Path, store: st.StoreLike, spec: StrategySpec,
                   day: dt.date | str, mode: str = "paper", *, gate: Any = None,
                   since: dt.date | None = None, tol_usd: float = 0.01,
@@ -481,4 +488,4 @@ def reconcile_day(journal: Journal | str | Path, store: st.StoreLike, spec: Stra
             journal.close()
 
 
-__all__ = ["ReconcileReport", "reconcile_day"]
+__all__ = ["ReconcileReport", "reconcile_day", "report_path"]
