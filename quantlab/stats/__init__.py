@@ -1,8 +1,11 @@
-"""Statistics for research results: overfitting diagnostics of parameter sweeps.
+"""Statistics for research results: performance metrics and overfitting diagnostics.
 
-Deflated Sharpe ratio (Bailey & López de Prado 2014), probabilistic Sharpe ratio (2012) and the
-probability of backtest overfitting by combinatorially symmetric cross-validation (Bailey,
-Borwein, López de Prado & Zhu 2017). numpy in, floats and frozen dataclasses out.
+:mod:`quantlab.stats.metrics` defines every performance metric once (Sharpe, Sortino, Calmar,
+annualised return and volatility, drawdowns, trade statistics) with its conventions, the
+zero-volatility rule among them. :mod:`quantlab.stats.overfitting`: the deflated Sharpe ratio
+(Bailey & López de Prado 2014), the probabilistic Sharpe ratio (2012) and the probability of
+backtest overfitting by combinatorially symmetric cross-validation (Bailey, Borwein, López de
+Prado & Zhu 2017). numpy in, floats and frozen dataclasses out.
 """
 
 from __future__ import annotations

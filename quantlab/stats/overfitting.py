@@ -15,13 +15,16 @@ backtest Sharpe ratio is then biased upwards. Two published corrections live her
 
 Conventions
 -----------
-* Sharpe ratios are **per period** (mean / standard deviation with ``ddof=1`` of the period
+* Sharpe ratios are :func:`quantlab.stats.metrics.sharpe_ratio` and its column-wise and
+  from-sums twins: **per period** (mean / standard deviation with ``ddof=1`` of the period
   returns, zero risk-free rate) unless ``periods_per_year`` annualises them explicitly.
 * Skewness and kurtosis are the plain moment estimates of the returns (``m3 / m2**1.5`` and
   ``m4 / m2**2``, the ``bias=True`` estimates of ``scipy.stats``); kurtosis is the **raw**
   kurtosis (3 for a normal distribution), not the excess kurtosis.
-* A series with no dispersion has Sharpe 0 when it is all zeros (a configuration that never
-  traded) and ``±inf`` when it is a nonzero constant.
+* Zero volatility follows :mod:`quantlab.stats.metrics`: a series with no dispersion has
+  Sharpe 0 when it is all zeros (a configuration that never traded: still a trial, counted in
+  the trials' variance and ranked by PBO) and ``±inf`` when it is a nonzero constant (which
+  the deflated Sharpe ratio refuses, its PSR being undefined).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import numpy as np
 
 from quantlab._convert import as_float
 from quantlab.errors import InputError
+from quantlab.stats.metrics import sharpe_from_sums, sharpe_ratio, sharpe_ratio_columns
 
 EULER_GAMMA = 0.5772156649015329  # the Euler-Mascheroni constant
 
@@ -114,24 +118,6 @@ def _returns_matrix(returns_matrix: Any) -> np.ndarray:
     return x
 
 
-def _sharpe_from_moments(mean: float, std: float, all_zero: bool) -> float:
-    if std > 0.0:
-        return mean / std
-    return 0.0 if all_zero else math.copysign(math.inf, mean)
-
-
-def _column_sharpes(x: np.ndarray) -> np.ndarray:
-    """Per-column per-period Sharpe ratios of a validated T x N matrix (flat-column rule)."""
-    mean = x.mean(axis=0)
-    std = x.std(axis=0, ddof=1)
-    flat = np.all(x == x[:1], axis=0)
-    out = np.empty(x.shape[1])
-    for j in range(x.shape[1]):
-        s = 0.0 if flat[j] else float(std[j])
-        out[j] = _sharpe_from_moments(float(mean[j]), s, bool(flat[j] and x[0, j] == 0.0))
-    return out
-
-
 def _moments(x: np.ndarray) -> tuple[float, float]:
     """Skewness and raw kurtosis (biased moment estimates); (0, 3) for a flat series."""
     d = x - x.mean()
@@ -142,46 +128,6 @@ def _moments(x: np.ndarray) -> tuple[float, float]:
 
 
 # --------------------------------------------------------------------------- Sharpe family
-
-
-def sharpe_ratio(returns: Any, *, periods_per_year: float | None = None) -> float:
-    """Sharpe ratio of a series of period returns (zero risk-free rate).
-
-    Parameters
-    ----------
-    returns : array-like, shape (T,)
-        Period returns (or P&L per unit of capital), finite, at least 2 of them.
-    periods_per_year : float, optional
-        Periods in a year (252 for daily sessions). When given the per-period ratio is
-        multiplied by ``sqrt(periods_per_year)``; otherwise the per-period ratio is returned.
-
-    Returns
-    -------
-    float
-        ``mean(returns) / std(returns, ddof=1)`` (times ``sqrt(periods_per_year)``). A series
-        with no dispersion gives 0.0 when it is all zeros and ``±inf`` otherwise.
-
-    Examples
-    --------
-    >>> sharpe_ratio([0.01, -0.01, 0.02, 0.0])
-    0.3872983346207417
-    >>> round(sharpe_ratio([0.01, -0.01, 0.02, 0.0], periods_per_year=252), 4)
-    6.1482
-    >>> sharpe_ratio([0.0, 0.0, 0.0])
-    0.0
-    """
-    x = _returns_1d("returns", returns)
-    flat = bool(np.all(x == x[0]))
-    std = 0.0 if flat else float(np.std(x, ddof=1))
-    sr = _sharpe_from_moments(float(np.mean(x)), std, flat and x[0] == 0.0)
-    if periods_per_year is None:
-        return sr
-    ppy = _finite_scalar("periods_per_year", periods_per_year)
-    if ppy <= 0.0:
-        raise InputError(
-            f"periods_per_year must be positive (got {ppy}). Daily sessions: 252; monthly: 12."
-        )
-    return sr * math.sqrt(ppy)
 
 
 def probabilistic_sharpe_ratio(
@@ -429,7 +375,7 @@ def deflated_sharpe_from_matrix(
     x = _returns_matrix(returns_matrix)
     if x.shape[0] < 2:
         raise InputError(f"returns_matrix needs at least 2 rows (periods), got {x.shape[0]}.")
-    srs = _column_sharpes(x)
+    srs = sharpe_ratio_columns(x)
     bad = np.flatnonzero(~np.isfinite(srs))
     if bad.size:
         raise InputError(
@@ -494,15 +440,9 @@ def _metric_from_sums(kind: str, s: np.ndarray, q: np.ndarray, n: float) -> np.n
     """Metric of every (combination, config) from summed returns s and squares q over n rows."""
     if kind == "sum":
         return s
-    mean = s / n
     if kind == "mean":
-        return mean
-    ss = q - s * mean  # sum of squared deviations, n-1 times the variance
-    # Rounding leaves ~1e-16 q where the rows are all equal: count that as no dispersion.
-    flat = ss <= 1e-12 * q
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sr = mean / np.sqrt(np.where(flat, 1.0, ss) / (n - 1.0))
-    return np.where(flat, np.where(s > 0.0, np.inf, np.where(s < 0.0, -np.inf, 0.0)), sr)
+        return s / n
+    return np.asarray(sharpe_from_sums(s, q, n))
 
 
 def _resolve_metric(metric: Metric) -> str | Callable[[np.ndarray], Any]:
