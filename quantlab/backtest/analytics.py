@@ -7,23 +7,22 @@ Inputs are the backtester's outputs (see :mod:`quantlab.backtest.records`):
   session of the backtest, days without a trade included;
 - ``capital``: the starting equity, the base of the first day's return.
 
-Return-based metrics (total and annualized return, volatility, Sharpe, Sortino) come from
-vectorbt's returns accessor and drawdowns from :class:`vectorbt.Drawdowns`; vectorbt is imported
-inside the functions that need it because it takes seconds to import. Daily returns are
-``equity[t] / equity[t-1] - 1`` with ``equity[-1] = capital``. Drawdowns are measured on the
-path that starts at ``capital`` (vectorbt's own ``max_drawdown`` of the returns starts the
-path after the first day and would miss a loss on day one), and Calmar is the annualized
-return over that drawdown. Drawdown durations count sessions under water.
-
-Conventions: drawdowns are negative fractions (-0.12 = 12 % below the peak); win rate counts
-``pnl > 0`` as a win; CVaR at level ``alpha`` is the mean P&L of the worst ``ceil(alpha * n)``
-trades; holding time is calendar time from entry to exit.
+Every metric (Sharpe, Sortino, Calmar, annualized return and volatility, drawdowns, win rate,
+profit factor, expectancy, CVaR, holding time, ...) is computed by :mod:`quantlab.stats.metrics`,
+whose docstring writes the conventions down: daily returns ``equity[t] / equity[t-1] - 1`` with
+``equity[-1] = capital``, 252 sessions a year, ``ddof=1``, zero risk-free rate, Sortino's
+downside deviation over all sessions, drawdowns on the path that starts at ``capital`` (a loss
+on day one counts), Calmar = annualized return / |max drawdown|, and one zero-volatility rule:
+a ratio over a zero volatility or drawdown is 0.0 for an all-zero series (a backtest that never
+traded) and ±inf with the sign of its numerator otherwise. This module turns polars frames into
+those numbers and tables; it imports nothing heavy.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -31,9 +30,11 @@ import polars as pl
 
 from quantlab.backtest.records import EXIT_REASONS, empty_trades
 from quantlab.errors import InputError
+from quantlab.stats import metrics as mt
+from quantlab.stats.bootstrap import bootstrap_ci, bootstrap_distribution
 
 SHARES_PER_CONTRACT = 100
-NS_PER_MINUTE = 60_000_000_000
+NS_PER_MINUTE = mt.NS_PER_MINUTE
 CVAR_ALPHA = 0.05
 BREAKDOWN_KEYS = ("exit_reason", "weekday", "dte", "delta_target", "width", "entry_time")
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -47,7 +48,6 @@ _TRADE_COLUMNS = (
     "exit_reason",
     "max_loss",
 )
-_EPS = 1e-9
 
 __all__ = [
     "BREAKDOWN_KEYS",
@@ -55,12 +55,14 @@ __all__ = [
     "bootstrap_distribution",
     "breakdown",
     "breakdowns",
+    "config_metrics",
     "daily_returns",
     "decision_counts",
     "drawdown_table",
     "intraday_max_drawdown",
     "monthly_returns",
     "performance",
+    "realized_stats",
     "summarize",
     "trade_stats",
 ]
@@ -68,18 +70,8 @@ __all__ = [
 
 # --------------------------------------------------------------------------- validation
 
-
-def _check_capital(capital: float) -> float:
-    try:
-        value = float(capital)
-    except (TypeError, ValueError):
-        raise InputError(f"capital must be a number (got {capital!r}).") from None
-    if not math.isfinite(value) or value <= 0.0:
-        raise InputError(
-            f"capital must be a positive finite number of dollars (got {capital!r}). "
-            "It is the starting equity, the base of the first day's return."
-        )
-    return value
+_check_capital = mt.check_capital
+_check_alpha = mt.check_alpha
 
 
 def _require(df: Any, columns: Sequence[str], name: str) -> pl.DataFrame:
@@ -132,7 +124,8 @@ def daily_returns(equity_daily: pl.DataFrame, capital: float) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        ``equity[t] / equity[t-1] - 1`` in date order, with ``equity[-1] = capital``.
+        ``equity[t] / equity[t-1] - 1`` in date order, with ``equity[-1] = capital``
+        (:func:`quantlab.stats.metrics.returns_from_equity`).
 
     Examples
     --------
@@ -144,23 +137,14 @@ def daily_returns(equity_daily: pl.DataFrame, capital: float) -> np.ndarray:
     """
     cap = _check_capital(capital)
     _, equity = _equity_path(equity_daily, cap)
-    prev = np.concatenate(([cap], equity[:-1]))
-    return equity / prev - 1.0
+    return mt.returns_from_equity(equity, cap)
 
 
 # --------------------------------------------------------------------------- performance
 
 
-def _drawdowns(path: np.ndarray) -> Any:
-    """vectorbt drawdown records of an equity path (index 0 is the starting capital)."""
-    import pandas as pd
-    import vectorbt as vbt
-
-    return vbt.Drawdowns.from_ts(pd.Series(path), wrapper_kwargs={"freq": "1D"})
-
-
 def performance(
-    equity_daily: pl.DataFrame, capital: float, *, periods_per_year: int = 252
+    equity_daily: pl.DataFrame, capital: float, *, periods_per_year: int = mt.PERIODS_PER_YEAR
 ) -> dict[str, float]:
     """Account-level performance of a backtest from its end-of-day equity.
 
@@ -171,8 +155,7 @@ def performance(
     capital : float
         Starting equity in dollars; the first day's return is measured from it.
     periods_per_year : int, default 252
-        Sessions per year for annualization (vectorbt ``year_freq = f"{periods_per_year}D"``
-        over a ``freq="1D"`` index, so ``ann_factor = periods_per_year``).
+        Sessions per year for annualization.
 
     Returns
     -------
@@ -185,7 +168,9 @@ def performance(
         ``max_drawdown_duration`` and ``avg_drawdown_duration``
         (sessions under water, active drawdown included), ``n_drawdowns``,
         ``current_drawdown``, ``best_day``, ``worst_day``, ``positive_days`` (fraction).
-        Ratios without variation (no trades: flat equity) are NaN.
+        Definitions in :mod:`quantlab.stats.metrics`. Flat equity (no trades) has Sharpe,
+        Sortino and Calmar 0.0 (the zero-volatility rule); figures that need more sessions
+        than there are (volatility, Sharpe and Sortino need 2) are NaN.
 
     Examples
     --------
@@ -213,59 +198,56 @@ def performance(
         "sharpe_ratio": nan,
         "sortino_ratio": nan,
         "calmar_ratio": nan,
-        "max_drawdown": 0.0,
-        "max_drawdown_dollars": 0.0,
-        "max_drawdown_duration": 0.0,
-        "avg_drawdown_duration": 0.0,
-        "n_drawdowns": 0.0,
-        "current_drawdown": 0.0,
-        "best_day": nan,
-        "worst_day": nan,
-        "positive_days": nan,
     }
+    out |= _drawdown_figures(equity, cap)
+    out |= {"best_day": nan, "worst_day": nan, "positive_days": nan}
     if n == 0:
         return out
-
-    import pandas as pd
-    import vectorbt  # noqa: F401  (registers the .vbt accessor)
-
-    rets = equity / np.concatenate(([cap], equity[:-1])) - 1.0
-    acc = pd.Series(rets).vbt.returns(freq="1D", year_freq=f"{int(periods_per_year)}D")
-    out["total_return"] = float(acc.total())
-    out["annualized_return"] = float(acc.annualized())
-    flat = n < 2 or float(np.std(rets)) == 0.0
-    mean = float(np.mean(rets))
+    rets = mt.returns_from_equity(equity, cap)
+    ppy = float(periods_per_year)
+    out["total_return"] = mt.total_return(rets)
+    out["annualized_return"] = mt.annualized_return(rets, ppy)
+    out["calmar_ratio"] = mt.calmar_ratio(rets, periods_per_year=ppy)
     if n >= 2:
-        out["annualized_volatility"] = float(acc.annualized_volatility())
-        if flat:
-            out["sharpe_ratio"] = nan if mean == 0.0 else math.copysign(math.inf, mean)
-        else:
-            out["sharpe_ratio"] = float(acc.sharpe_ratio())
-        sortino = float(acc.sortino_ratio())
-        out["sortino_ratio"] = nan if (math.isinf(sortino) and mean <= 0.0) else sortino
-
-    path = np.concatenate(([cap], equity))
-    peak = np.maximum.accumulate(path)
-    dd = _drawdowns(path)
-    if dd.count() > 0:
-        mdd = float(dd.max_drawdown())
-        out["max_drawdown"] = mdd
-        out["max_drawdown_dollars"] = float(np.min(path - peak))
-        durations = dd.duration.values.astype(np.float64)
-        out["max_drawdown_duration"] = float(durations.max())
-        out["avg_drawdown_duration"] = float(durations.mean())
-        out["n_drawdowns"] = float(dd.count())
-        out["current_drawdown"] = float(path[-1] / peak[-1] - 1.0)
-        if mdd < 0.0:
-            out["calmar_ratio"] = out["annualized_return"] / abs(mdd)
+        out["annualized_volatility"] = mt.annualized_volatility(rets, ppy)
+        out["sharpe_ratio"] = mt.sharpe_ratio(rets, periods_per_year=ppy)
+        out["sortino_ratio"] = mt.sortino_ratio(rets, periods_per_year=ppy)
     out["best_day"] = float(rets.max())
     out["worst_day"] = float(rets.min())
     out["positive_days"] = float(np.mean(rets > 0.0))
     return out
 
 
+def _drawdown_figures(equity: np.ndarray, cap: float) -> dict[str, float]:
+    """The drawdown entries of :func:`performance` (all 0.0 without a drawdown)."""
+    periods = mt.drawdown_periods(equity, cap)
+    out = dict.fromkeys(
+        (
+            "max_drawdown",
+            "max_drawdown_dollars",
+            "max_drawdown_duration",
+            "avg_drawdown_duration",
+            "n_drawdowns",
+            "current_drawdown",
+        ),
+        0.0,
+    )
+    if periods.count:
+        duration = periods.duration.astype(np.float64)
+        out["max_drawdown"] = mt.max_drawdown(equity, cap)
+        out["max_drawdown_dollars"] = mt.max_drawdown_dollars(equity, cap)
+        out["max_drawdown_duration"] = float(duration.max())
+        out["avg_drawdown_duration"] = float(duration.mean())
+        out["n_drawdowns"] = float(periods.count)
+        out["current_drawdown"] = float(mt.drawdown(equity, cap)[-1])
+    return out
+
+
 def drawdown_table(equity_daily: pl.DataFrame, capital: float, *, top: int = 5) -> pl.DataFrame:
-    """The ``top`` deepest drawdowns of the end-of-day equity path (vectorbt drawdown records).
+    """The ``top`` deepest drawdowns of the end-of-day equity path.
+
+    Drawdown periods of :func:`quantlab.stats.metrics.drawdown_periods` on the path that
+    starts at ``capital``.
 
     Returns
     -------
@@ -287,37 +269,26 @@ def drawdown_table(equity_daily: pl.DataFrame, capital: float, *, top: int = 5) 
         "duration_sessions": pl.Int64,
         "status": pl.Utf8,
     }
-    if equity.size == 0:
-        return pl.DataFrame(schema=schema)
-    path = np.concatenate(([cap], equity))
-    dd = _drawdowns(path)
-    rec = dd.records
-    if len(rec) == 0:
+    periods = mt.drawdown_periods(equity, cap)
+    if periods.count == 0:
         return pl.DataFrame(schema=schema)
     # index i of the path is session i - 1 (index 0 is the capital before the first session)
     day = np.concatenate(([np.datetime64("NaT", "D")], dates))
-    peak_idx = rec["peak_idx"].to_numpy()
-    valley_idx = rec["valley_idx"].to_numpy()
-    end_idx = rec["end_idx"].to_numpy()
-    active = rec["status"].to_numpy() == 0
-    peak_val = rec["peak_val"].to_numpy()
-    valley_val = rec["valley_val"].to_numpy()
-    recovery = day[end_idx].copy()
-    recovery[active] = np.datetime64("NaT", "D")
-    duration = dd.duration.values  # sessions under water, same order as the records
+    recovery = day[periods.end_index].copy()
+    recovery[~periods.recovered] = np.datetime64("NaT", "D")
     df = pl.DataFrame(
         {
-            "peak_date": day[peak_idx],
-            "valley_date": day[valley_idx],
+            "peak_date": day[periods.peak_index],
+            "valley_date": day[periods.valley_index],
             "recovery_date": recovery,
-            "depth": valley_val / peak_val - 1.0,
-            "depth_dollars": valley_val - peak_val,
-            "decline_sessions": (valley_idx - peak_idx).astype(np.int64),
-            "duration_sessions": duration.astype(np.int64),
-            "status": np.where(active, "active", "recovered"),
+            "depth": periods.depth,
+            "depth_dollars": periods.depth_dollars,
+            "decline_sessions": periods.decline,
+            "duration_sessions": periods.duration,
+            "status": np.where(periods.recovered, "recovered", "active"),
         }
     ).cast(schema)  # type: ignore[arg-type]
-    return df.sort("depth").head(top)
+    return df.sort("depth", maintain_order=True).head(top)
 
 
 def intraday_max_drawdown(equity_minutes: pl.DataFrame, capital: float) -> float:
@@ -330,88 +301,98 @@ def intraday_max_drawdown(equity_minutes: pl.DataFrame, capital: float) -> float
     cap = _check_capital(capital)
     df = _require(equity_minutes, ("ts", "equity"), "equity_minutes").sort("ts")
     eq = df["equity"].cast(pl.Float64).drop_nulls().to_numpy()
-    if eq.size == 0:
-        return 0.0
-    path = np.concatenate(([cap], eq))
-    return float(np.min(path / np.maximum.accumulate(path) - 1.0))
+    return mt.max_drawdown(eq, cap)
 
 
 def monthly_returns(equity_daily: pl.DataFrame, capital: float) -> pl.DataFrame:
-    """Return and P&L of each calendar month: ``year``, ``month``, ``ret``, ``pnl``."""
+    """Return and P&L of each calendar month: ``year``, ``month``, ``ret``, ``pnl``.
+
+    ``ret`` is the compounded daily return of the month's sessions
+    (:func:`quantlab.stats.metrics.total_return`), the first measured from the previous
+    month's last equity (or ``capital``).
+    """
     cap = _check_capital(capital)
     dates, equity = _equity_path(equity_daily, cap)
+    rets = mt.returns_from_equity(equity, cap)
+    month = dates.astype("datetime64[M]")
+    starts = np.flatnonzero(np.r_[True, month[1:] != month[:-1]][: dates.size])
+    bounds = np.r_[starts, dates.size].astype(np.int64)
     prev = np.concatenate(([cap], equity[:-1]))
-    df = pl.DataFrame({"date": dates, "equity": equity, "prev": prev})
-    return (
-        df.with_columns(
-            pl.col("date").dt.year().alias("year"), pl.col("date").dt.month().alias("month")
-        )
-        .group_by("year", "month", maintain_order=True)
-        .agg(
-            (pl.col("equity").last() / pl.col("prev").first() - 1.0).alias("ret"),
-            (pl.col("equity").last() - pl.col("prev").first()).alias("pnl"),
-        )
-        .sort("year", "month")
+    first = month[starts]
+    return pl.DataFrame(
+        {
+            "year": (first.astype("datetime64[Y]").astype(np.int64) + 1970).astype(np.int32),
+            "month": (first.astype(np.int64) % 12 + 1).astype(np.int8),
+            "ret": np.array(
+                [mt.total_return(rets[a:b]) for a, b in itertools.pairwise(bounds)], np.float64
+            ),
+            "pnl": equity[bounds[1:] - 1] - prev[starts],
+        }
     )
 
 
 # --------------------------------------------------------------------------- trade statistics
 
-
-def _stat_exprs(alpha: float) -> list[pl.Expr]:
-    pnl = pl.col("pnl")
-    win, loss = pnl.filter(pnl > 0), pnl.filter(pnl < 0)
-    k = (pl.len().cast(pl.Float64) * alpha - _EPS).ceil()
-    dollars = pl.col("credit_per_share") * SHARES_PER_CONTRACT * pl.col("contracts")
-    hold = (pl.col("exit_ts") - pl.col("entry_ts")).cast(pl.Float64) / NS_PER_MINUTE
-    risk = pl.col("max_loss")
-    return [
-        pl.len().cast(pl.Int64).alias("n_trades"),
-        (pnl > 0).sum().cast(pl.Int64).alias("n_wins"),
-        (pnl < 0).sum().cast(pl.Int64).alias("n_losses"),
-        (pnl > 0).mean().alias("win_rate"),
-        pnl.sum().alias("total_pnl"),
-        pnl.mean().alias("expectancy"),
-        pnl.median().alias("median_pnl"),
-        pnl.std().alias("std_pnl"),
-        win.sum().alias("gross_win"),
-        (-loss.sum()).alias("gross_loss"),
-        win.mean().alias("avg_win"),
-        loss.mean().alias("avg_loss"),
-        pnl.max().alias("largest_win"),
-        pnl.min().alias("largest_loss"),
-        pnl.filter(pnl.rank("ordinal") <= k).mean().alias("cvar_5"),
-        pl.col("credit_per_share").mean().alias("avg_credit_per_share"),
-        dollars.mean().alias("avg_credit"),
-        risk.mean().alias("avg_max_loss"),
-        risk.max().alias("max_max_loss"),
-        (pnl / risk).filter(risk > 0).mean().alias("avg_return_on_risk"),
-        hold.mean().alias("avg_holding_minutes"),
-        pl.col("fees").sum().alias("total_fees"),
-        pl.col("fees").mean().alias("avg_fees"),
-    ]
+_STAT_DTYPES: dict[str, Any] = {
+    **dict.fromkeys(("n_trades", "n_wins", "n_losses"), pl.Int64),
+    **dict.fromkeys(
+        (
+            "win_rate total_pnl expectancy median_pnl std_pnl gross_win gross_loss avg_win "
+            "avg_loss largest_win largest_loss cvar_5 avg_credit_per_share avg_credit "
+            "avg_max_loss max_max_loss avg_return_on_risk avg_holding_minutes total_fees "
+            "avg_fees profit_factor"
+        ).split(),
+        pl.Float64,
+    ),
+}
 
 
-def _profit_factor() -> pl.Expr:
-    gw, gl = pl.col("gross_win"), pl.col("gross_loss")
-    return (
-        pl.when(gl > 0)
-        .then(gw / gl)
-        .when(gw > 0)
-        .then(pl.lit(math.inf))
-        .otherwise(pl.lit(None, pl.Float64))
-        .alias("profit_factor")
+def _column(df: pl.DataFrame, name: str) -> np.ndarray:
+    return df[name].cast(pl.Float64).to_numpy()
+
+
+def _trade_numbers(df: pl.DataFrame, alpha: float) -> dict[str, Any]:
+    """The numeric trade statistics of a validated trades frame, keys as in :data:`_STAT_DTYPES`."""
+    pnl = _column(df, "pnl")
+    n = int(pnl.size)
+    nan = math.nan
+    credit, fees, risk = (
+        _column(df, "credit_per_share"),
+        _column(df, "fees"),
+        _column(df, "max_loss"),
     )
-
-
-def _check_alpha(alpha: float, name: str = "alpha") -> float:
-    if not (0.0 < float(alpha) < 1.0):
-        raise InputError(f"{name} must lie strictly between 0 and 1 (got {alpha!r}).")
-    return float(alpha)
+    dollars = credit * SHARES_PER_CONTRACT * _column(df, "contracts")
+    entry, exit_ = df["entry_ts"].to_numpy(), df["exit_ts"].to_numpy()
+    return {
+        "n_trades": n,
+        "n_wins": int(np.count_nonzero(pnl > 0.0)),
+        "n_losses": int(np.count_nonzero(pnl < 0.0)),
+        "win_rate": mt.win_rate(pnl),
+        "total_pnl": float(np.sum(pnl)),
+        "expectancy": mt.expectancy(pnl),
+        "median_pnl": float(np.median(pnl)) if n else nan,
+        "std_pnl": float(np.std(pnl, ddof=1)) if n >= 2 else nan,
+        "gross_win": mt.gross_profit(pnl),
+        "gross_loss": mt.gross_loss(pnl),
+        "avg_win": mt.average_win(pnl),
+        "avg_loss": mt.average_loss(pnl),
+        "largest_win": float(pnl.max()) if n else nan,
+        "largest_loss": float(pnl.min()) if n else nan,
+        "cvar_5": mt.cvar(pnl, alpha),
+        "avg_credit_per_share": float(np.mean(credit)) if n else nan,
+        "avg_credit": float(np.mean(dollars)) if n else nan,
+        "avg_max_loss": float(np.mean(risk)) if n else nan,
+        "max_max_loss": float(np.max(risk)) if n else nan,
+        "avg_return_on_risk": mt.average_return_on_risk(pnl, risk),
+        "avg_holding_minutes": mt.average_holding_minutes(entry, exit_),
+        "total_fees": float(np.sum(fees)),
+        "avg_fees": float(np.mean(fees)) if n else nan,
+        "profit_factor": mt.profit_factor(pnl),
+    }
 
 
 def trade_stats(trades: pl.DataFrame, *, alpha: float = CVAR_ALPHA) -> dict[str, Any]:
-    """Per-trade statistics of a backtest.
+    """Per-trade statistics of a backtest (definitions in :mod:`quantlab.stats.metrics`).
 
     Parameters
     ----------
@@ -426,12 +407,12 @@ def trade_stats(trades: pl.DataFrame, *, alpha: float = CVAR_ALPHA) -> dict[str,
     dict
         ``n_trades``, ``n_wins``, ``n_losses``, ``win_rate``, ``total_pnl``, ``expectancy``
         (mean P&L, dollars), ``median_pnl``, ``std_pnl``, ``gross_win``, ``gross_loss``,
-        ``profit_factor`` (gross wins / gross losses; inf without losses), ``avg_win``,
-        ``avg_loss``, ``largest_win``, ``largest_loss``, ``cvar_5``, ``avg_credit_per_share``,
-        ``avg_credit`` (dollars per trade), ``avg_max_loss`` and ``max_max_loss`` (dollars at
-        risk), ``avg_return_on_risk`` (mean of pnl / max_loss), ``avg_holding_minutes``,
-        ``total_fees``, ``avg_fees`` and ``exit_reasons`` (reason -> count, every reason of
-        :data:`~quantlab.backtest.records.EXIT_REASONS` present). Undefined values are NaN.
+        ``avg_win``, ``avg_loss``, ``largest_win``, ``largest_loss``, ``cvar_5``,
+        ``avg_credit_per_share``, ``avg_credit`` (dollars per trade), ``avg_max_loss`` and
+        ``max_max_loss`` (dollars at risk), ``avg_return_on_risk`` (mean of pnl / max_loss),
+        ``avg_holding_minutes``, ``total_fees``, ``avg_fees``, ``profit_factor`` (gross wins /
+        gross losses; inf without losses) and ``exit_reasons`` (reason -> count, every reason
+        of :data:`~quantlab.backtest.records.EXIT_REASONS` present). Undefined values are NaN.
 
     Examples
     --------
@@ -441,15 +422,7 @@ def trade_stats(trades: pl.DataFrame, *, alpha: float = CVAR_ALPHA) -> dict[str,
     """
     alpha = _check_alpha(alpha)
     df = _as_trades(trades)
-    row = df.select(_stat_exprs(alpha)).with_columns(_profit_factor()).row(0, named=True)
-    out: dict[str, Any] = {}
-    for key, value in row.items():
-        if key.startswith("n_"):
-            out[key] = int(value or 0)
-        else:
-            out[key] = float("nan") if value is None else float(value)
-    if out["n_trades"] == 0:
-        out.update(total_pnl=0.0, total_fees=0.0, gross_win=0.0, gross_loss=0.0)
+    out = _trade_numbers(df, alpha)
     counts = dict.fromkeys(EXIT_REASONS, 0)
     for reason, n in df.group_by("exit_reason").len().iter_rows():
         counts[str(reason)] = int(n)
@@ -500,16 +473,17 @@ def breakdown(
         if "_weekday_no" in df.columns:
             sort_keys = ["_weekday_no" if k == "weekday" else k for k in keys]
     _require(df, keys, "trades")
-    extra = [k for k in sort_keys if k not in keys]
-    aggs = _stat_exprs(alpha) + [pl.col(k).first() for k in extra]
-    out = (
-        df.group_by(keys)
-        .agg(aggs)
-        .with_columns(_profit_factor())
-        .sort(sort_keys, nulls_last=True)
-        .drop(extra)
+    group = keys + [k for k in sort_keys if k not in keys]
+    rows = [
+        dict(zip(group, key, strict=True)) | _trade_numbers(part, alpha)
+        for key, part in df.group_by(group, maintain_order=True)
+    ]
+    schema = {k: df.schema[k] for k in group} | _STAT_DTYPES
+    return (
+        pl.DataFrame(rows, schema=schema)
+        .sort(sort_keys, nulls_last=True, maintain_order=True)
+        .drop([k for k in group if k not in keys])
     )
-    return out
 
 
 def breakdowns(trades: pl.DataFrame, *, alpha: float = CVAR_ALPHA) -> dict[str, pl.DataFrame]:
@@ -527,180 +501,6 @@ def decision_counts(decisions: pl.DataFrame) -> pl.DataFrame:
         .with_columns((pl.col("n") / total).alias("share"))
         .sort(["n", "decision", "reason"], descending=[True, False, False])
     )
-
-
-# --------------------------------------------------------------------------- bootstrap
-
-StatFn = Callable[[np.ndarray], np.ndarray]
-
-
-def _sharpe_rows(periods_per_year: float) -> StatFn:
-    def stat(x: np.ndarray) -> np.ndarray:
-        sd = x.std(axis=1, ddof=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            sr = x.mean(axis=1) / sd * np.sqrt(periods_per_year)
-        return np.where(sd > 0, sr, np.nan)
-
-    return stat
-
-
-def _mean_rows(x: np.ndarray) -> np.ndarray:
-    return x.mean(axis=1)
-
-
-def _stationary_indices(
-    rng: np.random.Generator, rows: int, n: int, mean_block: float
-) -> np.ndarray:
-    """Politis-Romano stationary bootstrap: geometric block lengths, wrapping around."""
-    starts = rng.integers(0, n, size=(rows, n))
-    new_block = rng.random((rows, n)) < 1.0 / mean_block
-    new_block[:, 0] = True
-    t = np.arange(n)
-    last = np.where(new_block, t, 0)
-    np.maximum.accumulate(last, axis=1, out=last)
-    return (np.take_along_axis(starts, last, axis=1) + (t - last)) % n
-
-
-def _circular_indices(rng: np.random.Generator, rows: int, n: int, block: int) -> np.ndarray:
-    """Circular block bootstrap: fixed-length blocks at random starts, wrapping around."""
-    n_blocks = -(-n // block)
-    starts = rng.integers(0, n, size=(rows, n_blocks))
-    idx = (starts[:, :, None] + np.arange(block)) % n
-    return idx.reshape(rows, n_blocks * block)[:, :n]
-
-
-def _values(data: Any) -> np.ndarray:
-    if isinstance(data, pl.DataFrame):
-        _require(data, ("pnl",), "data")
-        data = data["pnl"]
-    if isinstance(data, pl.Series):
-        data = data.cast(pl.Float64).to_numpy()
-    x = np.asarray(data, dtype=np.float64)
-    if x.ndim != 1:
-        raise InputError(f"bootstrap data must be one-dimensional (got shape {x.shape}).")
-    return x[np.isfinite(x)]
-
-
-def bootstrap_distribution(
-    data: Any,
-    stat: str | StatFn = "mean",
-    *,
-    n_boot: int = 2000,
-    seed: int = 0,
-    method: str | None = None,
-    block: float | None = None,
-    periods_per_year: int = 252,
-) -> np.ndarray:
-    """Bootstrap replicates of a statistic; see :func:`bootstrap_ci` for the arguments.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``n_boot`` replicates (NaN where the statistic is undefined); empty when the data has
-        fewer than two finite values.
-    """
-    x = _values(data)
-    n = x.size
-    if int(n_boot) < 1:
-        raise InputError(f"n_boot must be a positive integer (got {n_boot!r}).")
-    fn: StatFn
-    if callable(stat):
-        fn = stat
-    elif stat == "mean":
-        fn = _mean_rows
-    elif stat == "sharpe":
-        fn = _sharpe_rows(float(periods_per_year))
-    else:
-        raise InputError(f"stat must be 'mean', 'sharpe' or a callable (got {stat!r}).")
-    if method is None:
-        method = "stationary" if stat == "sharpe" else "iid"
-    if method not in ("iid", "stationary", "circular"):
-        raise InputError(f"method must be 'iid', 'stationary' or 'circular' (got {method!r}).")
-    if block is None:
-        block = max(1.0, float(round(n ** (1.0 / 3.0))))
-    if block < 1:
-        raise InputError(f"block (mean block length) must be >= 1 (got {block!r}).")
-    if n < 2:
-        return np.empty(0)
-    rng = np.random.default_rng(seed)
-    rows_per_chunk = max(1, 2_000_000 // n)
-    out = np.empty(int(n_boot))
-    for lo in range(0, int(n_boot), rows_per_chunk):
-        rows = min(rows_per_chunk, int(n_boot) - lo)
-        if method == "iid":
-            idx = rng.integers(0, n, size=(rows, n))
-        elif method == "stationary":
-            idx = _stationary_indices(rng, rows, n, float(block))
-        else:
-            idx = _circular_indices(rng, rows, n, max(1, round(block)))
-        out[lo : lo + rows] = fn(x[idx])
-    return out
-
-
-def bootstrap_ci(
-    data: Any,
-    stat: str | StatFn = "mean",
-    *,
-    n_boot: int = 2000,
-    alpha: float = 0.05,
-    seed: int = 0,
-    method: str | None = None,
-    block: float | None = None,
-    periods_per_year: int = 252,
-) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval, deterministic for a seed.
-
-    Parameters
-    ----------
-    data : polars.DataFrame, polars.Series or array-like
-        A trades frame (its ``pnl`` is used) or a 1-D series such as daily returns.
-        Non-finite values are dropped.
-    stat : {"mean", "sharpe"} or callable, default "mean"
-        ``"sharpe"``: mean / std (``ddof=1``) times ``sqrt(periods_per_year)``. A callable
-        gets a ``(rows, n)`` matrix of resamples and returns ``rows`` values.
-    n_boot : int, default 2000
-        Number of resamples.
-    alpha : float, default 0.05
-        The interval covers ``1 - alpha``.
-    seed : int, default 0
-        Seed of ``numpy.random.default_rng``.
-    method : {"iid", "stationary", "circular"}, optional
-        Resampling scheme; default ``"iid"`` for ``"mean"`` (independent trades) and the
-        stationary block bootstrap (Politis & Romano 1994) for ``"sharpe"`` (daily returns are
-        serially dependent while trades overlap).
-    block : float, optional
-        Mean block length (stationary) or block length (circular); default ``n ** (1/3)``
-        rounded, at least 1.
-    periods_per_year : int, default 252
-        Annualization of ``"sharpe"``.
-
-    Returns
-    -------
-    tuple of float
-        ``(lo, hi)``: the ``alpha/2`` and ``1 - alpha/2`` quantiles of the replicates;
-        ``(nan, nan)`` with fewer than two values.
-
-    Examples
-    --------
-    >>> lo, hi = bootstrap_ci(np.arange(100.0), "mean", seed=1)
-    >>> bool(lo < 49.5 < hi)
-    True
-    """
-    alpha = _check_alpha(alpha)
-    dist = bootstrap_distribution(
-        data,
-        stat,
-        n_boot=n_boot,
-        seed=seed,
-        method=method,
-        block=block,
-        periods_per_year=periods_per_year,
-    )
-    dist = dist[np.isfinite(dist)]
-    if dist.size == 0:
-        return (float("nan"), float("nan"))
-    lo, hi = np.quantile(dist, [alpha / 2.0, 1.0 - alpha / 2.0])
-    return (float(lo), float(hi))
 
 
 # --------------------------------------------------------------------------- summary
@@ -759,4 +559,79 @@ def summarize(
         "drawdowns": drawdown_table(equity_daily, capital),
         "decisions": None if decisions is None else decision_counts(decisions),
         "periods_per_year": periods_per_year,
+    }
+
+
+def config_metrics(
+    trades: pl.DataFrame, equity_daily: pl.DataFrame, capital: float
+) -> dict[str, float]:
+    """The scalar metrics of one config: :func:`performance` and :func:`trade_stats`, as floats.
+
+    What a sweep stores per configuration (``metrics.json``, the sweep table, MLflow) and what
+    ``quantlab backtest`` logs. Where both define a key (``total_pnl``) the trade statistic,
+    the sum of the trades' P&L, is kept; ``exit_reasons`` (a dict) is left out.
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> from quantlab.backtest.records import empty_trades
+    >>> eq = pl.DataFrame({"date": [dt.date(2024, 1, 2), dt.date(2024, 1, 3)],
+    ...                    "equity": [1000.0, 1000.0]})
+    >>> m = config_metrics(empty_trades(), eq, 1000.0)
+    >>> m["n_trades"], m["sharpe_ratio"], m["max_drawdown"]
+    (0.0, 0.0, 0.0)
+    """
+    out: dict[str, float] = {}
+    for src in (performance(equity_daily, capital), trade_stats(trades)):
+        for k, v in src.items():
+            if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
+                out[k] = float(v)
+    return out
+
+
+def realized_stats(trades: pl.DataFrame, capital: float) -> dict[str, float]:
+    """Realized figures of a book of closed trades (the live journal's ``trades`` table).
+
+    The realized equity path is ``capital`` plus the cumulative P&L of the trades in exit order
+    (``exit_ts``, then ``trade_id``); its drawdowns are measured as everywhere else, from the
+    capital on (:func:`quantlab.stats.metrics.max_drawdown`).
+
+    Parameters
+    ----------
+    trades : polars.DataFrame
+        Closed trades with ``pnl`` and ``exit_ts``.
+    capital : float
+        The book's starting equity.
+
+    Returns
+    -------
+    dict[str, float]
+        ``n_trades``, ``total_pnl``, ``equity`` (capital + total P&L), ``win_rate``,
+        ``profit_factor``, ``expectancy``, ``max_drawdown`` (fraction, <= 0) and
+        ``max_drawdown_dollars`` of the realized equity path. Without trades: P&L and
+        drawdowns 0.0, the ratios NaN.
+
+    Examples
+    --------
+    >>> book = pl.DataFrame({"trade_id": ["a", "b", "c"], "exit_ts": [3, 1, 2],
+    ...                      "pnl": [50.0, 100.0, -200.0]})
+    >>> s = realized_stats(book, 1000.0)  # equity 1100, 900, 950
+    >>> s["total_pnl"], s["win_rate"], round(s["max_drawdown"], 4), s["max_drawdown_dollars"]
+    (-50.0, 0.6666666666666666, -0.1818, -200.0)
+    """
+    cap = _check_capital(capital)
+    df = _require(trades, ("pnl", "exit_ts"), "trades")
+    order = ["exit_ts", "trade_id"] if "trade_id" in df.columns else ["exit_ts"]
+    pnl = _column(df.sort(order, nulls_last=True), "pnl")
+    total = float(np.sum(pnl))
+    equity = cap + np.cumsum(pnl)
+    return {
+        "n_trades": float(pnl.size),
+        "total_pnl": total,
+        "equity": cap + total,
+        "win_rate": mt.win_rate(pnl),
+        "profit_factor": mt.profit_factor(pnl),
+        "expectancy": mt.expectancy(pnl),
+        "max_drawdown": mt.max_drawdown(equity, cap),
+        "max_drawdown_dollars": mt.max_drawdown_dollars(equity, cap),
     }

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from quantlab.backtest import analytics as an
 from quantlab.backtest.records import DECISION_SCHEMA, EXIT_REASONS, TRADE_SCHEMA, empty_trades
 from quantlab.errors import InputError
+from quantlab.stats import bootstrap as bs
 
 ET = ZoneInfo("America/New_York")
 UTC = dt.UTC
@@ -244,6 +245,28 @@ def test_drawdown_agrees_with_vectorbt_when_day_one_is_up():
     assert ref == pytest.approx(92 / 103 - 1)
 
 
+def test_performance_agrees_with_vectorbt_on_a_backtest(bt):
+    """The metrics module's definitions are vectorbt's returns accessor's where they coincide
+    (day one of this backtest is not a loss, and its returns are not constant)."""
+    import pandas as pd
+    import vectorbt  # noqa: F401  (the .vbt accessor)
+
+    r = an.daily_returns(bt["equity_daily"], bt["capital"])
+    assert r[0] >= 0.0
+    acc = pd.Series(r).vbt.returns(freq="1D", year_freq="252D")
+    p = an.performance(bt["equity_daily"], bt["capital"])
+    for ours, ref in (
+        ("sharpe_ratio", acc.sharpe_ratio()),
+        ("sortino_ratio", acc.sortino_ratio()),
+        ("annualized_return", acc.annualized()),
+        ("annualized_volatility", acc.annualized_volatility()),
+        ("max_drawdown", acc.max_drawdown()),
+        ("calmar_ratio", acc.calmar_ratio()),
+        ("total_return", acc.total()),
+    ):
+        assert p[ours] == pytest.approx(ref, rel=1e-10), ours
+
+
 def test_periods_per_year_scales_sharpe():
     a = an.performance(_equity(PATH), 100.0)
     b = an.performance(_equity(PATH), 100.0, periods_per_year=365)
@@ -251,9 +274,16 @@ def test_periods_per_year_scales_sharpe():
 
 
 def test_flat_and_empty_equity():
+    # never traded: the zero-volatility rule of quantlab.stats.metrics gives 0.0, not NaN
     flat = an.performance(_equity([100.0] * 5), 100.0)
     assert flat["total_return"] == 0.0 and flat["max_drawdown"] == 0.0
-    assert math.isnan(flat["sharpe_ratio"]) and math.isnan(flat["calmar_ratio"])
+    assert flat["sharpe_ratio"] == flat["sortino_ratio"] == flat["calmar_ratio"] == 0.0
+    assert flat["annualized_volatility"] == 0.0 and flat["n_drawdowns"] == 0.0
+    up = an.performance(_equity([101.0, 102.0, 103.0]), 100.0)  # no drawdown, a gain
+    assert up["calmar_ratio"] == math.inf and up["sortino_ratio"] == math.inf
+    one = an.performance(_equity([101.0]), 100.0)  # a volatility needs two sessions
+    assert math.isnan(one["sharpe_ratio"]) and math.isnan(one["annualized_volatility"])
+    assert one["calmar_ratio"] == math.inf and one["total_return"] == pytest.approx(0.01)
     empty = an.performance(_equity([100.0]).head(0), 100.0)
     assert empty["n_days"] == 0 and empty["total_return"] == 0.0
     assert math.isnan(empty["sharpe_ratio"])
@@ -402,6 +432,51 @@ def test_breakdown_by_two_keys_and_weekday_by_hand():
         an.breakdown(_five_trades(), "nope")
 
 
+def test_breakdown_rows_are_trade_stats_of_each_group(bt):
+    trades = bt["trades"]
+    rows = an.breakdown(trades, "exit_reason")
+    for row in rows.iter_rows(named=True):
+        ref = an.trade_stats(trades.filter(pl.col("exit_reason") == row["exit_reason"]))
+        for key, value in row.items():
+            if key != "exit_reason":
+                assert value == pytest.approx(ref[key], nan_ok=True), key
+    assert rows.schema["n_trades"] == pl.Int64 and rows.schema["win_rate"] == pl.Float64
+    empty = an.breakdown(empty_trades(), "dte")
+    assert empty.height == 0 and "profit_factor" in empty.columns
+
+
+def test_config_metrics_are_performance_and_trade_stats(bt):
+    m = an.config_metrics(bt["trades"], bt["equity_daily"], bt["capital"])
+    perf = an.performance(bt["equity_daily"], bt["capital"])
+    stats = an.trade_stats(bt["trades"])
+    assert set(m) == (set(perf) | set(stats)) - {"exit_reasons"}
+    assert all(isinstance(v, float) for v in m.values())
+    assert m["sharpe_ratio"] == perf["sharpe_ratio"] and m["win_rate"] == stats["win_rate"]
+    assert m["total_pnl"] == stats["total_pnl"]  # the trades' sum wins over equity's change
+    none = an.config_metrics(empty_trades(), _equity([CAPITAL] * 3), CAPITAL)
+    assert none["n_trades"] == 0.0 and none["sharpe_ratio"] == 0.0  # sorts below any gain
+
+
+def test_realized_stats_of_a_book_by_hand():
+    book = pl.DataFrame(
+        {
+            "trade_id": ["b", "a", "c", "d"],
+            "exit_ts": [2, 1, 2, 4],
+            "pnl": [-300.0, 200.0, 50.0, 0.0],
+        }
+    )
+    s = an.realized_stats(book, 1000.0)
+    # exit order a, b, c, d: equity 1200, 900, 950, 950 -> deepest 900 / 1200 - 1
+    assert s["n_trades"] == 4.0 and s["total_pnl"] == -50.0 and s["equity"] == 950.0
+    assert s["win_rate"] == 0.5 and s["profit_factor"] == pytest.approx(250 / 300)
+    assert s["max_drawdown"] == pytest.approx(-0.25) and s["max_drawdown_dollars"] == -300.0
+    nothing = an.realized_stats(book.head(0), 1000.0)
+    assert nothing["total_pnl"] == 0.0 and nothing["max_drawdown"] == 0.0
+    assert math.isnan(nothing["win_rate"])
+    with pytest.raises(InputError, match="capital"):
+        an.realized_stats(book, 0.0)
+
+
 def test_decision_counts(bt):
     counts = an.decision_counts(bt["decisions"])
     assert counts.row(0, named=True)["decision"] == "taken"
@@ -444,9 +519,9 @@ def test_bootstrap_chunking_and_callables_agree():
 
 @given(n=st.integers(2, 60), block=st.floats(1.0, 12.0), seed=st.integers(0, 2**16))
 def test_stationary_indices_are_wrapped_runs(n, block, seed):
-    idx = an._stationary_indices(np.random.default_rng(seed), 5, n, block)
+    idx = bs._stationary_indices(np.random.default_rng(seed), 5, n, block)
     assert idx.shape == (5, n) and idx.min() >= 0 and idx.max() < n
-    circ = an._circular_indices(np.random.default_rng(seed), 5, n, max(1, round(block)))
+    circ = bs._circular_indices(np.random.default_rng(seed), 5, n, max(1, round(block)))
     assert circ.shape == (5, n) and circ.min() >= 0 and circ.max() < n
     steps = np.diff(circ, axis=1) % n
     blk = max(1, round(block))
@@ -455,7 +530,7 @@ def test_stationary_indices_are_wrapped_runs(n, block, seed):
 
 
 def test_stationary_mean_block_length():
-    idx = an._stationary_indices(np.random.default_rng(5), 400, 200, 8.0)
+    idx = bs._stationary_indices(np.random.default_rng(5), 400, 200, 8.0)
     starts = (np.diff(idx, axis=1) % 200) != 1
     assert (starts.size / starts.sum()) == pytest.approx(8.0, rel=0.1)
 
