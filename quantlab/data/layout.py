@@ -10,9 +10,11 @@ This module is the single source of truth for paths; every reader and writer goe
   parquet/instruments/underlying=<U>/date=<YYYY-MM-DD>/part-0.parquet
   parquet/quotes/underlying=<U>/date=<YYYY-MM-DD>/part-0.parquet
   parquet/open_interest/underlying=<U>/date=<YYYY-MM-DD>/part-0.parquet
-  parquet/underlying_bars/underlying=<U>/date=<YYYY-MM-DD>/part-0.parquet   index minute bars (importers)
+  parquet/underlying_bars/underlying=<U>/date=<YYYY-MM-DD>/part-0.parquet   index minute bars (importers, synth)
+  parquet/settlements/underlying=<U>/date=<expiry>/part-0.parquet          settlement values by source
   quarantine/underlying=<U>/date=<YYYY-MM-DD>/part-0.parquet               rows set aside, with reason
   manifest.duckdb ... (see quantlab.data.store)
+  locks/<table>.<UNDERLYING>.lock                               advisory locks of read-merge-write tables
 ```
 """
 
@@ -23,7 +25,14 @@ from pathlib import Path
 
 DATASET = "OPRA.PILLAR"
 RAW_SCHEMAS = ("definition", "cbbo-1m", "statistics")
-TABLES = ("instruments", "quotes", "open_interest", "underlying_bars", "quarantine")
+TABLES = (
+    "instruments",
+    "quotes",
+    "open_interest",
+    "underlying_bars",
+    "quarantine",
+    "settlements",
+)
 
 
 def as_date(value: dt.date | str) -> dt.date:
@@ -78,3 +87,11 @@ def raw_receipt_file(store: Path | str, underlying: str, day: dt.date | str, sch
     download (size, sha256, record count); a raw file without it is not known to be complete."""
     path = raw_file(store, underlying, day, schema)
     return path.with_name(path.name + ".ok.json")
+
+
+def lock_file(store: Path | str, table: str, underlying: str) -> Path:
+    """Advisory lock file serialising read-merge-write updates of ``table`` for ``underlying``
+    (``settlements``: several writers merge rows into the same partitions)."""
+    if table not in TABLES:
+        raise ValueError(f"table must be one of {TABLES} (got {table!r}).")
+    return Path(store) / "locks" / f"{table}.{underlying.upper()}.lock"

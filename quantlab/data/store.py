@@ -27,6 +27,13 @@ underlying_bars
     Index minute bars, ``ts`` = END of the minute (UTC ns), OHLC in index points.
 quarantine
     Rows set aside by ingest/import with the ``reason`` and the raw ``bid``/``ask`` values.
+settlements
+    Settlement values of expiries, one row per ``(root, source)`` in the partition of the
+    expiry date (``date=<expiry>``): ``root`` (``SPX``/``SPXW``), ``expiry``, ``style``
+    (``AM``/``PM``), ``value`` (index points), ``source`` (see
+    :data:`quantlab.data.settlements.SOURCES`), ``std_error`` and ``n_pairs`` (estimates
+    only), ``asof_ts`` (UTC ns of the observation used) and ``note``. Written and read through
+    :mod:`quantlab.data.settlements` (merge under a file lock), never by hand.
 
 Writes
 ------
@@ -111,6 +118,17 @@ QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
     "bid": pl.Float64(),
     "ask": pl.Float64(),
 }
+SETTLEMENTS_SCHEMA: dict[str, pl.DataType] = {
+    "root": pl.Utf8(),
+    "expiry": pl.Date(),
+    "style": pl.Utf8(),
+    "value": pl.Float64(),
+    "source": pl.Utf8(),
+    "std_error": pl.Float64(),
+    "n_pairs": pl.Int32(),
+    "asof_ts": pl.Int64(),
+    "note": pl.Utf8(),
+}
 
 SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "instruments": INSTRUMENTS_SCHEMA,
@@ -118,6 +136,7 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "open_interest": OPEN_INTEREST_SCHEMA,
     "underlying_bars": UNDERLYING_BARS_SCHEMA,
     "quarantine": QUARANTINE_SCHEMA,
+    "settlements": SETTLEMENTS_SCHEMA,
 }
 
 # Columns that may not hold nulls, the sort key (also the uniqueness key where marked).
@@ -127,6 +146,7 @@ _NOT_NULL: dict[str, tuple[str, ...]] = {
     "open_interest": tuple(OPEN_INTEREST_SCHEMA),
     "underlying_bars": ("ts",),
     "quarantine": ("table", "reason"),
+    "settlements": ("root", "expiry", "style", "value", "source"),
 }
 _SORT_KEY: dict[str, tuple[str, ...]] = {
     "instruments": ("instrument_id",),
@@ -134,16 +154,21 @@ _SORT_KEY: dict[str, tuple[str, ...]] = {
     "open_interest": ("instrument_id",),
     "underlying_bars": ("ts",),
     "quarantine": ("table", "ts", "instrument_id", "reason", "bid", "ask"),
+    "settlements": ("root", "source"),
 }
 _UNIQUE: dict[str, tuple[str, ...]] = {
     "instruments": ("instrument_id",),
     "quotes": ("instrument_id", "ts"),
     "open_interest": ("instrument_id",),
     "underlying_bars": ("ts",),
+    "settlements": ("root", "source"),
 }
+# The column holding the partition's date (settlements are partitioned by expiry).
+_DAY_COLUMN: dict[str, str] = {"settlements": "expiry"}
 _ALLOWED: dict[str, dict[str, frozenset[str]]] = {
     "instruments": {"right": frozenset({"C", "P"}), "settlement": frozenset({"AM", "PM"})},
     "quarantine": {"table": frozenset(layout.TABLES)},
+    "settlements": {"root": frozenset({"SPX", "SPXW"}), "style": frozenset({"AM", "PM"})},
 }
 
 # Fixed writer options: same frame -> byte-identical file.
@@ -254,8 +279,8 @@ def validate_frame(table: str, df: pl.DataFrame, day: dt.date | str | None = Non
     ------
     DataError
         Naming the column: missing, unexpected, wrong type, nulls in a key column, values
-        outside the allowed set, a ``date`` column that is not the partition's day, or
-        duplicate keys.
+        outside the allowed set, a ``date`` column (``expiry`` for settlements) that is not the
+        partition's day, or duplicate keys.
     """
     _check_table(table)
     if not isinstance(df, pl.DataFrame):
@@ -289,7 +314,7 @@ def validate_frame(table: str, df: pl.DataFrame, day: dt.date | str | None = Non
         n_null = out.get_column(name).null_count()
         if n_null:
             raise DataError(f"{table} column {name!r} has {n_null} null value(s); it may not.")
-    for name in ("bid", "ask", "strike", "open", "high", "low", "close"):
+    for name in ("bid", "ask", "strike", "open", "high", "low", "close", "value", "std_error"):
         if name in out.columns:
             n_nan = int(out.get_column(name).is_nan().sum())
             if n_nan:
@@ -304,13 +329,14 @@ def validate_frame(table: str, df: pl.DataFrame, day: dt.date | str | None = Non
                 f"{table} column {name!r} has value {sorted(bad_vals)[0]!r}; allowed: "
                 f"{sorted(allowed)}."
             )
-    if day is not None and "date" in schema and out.height:
+    day_col = _DAY_COLUMN.get(table, "date")
+    if day is not None and day_col in schema and out.height:
         d = _check_day(day)
-        other = out.filter(pl.col("date") != d)
+        other = out.filter(pl.col(day_col) != d)
         if other.height:
             raise DataError(
-                f"{table} column 'date' holds {other.get_column('date')[0]} but the partition "
-                f"is {d}."
+                f"{table} column {day_col!r} holds {other.get_column(day_col)[0]} but the "
+                f"partition is {d}."
             )
     key = _UNIQUE.get(table)
     if key is None:
@@ -437,7 +463,8 @@ def write_partition(
     store : Store or path
         The store folder.
     table : str
-        One of ``instruments``, ``quotes``, ``open_interest``, ``underlying_bars``, ``quarantine``.
+        One of ``instruments``, ``quotes``, ``open_interest``, ``underlying_bars``, ``quarantine``,
+        ``settlements`` (write settlements through :func:`quantlab.data.settlements.write`).
     underlying : str
         Partition underlying, e.g. ``"SPX"`` (upper-cased).
     day : date or 'YYYY-MM-DD'
@@ -696,8 +723,8 @@ def connect(
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with one view per table over the store's Parquet partitions.
 
-    Views ``instruments``, ``quotes``, ``open_interest``, ``underlying_bars`` and ``quarantine``
-    read ``part-0.parquet`` files with hive partitioning, so ``underlying`` and ``date``
+    Views ``instruments``, ``quotes``, ``open_interest``, ``underlying_bars``, ``quarantine``
+    and ``settlements`` read ``part-0.parquet`` files with hive partitioning, so ``underlying`` and ``date``
     are columns and filters on them prune partitions. Tables with no partition yet are empty
     views with the right columns.
 
@@ -732,6 +759,7 @@ __all__ = [
     "QUARANTINE_SCHEMA",
     "QUOTES_SCHEMA",
     "SCHEMAS",
+    "SETTLEMENTS_SCHEMA",
     "UNDERLYING_BARS_SCHEMA",
     "Store",
     "arrow_schema",
