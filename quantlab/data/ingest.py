@@ -35,6 +35,10 @@ Rules
   day whose path now holds different bytes is superseded: its old rows go. A file that vanished
   (moved or deleted to save space) keeps the rows it produced in the existing partition, unless
   the new input has the same key.
+* **Settlement estimates**: once a day's partitions are written, the put-call-parity estimate
+  of each expiry settling that day (SPXW on every session, the SPX monthly on its expiry day)
+  is written to ``settlements`` as a ``parity_estimate`` row
+  (:func:`quantlab.data.settlements.write_day_estimates`).
 
 Atomicity and idempotence
 -------------------------
@@ -64,19 +68,18 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from quantlab.data import layout
+from quantlab.data import layout, settlements
 from quantlab.data import store as st
-from quantlab.data.quality import split_quotes
+from quantlab.data._dbn_frames import (
+    UNDEF_TS,
+    DayInputs,
+    build_day,
+    et_dates,
+)
 from quantlab.errors import DataError, InputError
 
-UNDEF_PRICE = np.iinfo(np.int64).max
-UNDEF_TS = np.iinfo(np.uint64).max
-PRICE_SCALE = 1e9
-STAT_OPEN_INTEREST = 9
 SUPPORTED_SCHEMAS = ("definition", "cbbo-1m", "statistics")
 SOURCE = "ingest:dbn"
-_TEST_SLEEP_ENV = "QUANTLAB_INGEST_TEST_SLEEP"  # test hook: seconds to sleep after each partition
-_OCC_RE = r"^[A-Z0-9 ]{6}[0-9]{6}[CP][0-9]{8}$"
 _LAYOUT_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -255,35 +258,7 @@ def decode(raw: RawFile | Path | str) -> np.ndarray:
     return arr
 
 
-# --------------------------------------------------------------------------- record -> frame
-
-
-def et_dates(ts_ns: np.ndarray) -> np.ndarray:
-    """ET calendar dates (``datetime64[D]``) of int64/uint64 UTC nanosecond stamps."""
-    ts = np.asarray(ts_ns).astype(np.int64, copy=False)
-    if ts.size == 0:
-        return np.empty(0, dtype="datetime64[D]")
-    # Convert each distinct UTC hour once: stamps of a day share a handful of hours.
-    hours, inv = np.unique(ts // 3_600_000_000_000, return_inverse=True)
-    s = (
-        pl.Series(hours * 3_600_000_000_000)
-        .cast(pl.Datetime("ns", "UTC"))
-        .dt.convert_time_zone("America/New_York")
-        .dt.date()
-    )
-    return s.to_numpy().astype("datetime64[D]")[inv]
-
-
-def _px(values: np.ndarray) -> np.ndarray:
-    """Fixed-point prices to float (NaN where undefined)."""
-    v = np.asarray(values, dtype=np.int64)
-    out = v / PRICE_SCALE
-    out[v == UNDEF_PRICE] = np.nan
-    return out
-
-
-def _text(values: np.ndarray) -> pl.Series:
-    return pl.Series(np.char.decode(np.asarray(values), "ascii", "replace")).str.strip_chars("\x00")
+# --------------------------------------------------------------------------- record -> day
 
 
 def _file_days(raw: RawFile, arr: np.ndarray) -> np.ndarray:
@@ -304,237 +279,6 @@ def _file_days(raw: RawFile, arr: np.ndarray) -> np.ndarray:
             fill = np.datetime64("1970-01-01", "D")
         days[undef] = fill
     return days
-
-
-def _q_rows(
-    table: str,
-    ts: Any,
-    iid: Any,
-    reason: str,
-    bid: Any = None,
-    ask: Any = None,
-) -> pl.DataFrame:
-    n = len(iid)
-    return pl.DataFrame(
-        {
-            "table": pl.Series([table] * n, dtype=pl.Utf8),
-            "ts": pl.Series(np.asarray(ts, dtype=np.int64), dtype=pl.Int64),
-            "instrument_id": pl.Series(np.asarray(iid, dtype=np.uint32), dtype=pl.UInt32),
-            "reason": pl.Series([reason] * n, dtype=pl.Utf8),
-            "bid": pl.Series(
-                np.full(n, np.nan) if bid is None else np.asarray(bid, np.float64), nan_to_null=True
-            ),
-            "ask": pl.Series(
-                np.full(n, np.nan) if ask is None else np.asarray(ask, np.float64), nan_to_null=True
-            ),
-        }
-    )
-
-
-def _instruments(defs: np.ndarray, day: dt.date) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Definitions of one day -> (instruments frame, quarantine rows)."""
-    from quantlab.calendar import AM_ROOTS
-
-    if defs.size == 0:
-        return pl.DataFrame(schema=st.INSTRUMENTS_SCHEMA), _q_rows("instruments", [], [], "")
-    order = np.lexsort((defs["ts_recv"], defs["instrument_id"]))
-    defs = defs[order]
-    last = np.r_[defs["instrument_id"][1:] != defs["instrument_id"][:-1], True]
-    defs = defs[last]
-    mult = defs["contract_multiplier"].astype(np.int64)
-    mult = np.where((mult <= 0) | (mult == np.iinfo(np.int32).max), 100, mult)
-    df = pl.DataFrame(
-        {
-            "instrument_id": pl.Series(defs["instrument_id"].astype(np.uint32)),
-            "raw_symbol": _text(defs["raw_symbol"]),
-            "def_underlying": _text(defs["underlying"]).str.strip_chars(),
-            "multiplier": pl.Series(mult.astype(np.int32)),
-            "ts": pl.Series(defs["ts_recv"].astype(np.int64)),
-        }
-    )
-    ok = df.get_column("raw_symbol").str.contains(_OCC_RE)
-    bad = df.filter(~ok)
-    quarantine = _q_rows(
-        "instruments", bad.get_column("ts"), bad.get_column("instrument_id"), "bad_symbol"
-    )
-    sym = pl.col("raw_symbol")
-    root = sym.str.slice(0, 6).str.strip_chars()
-    out = (
-        df.filter(ok)
-        .with_columns(
-            root=root,
-            expiry=(pl.lit("20") + sym.str.slice(6, 6)).str.to_date("%Y%m%d", strict=False),
-            right=sym.str.slice(12, 1),
-            strike=sym.str.slice(13, 8).cast(pl.Int64) / 1000.0,
-        )
-        .with_columns(
-            underlying=pl.when(pl.col("def_underlying") != "")
-            .then(pl.col("def_underlying"))
-            .otherwise(pl.col("root").str.replace(r"^SPXW$", "SPX"))
-            .str.to_uppercase(),
-            settlement=pl.when(pl.col("root").is_in(sorted(AM_ROOTS)))
-            .then(pl.lit("AM"))
-            .otherwise(pl.lit("PM")),
-            date=pl.lit(day, dtype=pl.Date),
-        )
-    )
-    bad_date = out.filter(pl.col("expiry").is_null())
-    if bad_date.height:
-        quarantine = pl.concat(
-            [
-                quarantine,
-                _q_rows(
-                    "instruments",
-                    bad_date.get_column("ts"),
-                    bad_date.get_column("instrument_id"),
-                    "bad_symbol",
-                ),
-            ]
-        )
-        out = out.filter(pl.col("expiry").is_not_null())
-    return out.select(list(st.INSTRUMENTS_SCHEMA)), quarantine
-
-
-@dataclass
-class _DayInputs:
-    defs: list[np.ndarray] = field(default_factory=list)
-    cbbo: list[np.ndarray] = field(default_factory=list)
-    stats: list[np.ndarray] = field(default_factory=list)
-    fallback_underlying: set[str] = field(default_factory=set)
-
-
-def _concat(parts: list[np.ndarray], fields: Sequence[str]) -> dict[str, np.ndarray]:
-    """Concatenate the named fields of structured arrays (their dtypes may differ by version)."""
-    return {f: np.concatenate([p[f] for p in parts]) if parts else np.empty(0) for f in fields}
-
-
-def _build_day(
-    day: dt.date, inputs: _DayInputs, store: st.StoreLike
-) -> dict[tuple[str, str], pl.DataFrame]:
-    """Every partition of one session date, keyed by (table, underlying)."""
-    defs: np.ndarray | None = None
-    if inputs.defs and len({p.dtype for p in inputs.defs}) > 1:  # mixed DBN versions
-        cols = ("instrument_id", "ts_recv", "raw_symbol", "underlying", "contract_multiplier")
-        c = _concat(inputs.defs, cols)
-        defs = np.empty(c["ts_recv"].size, dtype=[(k, c[k].dtype) for k in cols])
-        for k in cols:
-            defs[k] = c[k]
-    elif inputs.defs:
-        defs = np.concatenate(inputs.defs)
-    inst, q_inst = _instruments(defs if defs is not None else np.empty(0), day)
-    # Instruments already in the store for this date (definitions ingested in an earlier run).
-    known = [inst]
-    for u in st.list_underlyings(store, "instruments"):
-        old = st.read_partition(store, "instruments", u, day)
-        if old is not None and old.height:
-            known.append(
-                old.filter(~pl.col("instrument_id").is_in(inst["instrument_id"].implode()))
-            )
-    inst_all = pl.concat(known) if len(known) > 1 else inst
-    ids_sorted = inst_all.get_column("instrument_id").to_numpy()
-    order = np.argsort(ids_sorted, kind="stable")
-    ids_sorted = ids_sorted[order]
-    # underlyings as small integer codes (-1 = no definition): cheap to carry and partition
-    names, und_codes = np.unique(
-        inst_all.get_column("underlying").to_numpy()[order].astype(str), return_inverse=True
-    )
-    und_codes = und_codes.astype(np.int16)
-    unknown_u = (
-        sorted(inputs.fallback_underlying)[0]
-        if len(inputs.fallback_underlying) == 1
-        else (str(names[0]) if names.size == 1 else "UNKNOWN")
-    )
-
-    def name(code: Any) -> str:
-        return unknown_u if int(code) < 0 else str(names[int(code)])
-
-    def lookup(iid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if ids_sorted.size == 0:
-            return np.zeros(iid.size, bool), np.full(iid.size, -1, np.int16)
-        pos = np.searchsorted(ids_sorted, iid)
-        pos_c = np.minimum(pos, ids_sorted.size - 1)
-        found = (pos < ids_sorted.size) & (ids_sorted[pos_c] == iid)
-        return found, np.where(found, und_codes[pos_c], np.int16(-1))
-
-    out: dict[tuple[str, str], pl.DataFrame] = {}
-    quarantine: list[tuple[str, pl.DataFrame]] = []
-    for key, g in inst.partition_by("underlying", as_dict=True, maintain_order=True).items():
-        out[("instruments", str(key[0]))] = g
-    if q_inst.height:
-        quarantine.append((unknown_u, q_inst))
-
-    if inputs.cbbo:
-        c = _concat(
-            inputs.cbbo,
-            ("ts_recv", "instrument_id", "bid_px_00", "ask_px_00", "bid_sz_00", "ask_sz_00"),
-        )
-        ts = c["ts_recv"]
-        iid = c["instrument_id"].astype(np.uint32)
-        _, und = lookup(iid)
-        qf = pl.DataFrame(
-            {
-                "ts": pl.Series(ts.astype(np.int64)).set(pl.Series(ts == UNDEF_TS), None),
-                "instrument_id": pl.Series(iid),
-                "bid": pl.Series(_px(c["bid_px_00"]), nan_to_null=True),
-                "ask": pl.Series(_px(c["ask_px_00"]), nan_to_null=True),
-                "bid_size": pl.Series(c["bid_sz_00"].astype(np.uint32)),
-                "ask_size": pl.Series(c["ask_sz_00"].astype(np.uint32)),
-                "_u": pl.Series(und),
-            }
-        )
-        good, bad = split_quotes(qf, ids_sorted)
-        for (u,), g in bad.partition_by("_u", as_dict=True).items():
-            quarantine.append((name(u), g.select(list(st.QUARANTINE_SCHEMA))))
-        if names.size == 1:
-            out[("quotes", name(0))] = good.drop("_u")
-        else:
-            for (u,), g in good.partition_by("_u", as_dict=True).items():
-                out[("quotes", name(u))] = g.drop("_u")
-
-    if inputs.stats:
-        c = _concat(inputs.stats, ("ts_recv", "instrument_id", "stat_type"))
-        # quantity is i4 in DBN v1/v2 and i8 in v3: find "undefined" per part before concat.
-        c["undef"] = np.concatenate(
-            [p["quantity"] == np.iinfo(p["quantity"].dtype).max for p in inputs.stats]
-        )
-        c["quantity"] = np.concatenate([p["quantity"].astype(np.int64) for p in inputs.stats])
-        oi = c["stat_type"] == STAT_OPEN_INTEREST
-        qty = c["quantity"][oi]
-        undef_q = c["undef"][oi]
-        ts = c["ts_recv"][oi].astype(np.int64)
-        iid = c["instrument_id"][oi].astype(np.uint32)
-        found, und = lookup(iid)
-        bad_mask = ~found | undef_q
-        if bad_mask.any():
-            why = np.where(~found, "no_definition", "undefined_open_interest")
-            for r in np.unique(why[bad_mask]):
-                m = bad_mask & (why == r)
-                for u in np.unique(und[m]):
-                    mm = m & (und == u)
-                    quarantine.append((name(u), _q_rows("open_interest", ts[mm], iid[mm], str(r))))
-        g = pl.DataFrame(
-            {
-                "instrument_id": pl.Series(iid[~bad_mask]),
-                "open_interest": pl.Series(qty[~bad_mask].astype(np.int64)),
-                "ts": pl.Series(ts[~bad_mask]),
-                "_u": pl.Series(und[~bad_mask]),
-            }
-        )
-        g = (
-            g.sort(["instrument_id", "ts", "open_interest"])
-            .unique("instrument_id", keep="last", maintain_order=True)
-            .with_columns(date=pl.lit(day, dtype=pl.Date))
-        )
-        for (u,), gg in g.partition_by("_u", as_dict=True).items():
-            out[("open_interest", name(u))] = gg.select(list(st.OPEN_INTEREST_SCHEMA))
-
-    by_u: dict[str, list[pl.DataFrame]] = defaultdict(list)
-    for u, frame in quarantine:
-        if frame.height:
-            by_u[u].append(frame)
-    for u, frames in by_u.items():
-        out[("quarantine", u)] = pl.concat(frames)
-    return out
 
 
 # --------------------------------------------------------------------------- driver
@@ -619,7 +363,53 @@ def ingest(
     """
     t0 = time.perf_counter()
     report = IngestReport()
-    files = discover(paths, store)
+    raws = _plan(discover(paths, store), store, force, report)
+    by_day, superseded = _days(store, raws)
+    remaining = {r.sha256: len(r.days) for r in raws}
+    file_parts: dict[str, list[tuple[str, str, dt.date, int]]] = defaultdict(list)
+    cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    days = sorted(by_day)
+    iterator: Iterable[dt.date] = days
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(days, unit="day", desc="ingest")
+    with st.open_manifest(store) as con:
+        for day in iterator:
+            frames = build_day(day, _day_inputs(day, by_day[day], cache), store)
+            covered = {r.sha256 for r in by_day[day]} | superseded
+            for (table, u), df in sorted(frames.items()):
+                parts = _write_frame(con, store, table, u, day, df, by_day[day], covered, report)
+                for raw in by_day[day]:
+                    if raw.sha256 in remaining and _feeds(raw.schema, table):
+                        file_parts[raw.sha256].append(parts)
+            _drop_stale(store, day, frames, covered)
+            for u in sorted({u for t, u in frames if t == "quotes"}):
+                n = settlements.write_day_estimates(store, day, underlying=u, con=con)
+                if n:
+                    report.partitions.append(("settlements", u, day, n))
+            for raw in by_day[day]:
+                if raw.sha256 in remaining:
+                    remaining[raw.sha256] -= 1
+                    if remaining[raw.sha256] == 0:
+                        _record_raw(con, raw, file_parts[raw.sha256])
+                        report.ingested.append(raw.path)
+                        del remaining[raw.sha256]
+                if raw.sha256 in cache and (raw.sha256 not in remaining):
+                    del cache[raw.sha256]
+        for raw in raws:  # files with no records still count as ingested
+            if raw.sha256 in remaining and not raw.days:
+                _record_raw(con, raw, [])
+                report.ingested.append(raw.path)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _plan(
+    files: list[Path], store: st.StoreLike, force: bool, report: IngestReport
+) -> list[RawFile]:
+    """Probe the files, skip those already ingested, decode the rest once (validating every
+    file before any write) and find the session days each one feeds."""
     done = set() if force else _ingested_checksums(store)
     raws: list[RawFile] = []
     for path in files:
@@ -632,7 +422,6 @@ def ingest(
             report.skipped.append(path)  # already ingested, or a copy of a file in this run
         else:
             raws.append(raw)
-    # Pass 1: decode everything once (validates every file before any write) and find days.
     for raw in raws:
         arr = decode(raw)
         raw.records = int(arr.size)
@@ -644,13 +433,22 @@ def ingest(
             raw.days = sorted({d.astype(object) for d in np.unique(_file_days(raw, arr))})
         report.records[raw.schema] = report.records.get(raw.schema, 0) + raw.records
         del arr
+    return raws
+
+
+def _days(
+    store: st.StoreLike, raws: list[RawFile]
+) -> tuple[dict[dt.date, list[RawFile]], set[str]]:
+    """The raw files feeding each day, and the superseded sha256s.
+
+    Files already ingested that also feed these days join them: the day is rebuilt from all of
+    them. A listed file whose path now holds other bytes is superseded (its old rows go); one
+    that vanished keeps its rows through the existing partition (see :func:`_merge_orphans`).
+    """
     by_day: dict[dt.date, list[RawFile]] = defaultdict(list)
     for raw in raws:
         for d in raw.days:
             by_day[d].append(raw)
-    # Files already ingested that also feed these days: the day is rebuilt from all of them.
-    # A listed file whose path now holds other bytes is superseded (its old rows go); one that
-    # vanished keeps its rows through the existing partition (see _merge_orphans).
     known = {r.sha256 for r in raws}
     new_at = {str(r.path): r.sha256 for r in raws}
     superseded: set[str] = set()
@@ -667,66 +465,50 @@ def ingest(
                 continue
             raw.days = [d]
             by_day[d].append(raw)
-    remaining = {r.sha256: len(r.days) for r in raws}
-    file_parts: dict[str, list[tuple[str, str, dt.date, int]]] = defaultdict(list)
-    sleep_s = float(os.environ.get(_TEST_SLEEP_ENV, "0") or 0)
-    cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    days = sorted(by_day)
-    iterator: Iterable[dt.date] = days
-    if progress:
-        from tqdm import tqdm
+    return by_day, superseded
 
-        iterator = tqdm(days, unit="day", desc="ingest")
-    with st.open_manifest(store) as con:
-        for day in iterator:
-            inputs = _DayInputs()
-            for raw in by_day[day]:
-                if raw.sha256 not in cache:
-                    arr = decode(raw)
-                    cache[raw.sha256] = (arr, _file_days(raw, arr))
-                arr, fdays = cache[raw.sha256]
-                on_day = fdays == np.datetime64(day, "D")
-                part = arr if on_day.all() else arr[on_day]
-                {"definition": inputs.defs, "cbbo-1m": inputs.cbbo, "statistics": inputs.stats}[
-                    raw.schema
-                ].append(part)
-                if raw.layout_key is not None:
-                    inputs.fallback_underlying.add(raw.layout_key[0])
-            frames = _build_day(day, inputs, store)
-            for (table, u), df in sorted(frames.items()):
-                covered = {r.sha256 for r in by_day[day]} | superseded
-                df = _merge_orphans(store, table, u, day, df, covered)
-                sha = ",".join(sorted(r.sha256 for r in by_day[day]))
-                st.write_partition(
-                    store, table, u, day, df, source=SOURCE, checksum=sha, manifest=False
-                )
-                path = layout.partition_file(st.store_root(store), table, u, day)
-                st.record_partition(con, table, u, day, path, df.height, SOURCE, sha)
-                report.partitions.append((table, u, day, df.height))
-                if table == "quarantine":
-                    for r, n in df.group_by("reason").len().iter_rows():
-                        report.quarantined[r] = report.quarantined.get(r, 0) + n
-                for raw in by_day[day]:
-                    if raw.sha256 in remaining and _feeds(raw.schema, table):
-                        file_parts[raw.sha256].append((table, u, day, df.height))
-                if sleep_s:
-                    time.sleep(sleep_s)
-            _drop_stale(store, day, frames, {r.sha256 for r in by_day[day]} | superseded)
-            for raw in by_day[day]:
-                if raw.sha256 in remaining:
-                    remaining[raw.sha256] -= 1
-                    if remaining[raw.sha256] == 0:
-                        _record_raw(con, raw, file_parts[raw.sha256])
-                        report.ingested.append(raw.path)
-                        del remaining[raw.sha256]
-                if raw.sha256 in cache and (raw.sha256 not in remaining):
-                    del cache[raw.sha256]
-        for raw in raws:  # files with no records still count as ingested
-            if raw.sha256 in remaining and not raw.days:
-                _record_raw(con, raw, [])
-                report.ingested.append(raw.path)
-    report.seconds = time.perf_counter() - t0
-    return report
+
+def _day_inputs(
+    day: dt.date, raws: list[RawFile], cache: dict[str, tuple[np.ndarray, np.ndarray]]
+) -> DayInputs:
+    """The records of ``day`` from each raw file (decoded once, kept while still needed)."""
+    inputs = DayInputs()
+    for raw in raws:
+        if raw.sha256 not in cache:
+            arr = decode(raw)
+            cache[raw.sha256] = (arr, _file_days(raw, arr))
+        arr, fdays = cache[raw.sha256]
+        on_day = fdays == np.datetime64(day, "D")
+        part = arr if on_day.all() else arr[on_day]
+        {"definition": inputs.defs, "cbbo-1m": inputs.cbbo, "statistics": inputs.stats}[
+            raw.schema
+        ].append(part)
+        if raw.layout_key is not None:
+            inputs.fallback_underlying.add(raw.layout_key[0])
+    return inputs
+
+
+def _write_frame(
+    con: Any,
+    store: st.StoreLike,
+    table: str,
+    u: str,
+    day: dt.date,
+    df: pl.DataFrame,
+    raws: list[RawFile],
+    covered: set[str],
+    report: IngestReport,
+) -> tuple[str, str, dt.date, int]:
+    """Write one partition of the day (orphan rows merged) and record it."""
+    df = _merge_orphans(store, table, u, day, df, covered)
+    sha = ",".join(sorted(r.sha256 for r in raws))
+    path = st.write_partition(store, table, u, day, df, source=SOURCE, checksum=sha, manifest=False)
+    st.record_partition(con, table, u, day, path, df.height, SOURCE, sha)
+    report.partitions.append((table, u, day, df.height))
+    if table == "quarantine":
+        for r, n in df.group_by("reason").len().iter_rows():
+            report.quarantined[r] = report.quarantined.get(r, 0) + n
+    return (table, u, day, df.height)
 
 
 def _feeds(schema: str, table: str) -> bool:

@@ -7,7 +7,6 @@ Hand-made DBN files are written with databento_dbn's own record layouts (``Msg._
 from __future__ import annotations
 
 import datetime as dt
-import os
 import shutil
 import signal
 import subprocess
@@ -428,9 +427,21 @@ def test_kill_mid_ingest_leaves_whole_partitions(
 
     store = tmp_path / "store"
     shutil.copytree(raw_days / "raw", store / "raw")
-    env = {**os.environ, "QUANTLAB_INGEST_TEST_SLEEP": "0.4"}
-    code = f"from quantlab.data.ingest import ingest; ingest(None, {str(store)!r})"
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=REPO)
+    # the child slows every partition write down (a wrapper installed by this test's code, not
+    # a hook in production code) so that it can be killed between two writes
+    code = (
+        "import time\n"
+        "from quantlab.data import store as st\n"
+        "from quantlab.data.ingest import ingest\n"
+        "write = st.write_partition\n"
+        "def slow(*args, **kwargs):\n"
+        "    path = write(*args, **kwargs)\n"
+        "    time.sleep(0.4)\n"
+        "    return path\n"
+        "st.write_partition = slow\n"
+        f"ingest(None, {str(store)!r})\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO)
     deadline = time.monotonic() + 60
     try:
         while time.monotonic() < deadline:
