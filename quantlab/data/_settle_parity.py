@@ -8,7 +8,10 @@ Algorithm (:func:`parity_estimate`)
    expiry day (:func:`quantlab.calendar.contract_close_ns`); AM (SPX monthly) the SPXW expiring
    the same day, from 09:31 ET on (the SOQ is not observable from option quotes).
 2. Each minute's forward-filled chain is paired by strike; a minute *qualifies* when at least
-   ``min_pairs`` strikes have both the call and the put two-sided (bid > 0, ask >= bid).
+   ``min_pairs`` strikes have both the call and the put two-sided (bid > 0, ask >= bid). When
+   no minute of the day has that many (an end-of-day snapshot of an expiring series often has
+   a single such strike left), the minutes with the most pairs qualify; the fit's own error
+   then says how little one pair pins the value.
 3. PM: the latest qualifying minute within ``lookback_minutes`` of the close (when none, the
    latest of the day); AM: the first qualifying minute of the day. Every qualifying minute
    within ``lookback_minutes`` before it (PM) or after it (AM) gets a parity forward
@@ -17,14 +20,17 @@ Algorithm (:func:`parity_estimate`)
    first minute.
 4. ``value`` = the forward at the chosen minute; ``asof_ts`` = that minute; ``n_pairs`` = the
    pairs the fit used.
-5. ``std_error`` = sqrt(fit standard error**2 + drift**2 * gap + AM term**2) where ``gap`` is
+5. ``std_error`` = sqrt(fit standard error**2 + drift**2 * gap + basis**2) where ``gap`` is
    the minutes between ``asof_ts`` and the settlement time (PM: to the close; AM: from the
    09:30 open) and ``drift`` is the per-sqrt-minute move of the estimates: the root mean square
    of their increments over sqrt(minutes) in the window, shrunk toward
    :data:`DEFAULT_MINUTE_VOL` x value with a weight of :data:`PRIOR_INCREMENTS` increments (so
-   a single snapshot, such as an end-of-day file, uses the default). AM adds
-   :data:`SOQ_REL_ERROR` x value: the SOQ is built from each stock's opening trade and is not
-   the index level the options price at 09:31.
+   a single snapshot, such as an end-of-day file, uses the default). ``basis``, PM:
+   :data:`CLOSE_REL_ERROR` x value, as the official close comes from the closing auction, not
+   from the last minute the options trade (the LEAN SPX files close their 16:00 ET bar 0.5-0.8
+   points away from the official close on all five days they hold); AM:
+   :data:`SOQ_REL_ERROR` x value, as the SOQ is built from each stock's opening trade and is
+   not the index level the options price at 09:31.
 
 The rate hardly matters: at minutes to expiry ``df = exp(-r T)`` differs from 1 by about
 1e-6 and the parity forward ``K + (C - P) / df`` by far less than a tick; even at 09:31 for the
@@ -55,6 +61,8 @@ MIN_PAIRS: Final = 3
 DEFAULT_MINUTE_VOL: Final = 0.0005
 """Default move of the index per sqrt(minute), relative: about 16% a year over 252 x 390 minutes."""
 PRIOR_INCREMENTS: Final = 2.0
+CLOSE_REL_ERROR: Final = 0.0002
+"""Allowance for the official close minus the last-minute index level, relative (PM only)."""
 SOQ_REL_ERROR: Final = 0.001
 """Allowance for SOQ minus the index level priced at the open, relative (AM estimates only)."""
 _NS_MIN: Final = calendar.NS_PER_MINUTE
@@ -229,9 +237,11 @@ def parity_estimate(
     p = _pairs(dq, series, e, minutes[minutes <= close])
     if p is None:
         return None
-    ok = np.flatnonzero(p.usable().sum(axis=1) >= min_pairs)
-    if ok.size == 0:
+    counts = p.usable().sum(axis=1)
+    need = min(min_pairs, int(counts.max()))
+    if need < 1:
         return None
+    ok = np.flatnonzero(counts >= need)
     span = lookback_minutes * _NS_MIN
     if am:
         pick = p.minutes[ok[0]]
@@ -245,7 +255,6 @@ def parity_estimate(
     m, value, se, n_used = fits[0] if am else fits[-1]
     gap = abs(settle - m) / _NS_MIN
     var = se * se + _drift(fits, value) ** 2 * gap
-    if am:
-        var += (SOQ_REL_ERROR * value) ** 2
+    var += ((SOQ_REL_ERROR if am else CLOSE_REL_ERROR) * value) ** 2
     style = "AM" if am else "PM"
     return Settlement(r, e, style, value, "parity_estimate", math.sqrt(var), n_used, m)

@@ -385,8 +385,9 @@ def ingest(
                         file_parts[raw.sha256].append(parts)
             _drop_stale(store, day, frames, covered)
             for u in sorted({u for t, u in frames if t == "quotes"}):
-                n = settlements.write_day_estimates(store, day, underlying=u, con=con)
-                if n:
+                for _, _, n, _ in settlements.write_day_estimates(
+                    store, day, underlying=u, con=con
+                ):
                     report.partitions.append(("settlements", u, day, n))
             for raw in by_day[day]:
                 if raw.sha256 in remaining:

@@ -53,6 +53,7 @@ from quantlab.data import layout
 from quantlab.data import store as st
 from quantlab.data._settle_csv import CSV_OPTIONAL, CSV_REQUIRED, parse_csv
 from quantlab.data._settle_parity import (
+    CLOSE_REL_ERROR,
     DEFAULT_MINUTE_VOL,
     LOOKBACK_MINUTES,
     MIN_PAIRS,
@@ -78,6 +79,7 @@ _NS_MIN: Final = calendar.NS_PER_MINUTE
 _RANK: Final = {s: i for i, s in enumerate(SOURCES)}
 
 __all__ = [
+    "CLOSE_REL_ERROR",
     "CSV_OPTIONAL",
     "CSV_REQUIRED",
     "DEFAULT_MINUTE_VOL",
@@ -93,6 +95,7 @@ __all__ = [
     "import_csv",
     "index_settlement",
     "lookup",
+    "merge",
     "missing",
     "parity_estimate",
     "read",
@@ -347,20 +350,29 @@ def write(store: st.StoreLike, rows: pl.DataFrame, *, underlying: str = "SPX") -
     >>> lookup(store, "SPXW", "2024-03-15").value
     5117.09
     """
-    df = _validate(rows)
-    _write_valid(store, df, _underlying(underlying))
-    return df.height
+    merge(store, rows, underlying=underlying)
+    return rows.height
 
 
-def _write_valid(
+Written = tuple[dt.date, Path, int, str]
+"""A settlements partition written: ``(expiry, path, rows in the partition, source label)``."""
+
+
+def merge(
     store: st.StoreLike,
-    df: pl.DataFrame,
-    u: str,
+    rows: pl.DataFrame,
     *,
+    underlying: str = "SPX",
     drop: Iterable[tuple[str, dt.date, str]] = (),
     con: duckdb.DuckDBPyConnection | None = None,
-) -> list[tuple[dt.date, Path, int, str]]:
-    """Merge validated rows (and delete the ``drop`` keys); record the partitions afterwards."""
+    manifest: bool = True,
+) -> list[Written]:
+    """:func:`write` for the store's own writers: also deletes the ``(root, expiry, source)``
+    keys in ``drop``, and records the partitions in the caller's manifest connection ``con``
+    (ingest), in a new one (``manifest=True``), or not at all (the caller records the returned
+    partitions, as the importers do in one connection per import)."""
+    df = _validate(rows)
+    u = _underlying(underlying)
     drops = pl.DataFrame(
         list(drop), schema={"root": pl.Utf8, "expiry": pl.Date, "source": pl.Utf8}, orient="row"
     )
@@ -378,7 +390,7 @@ def _write_valid(
             src = "+".join(sorted(set(new.get_column("source")))) or "settlements"
             path = st.write_partition(store, "settlements", u, day, new, source=src, manifest=False)
             written.append((day, path, new.height, src))
-    if not written:
+    if not written or (con is None and not manifest):
         return written
     if con is not None:
         for day, path, n, src in written:
@@ -592,10 +604,11 @@ def write_day_estimates(
     *,
     underlying: str = "SPX",
     con: duckdb.DuckDBPyConnection | None = None,
-) -> int:
+    manifest: bool = True,
+) -> list[Written]:
     """Write the ``parity_estimate`` rows of the expiries settling on ``day`` from the stored
     quotes of that day (ingest and the importers call it after writing a day); an estimate the
-    data no longer gives is removed. Returns the rows written."""
+    data no longer gives is removed. Returns the partitions written (see :func:`merge`)."""
     u = _underlying(underlying)
     dq = expiry_day_quotes(store, u, day)
     found = day_estimates(dq) if dq is not None else {}
@@ -608,10 +621,9 @@ def write_day_estimates(
         keys = set(zip(stored["root"], stored["source"], strict=True))
         drop = [d for d in drop if (d[0], d[2]) in keys]
     if not have and not drop:
-        return 0
+        return []
     rows = to_frame(have, [_estimate_note(s) for s in have])
-    _write_valid(store, _validate(rows), u, drop=drop, con=con)
-    return len(have)
+    return merge(store, rows, underlying=u, drop=drop, con=con, manifest=manifest)
 
 
 # --------------------------------------------------------------------------- official CSV
@@ -676,7 +688,7 @@ def import_csv(store: st.StoreLike, path: Path | str, *, underlying: str = "SPX"
         prev = before.get((r["root"], r["expiry"]))
         new += prev is None
         changed += prev is not None and prev != r["value"]
-    _write_valid(store, _validate(rows), u)
+    merge(store, rows, underlying=u)
     days = sorted(rows.get_column("expiry").to_list())
     return CsvImport(p, rows.height, days[0], days[-1], new, changed, rows.height - new - changed)
 

@@ -227,6 +227,7 @@ class DaySummary:
     open_interest: int = 0
     underlying_bars: int = 0
     quarantined: int = 0
+    settlements: int = 0
     written: list[tuple[str, Path, int, str, str]] = dataclasses.field(
         default_factory=list, repr=False
     )
@@ -246,7 +247,7 @@ class ImportSummary:
             out.append(
                 f"  {d.day}: {d.instruments} instruments, {d.quotes} quotes, "
                 f"{d.open_interest} open interest, {d.underlying_bars} index bars, "
-                f"{d.quarantined} quarantined"
+                f"{d.quarantined} quarantined, {d.settlements} settlement partition(s)"
             )
         out += [f"  note: {n}" for n in self.notes]
         return out

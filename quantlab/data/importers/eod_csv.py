@@ -28,9 +28,19 @@ Values
 offer) is stored as null, and a 0 bid beside it too; a 0 bid under a real ask stays 0.0 (the
 "zero bid" state ingest also keeps). Rows then go through the project's quarantine rules
 (:func:`quantlab.data.quality.split_quotes`; crossed/locked quotes are kept). Open interest is
-stored with the same ``ts``. Volume, last and vendor greeks are
-not imported; neither is the underlying price (``underlying_last`` is not synchronous with the
-option quotes, see shared/data/README.md).
+stored with the same ``ts``. Volume, last and vendor greeks are not imported.
+
+Settlement values
+-----------------
+The file's underlying price (``hod``: ``underlying_last``; ``datashop``: the mid of
+``underlying_bid_HHMM``/``underlying_ask_HHMM``; ``wide`` has none) is not synchronous with the
+option quotes on ordinary days (20 points off on 2018-02-05, see shared/data/README.md) and is
+not stored as a quote; on a quote date that is the expiry of PM-settled contracts in the file
+(SPXW), it is kept as that expiry's ``vendor_underlying`` settlement value (``asof_ts`` = the
+snapshot time; a DataShop 15:45 snapshot is 15 minutes before the close, the note says so).
+AM monthlies settle at the next morning's opening quotation, which an end-of-day price does not
+show. After each day the parity estimate of each expiry settling that day is written too
+(:func:`quantlab.data.settlements.write_day_estimates`).
 
 Repeated contracts
 ------------------
@@ -156,6 +166,11 @@ def _read_hod(df: pl.DataFrame, where: str) -> tuple[pl.DataFrame, dt.time]:
         pl.lit(0, dtype=pl.UInt32).alias("bid_size"),
         pl.lit(0, dtype=pl.UInt32).alias("ask_size"),
         _num(df, "openinterest", pl.Int64, where).alias("open_interest"),
+        (
+            _num(df, "underlying_last", pl.Float64, where)
+            if "underlying_last" in df.columns
+            else pl.lit(None, dtype=pl.Float64)
+        ).alias("underlying_price"),
     )
     return out, DEFAULT_EOD_TIME
 
@@ -184,6 +199,12 @@ def _read_datashop(
         if "open_interest" in df.columns
         else pl.lit(None, dtype=pl.Int64)
     )
+    ub, ua = f"underlying_bid_{hhmm}", f"underlying_ask_{hhmm}"
+    under = (
+        (_num(df, ub, pl.Float64, where) + _num(df, ua, pl.Float64, where)) / 2
+        if ub in df.columns and ua in df.columns
+        else pl.lit(None, dtype=pl.Float64)
+    )
     out = df.select(
         "row",
         _date(df, "quote_date", "%Y-%m-%d", where).alias("day"),
@@ -202,6 +223,7 @@ def _read_datashop(
         .cast(pl.UInt32)
         .alias("ask_size"),
         oi.alias("open_interest"),
+        under.alias("underlying_price"),
     )
     return out, when
 
@@ -230,6 +252,7 @@ def _read_wide(
                 pl.lit(0, dtype=pl.UInt32).alias("bid_size"),
                 pl.lit(0, dtype=pl.UInt32).alias("ask_size"),
                 oi.alias("open_interest"),
+                pl.lit(None, dtype=pl.Float64).alias("underlying_price"),
             )
         )
     return pl.concat(sides).sort("row", "right"), DEFAULT_EOD_TIME
@@ -247,7 +270,8 @@ def read_eod(
     -------
     (frame, snapshot, format, notes)
         ``frame`` has ``row`` (file line), ``day, root, expiry, right, strike, bid, ask,
-        bid_size, ask_size, open_interest`` (prices as written: zeros not yet nulled);
+        bid_size, ask_size, open_interest, underlying_price`` (prices as written: zeros not yet
+        nulled; ``underlying_price`` null when the layout has none);
         ``snapshot`` is the ET wall-clock time of the quotes; ``format`` the layout used.
     """
     path = Path(path)
@@ -379,7 +403,9 @@ def import_eod(
     checksums = sha256_files([path])
     try:
         for (day,), part in df.partition_by("day", as_dict=True, maintain_order=True).items():
-            summary.days.append(_import_day(store, day, part, snap, source, checksums))
+            written = _import_day(store, day, part, snap, source, checksums)
+            _settlements(store, written, part, snap, f"{fmt} file {path.name}")
+            summary.days.append(written)
     finally:  # days written before a failure are complete: record them
         record_manifest(store, summary.days)
     summary.days.sort(key=lambda d: d.day)
@@ -418,3 +444,34 @@ def _import_day(
         checksums=checksums,
         covered={"quotes": kept["instrument_id"], "open_interest": kept["instrument_id"]},
     )
+
+
+def _settlements(store: Any, summary: Any, part: pl.DataFrame, snap: dt.time, what: str) -> None:
+    """``vendor_underlying`` rows of the PM expiries settling on the day, then the day's parity
+    estimates (see the module notes); partitions are added to ``summary`` for the manifest."""
+    from quantlab import calendar
+    from quantlab.data import settlements
+
+    day = summary.day
+    if not calendar.is_session(day):
+        return
+    prices = part.get_column("underlying_price").drop_nulls()
+    roots = part.filter(pl.col("expiry") == day).get_column("root").unique().to_list()
+    pm = sorted(r for r in roots if r in calendar.PM_ROOTS)
+    written = []
+    if prices.len() and pm:
+        price = float(prices.mode().sort()[0])  # the file repeats it on every row of the day
+        ts = at_time_ns(day, snap, ET)
+        before = (calendar.settlement_ns("SPXW", day) - ts) // calendar.NS_PER_MINUTE
+        note = f"{what}: underlying at {snap:%H:%M} ET" + (
+            f", {before} min before the close" if before > 0 else ""
+        )
+        found = [
+            settlements.Settlement(r, day, "PM", price, "vendor_underlying", asof_ts=ts) for r in pm
+        ]
+        rows = settlements.to_frame(found, [note] * len(pm))
+        written += settlements.merge(store, rows, manifest=False)
+    written += settlements.write_day_estimates(store, day, manifest=False)
+    for _, p, n, src in written:
+        summary.written.append(("settlements", p, n, src, ""))
+    summary.settlements = len(written)

@@ -27,6 +27,9 @@ monthlies, ``spxw`` = SPXW PM-settled weeklies/dailies):
   prices look scaled (median close above 100,000) is divided by 10,000 and noted.
 * ``instruments``: every contract seen in a quote or open-interest file; ids per
   :mod:`quantlab.data.importers._common`.
+* ``settlements``: after each day, the parity estimate of each expiry settling that day
+  (:func:`quantlab.data.settlements.write_day_estimates`). Index values are not stored: they
+  are read off ``underlying_bars`` by :func:`quantlab.data.settlements.lookup`.
 
 Option ``trade`` zips are skipped (the store has no trades table); so are files whose names do
 not follow the daily-minute pattern (``daily/spx.zip``, ``hour/...``). Every skip is noted in
@@ -365,7 +368,9 @@ def import_lean(
         raise InputError(f"no LEAN quote, open-interest or index zips found in {shown}.")
     try:
         for day in sorted(by_day):
-            summary.days.append(_import_day(store, day, by_day[day], option_tz, index_tz, summary))
+            written = _import_day(store, day, by_day[day], option_tz, index_tz, summary)
+            _estimates(store, written)
+            summary.days.append(written)
     finally:  # days written before a failure are complete: record them
         record_manifest(store, summary.days)
     return summary
@@ -425,3 +430,17 @@ def _import_day(
         "underlying_bars": sums.get("index", []),
     }
     return write_day(store, day, tables, source=SOURCE, checksums=checksums, covered=covered)
+
+
+def _estimates(store: Any, summary: Any) -> None:
+    """Parity estimates of the expiries settling on the day just written (for the manifest,
+    their partitions join ``summary.written``)."""
+    from quantlab import calendar
+    from quantlab.data import settlements
+
+    if not calendar.is_session(summary.day):
+        return
+    written = settlements.write_day_estimates(store, summary.day, manifest=False)
+    for _, p, n, src in written:
+        summary.written.append(("settlements", p, n, src, ""))
+    summary.settlements = len(written)
