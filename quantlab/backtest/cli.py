@@ -64,7 +64,7 @@ def backtest_cmd(
     """Backtest a strategy on the store: trades, decisions, equity, analytics and a report."""
     from rich.console import Console
 
-    from quantlab.backtest.analytics import summarize
+    from quantlab.backtest.analytics import config_metrics, summarize
     from quantlab.backtest.engine import backtest, load_config
     from quantlab.errors import QuantlabError
 
@@ -90,7 +90,6 @@ def backtest_cmd(
     con.print(f"outputs: {out_dir}/ (trades.parquet, decisions.parquet, results.duckdb"
               f"{'' if no_report else ', report.html'})")  # fmt: skip
     if not no_mlflow:
-        from quantlab.sweep.runner import config_metrics
         from quantlab.tracking import log_backtest, tracking_uri
 
         metrics = config_metrics(r.trades, r.equity_daily, r.capital)

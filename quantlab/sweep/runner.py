@@ -32,6 +32,7 @@ import numpy as np
 import polars as pl
 
 from quantlab import calendar
+from quantlab.backtest.analytics import config_metrics
 from quantlab.data import store as st
 from quantlab.errors import DataError
 from quantlab.strategy.spec import StrategySpec
@@ -39,20 +40,6 @@ from quantlab.sweep.config import ConfigPoint, SweepConfig, expand
 from quantlab.sweep.executors import make_executor
 
 _S1_CACHE: dict[str, Any] = {}
-
-
-def config_metrics(
-    trades: pl.DataFrame, equity_daily: pl.DataFrame, capital: float
-) -> dict[str, float]:
-    """The scalar metrics of one config (performance + trade statistics)."""
-    from quantlab.backtest.analytics import performance, trade_stats
-
-    out: dict[str, float] = {}
-    for src in (performance(equity_daily, capital), trade_stats(trades)):
-        for k, v in src.items():
-            if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
-                out[k] = float(v)
-    return out
 
 
 def _stage2_task(s1_folder: str, spec_json: str, config_id: str, out_dir: str) -> dict[str, Any]:
