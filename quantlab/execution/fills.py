@@ -1,4 +1,4 @@
-"""Fill models: the price a limit order is expected to get, per leg, on SPX ticks.
+"""Fill models: the price a limit order is expected to get, per leg, on SPX ticks, in cents.
 
 Shared by the backtester (entries and exits) and the live runner (limit prices). Every fill
 takes the side that costs you: a leg you sell fills at or below its mid, a leg you buy at or
@@ -10,66 +10,75 @@ above it, and rounding to the option's tick goes against you too.
 - ``natural``: cross the whole spread (sell at the bid, buy at the ask).
 
 SPX/SPXW minimum price variation: $0.05 below $3.00, $0.10 at or above (Cboe).
+
+Exactness: the kernel works on integer cents (:mod:`quantlab.money`) with ``k`` held in basis
+points, so ``mid - k * spread`` is an exact rational and the tick rounding never depends on a
+binary representation error (the price 1.05 on a 5-cent grid stays 1.05). ``k`` must therefore
+be a multiple of 0.0001 and the ticks whole cents; the config says so if they are not.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from quantlab._convert import as_float
 from quantlab._numba import jit
 from quantlab.config import StrictModel
+from quantlab.money import (
+    BP,
+    CENTS_PER_DOLLAR,
+    NO_NET,
+    NO_PRICE,
+    exact_units,
+    from_cents,
+    to_cents,
+)
 
 KIND_CODES = {"mid": 0, "mid_k": 1, "natural": 2}
+#: index of each field in :attr:`FillModel.params` (the int64 array the kernels take)
+P_KIND, P_K_BP, P_TICK_SMALL, P_TICK_LARGE, P_THRESHOLD = range(5)
 
 
 @jit(inline="always")
-def tick_of(price: float, small: float, large: float, threshold: float) -> float:
-    return large if price >= threshold else small
+def fill_cents(bid: int, ask: int, sell: bool, params: np.ndarray) -> int:
+    """Fill price of one leg in cents, rounded to the tick against the trader.
 
-
-@jit(inline="always")
-def fill_price_scalar(
-    bid: float,
-    ask: float,
-    sell: bool,
-    kind: int,
-    k: float,
-    small: float,
-    large: float,
-    threshold: float,
-) -> float:
-    """Fill price per share of one leg, rounded against the trader; NaN if the quote is unusable."""
-    if not (bid == bid and ask == ask) or ask <= 0.0:
-        return np.nan
-    if bid < 0.0:
-        bid = 0.0
-    mid = 0.5 * (bid + ask)
-    spread = ask - bid if ask >= bid else 0.0
+    ``bid``/``ask`` are int cents (``NO_PRICE`` = missing); ``params`` is
+    :attr:`FillModel.params`. Returns ``NO_PRICE`` when the quote is unusable (no ask, or an
+    ask of zero); a missing bid counts as zero.
+    """
+    if ask < 0 or ask == 0:
+        return NO_PRICE
+    b = bid if bid > 0 else 0
+    a = ask
+    spread = a - b if a >= b else 0
+    kind = params[P_KIND]
+    # the raw price in units of 1/(2 * BP) cent: exact integers
     if kind == 0:
-        raw = mid
+        raw = BP * (a + b)
     elif kind == 1:
-        raw = mid - k * spread if sell else mid + k * spread
+        kk = 2 * params[P_K_BP] * spread
+        raw = BP * (a + b) - kk if sell else BP * (a + b) + kk
     else:
-        raw = bid if sell else ask
-    if raw < 0.0:
-        raw = 0.0
-    tick = tick_of(raw, small, large, threshold)
-    units = raw / tick
-    cents = np.floor(tick * 100.0 + 0.5)
-    # a hair of slack so prices already on the grid do not move a tick; whole cents out
+        raw = 2 * BP * (b if sell else a)
+    if raw < 0:
+        raw = 0
+    tick = params[P_TICK_LARGE] if raw >= 2 * BP * params[P_THRESHOLD] else params[P_TICK_SMALL]
+    unit = 2 * BP * tick
     if sell:
-        return np.floor(units + 1e-9) * cents / 100.0
-    return np.ceil(units - 1e-9) * cents / 100.0
+        return (raw // unit) * tick
+    return -((-raw) // unit) * tick
 
 
 @jit
-def fill_prices_1d(bid, ask, sell, kind, k, small, large, threshold, out):
+def fill_cents_1d(bid, ask, sell, params, out):
+    """:func:`fill_cents` over arrays (``out`` int64)."""
     for i in range(out.shape[0]):
-        out[i] = fill_price_scalar(bid[i], ask[i], sell[i], kind, k, small, large, threshold)
+        out[i] = fill_cents(bid[i], ask[i], sell[i], params)
 
 
 def tick_size(
@@ -78,6 +87,22 @@ def tick_size(
     """SPX/SPXW minimum price variation for each price."""
     p = as_float("price", price)
     return np.where(p >= threshold, large, small)
+
+
+@functools.lru_cache(maxsize=256)
+def _params(kind: str, k: float, small: float, large: float, threshold: float) -> np.ndarray:
+    p = np.array(
+        [
+            KIND_CODES[kind],
+            exact_units(k, BP, "fills.k", "basis points"),
+            exact_units(small, CENTS_PER_DOLLAR, "fills.tick_small", "cents"),
+            exact_units(large, CENTS_PER_DOLLAR, "fills.tick_large", "cents"),
+            exact_units(threshold, CENTS_PER_DOLLAR, "fills.tick_threshold", "cents"),
+        ],
+        dtype=np.int64,
+    )
+    p.flags.writeable = False
+    return p
 
 
 class FillModel(StrictModel):
@@ -91,34 +116,75 @@ class FillModel(StrictModel):
     tick_large: float = Field(0.10, gt=0)
     tick_threshold: float = Field(3.0, ge=0)
 
+    @field_validator("k")
+    @classmethod
+    def _k_exact(cls, v: float) -> float:
+        exact_units(v, BP, "fills.k", "basis points")
+        return v
+
+    @field_validator("tick_small", "tick_large", "tick_threshold")
+    @classmethod
+    def _whole_cents(cls, v: float, info: Any) -> float:
+        exact_units(v, CENTS_PER_DOLLAR, f"fills.{info.field_name}", "cents")
+        return v
+
     @property
     def kind_code(self) -> int:
         return KIND_CODES[self.kind]
 
-    def leg_prices(self, bid: Any, ask: Any, sell: Any) -> np.ndarray:
-        """Fill price per share of each leg (``sell`` True for a leg you sell)."""
-        b = np.ascontiguousarray(as_float("bid", bid)).ravel()
-        a = np.ascontiguousarray(as_float("ask", ask)).ravel()
+    @property
+    def params(self) -> np.ndarray:
+        """The model as the int64 array the kernels take (kind, k in bp, ticks in cents)."""
+        return _params(self.kind, self.k, self.tick_small, self.tick_large, self.tick_threshold)
+
+    def leg_cents(self, bid_c: Any, ask_c: Any, sell: Any) -> np.ndarray:
+        """Fill price of each leg in int64 cents from int cents quotes (``NO_PRICE`` = none)."""
+        b = np.ascontiguousarray(np.asarray(bid_c, dtype=np.int64).ravel())
+        a = np.ascontiguousarray(np.asarray(ask_c, dtype=np.int64).ravel())
         s = np.ascontiguousarray(np.broadcast_to(np.asarray(sell, dtype=bool), b.shape))
-        out = np.empty(b.shape[0], dtype=np.float64)
-        fill_prices_1d(
-            b,
-            a,
-            s,
-            self.kind_code,
-            self.k,
-            self.tick_small,
-            self.tick_large,
-            self.tick_threshold,
-            out,
-        )
+        out = np.empty(b.shape[0], dtype=np.int64)
+        fill_cents_1d(b, a, s, self.params, out)
         return out
 
-    def net_price(self, bid: Any, ask: Any, quantity: Any) -> float:
-        """Net price per spread: positive = credit received, negative = debit paid.
+    def leg_prices(self, bid: Any, ask: Any, sell: Any) -> np.ndarray:
+        """Fill price per share of each leg in dollars (``sell`` True for a leg you sell);
+        NaN where the quote is unusable. Quotes are taken to the cent (:func:`quantlab.money.
+        to_cents`)."""
+        b = to_cents(as_float("bid", bid).ravel())
+        a = to_cents(as_float("ask", ask).ravel())
+        return from_cents(self.leg_cents(b, a, sell))
 
-        ``quantity`` per leg is signed (-1 = sell one, +1 = buy one).
-        """
+    def net_cents(self, bid_c: Any, ask_c: Any, quantity: Any) -> int:
+        """Net price per spread in cents: positive = credit received, negative = debit paid;
+        ``NO_NET`` when any leg is unusable. ``quantity`` per leg is signed (-1 = sell one)."""
+        q = np.asarray(quantity, dtype=np.int64).ravel()
+        px = self.leg_cents(bid_c, ask_c, q < 0)
+        if np.any(px == NO_PRICE):
+            return NO_NET
+        return int(np.sum(-q * px))
+
+    def net_price(self, bid: Any, ask: Any, quantity: Any) -> float:
+        """Net price per spread in dollars: positive = credit received, negative = debit paid
+        (NaN when a leg is unusable). ``quantity`` per leg is signed (-1 = sell one)."""
         q = as_float("quantity", quantity).ravel()
-        px = self.leg_prices(bid, ask, q < 0)
-        return round(float(np.sum(-q * px)), 8)
+        b = to_cents(as_float("bid", bid).ravel())
+        a = to_cents(as_float("ask", ask).ravel())
+        px = self.leg_cents(b, a, q < 0)
+        if np.any(px == NO_PRICE):
+            return float("nan")
+        return int(np.sum(-q.astype(np.int64) * px)) / CENTS_PER_DOLLAR
+
+
+def net_of_legs(quantity: Any, prices: Any) -> float:
+    """Net price per spread in dollars of legs filled at ``prices`` (per share, on the cent):
+    positive = credit received. Summed in integer cents, so it is exact (``1.1``, never
+    ``1.1000000000000005``); NaN when a price is missing."""
+    q = np.asarray(quantity, dtype=np.float64).ravel()
+    px = as_float("prices", prices).ravel()
+    if not np.all(np.isfinite(px)):
+        return float("nan")
+    total = int(np.sum(-q.astype(np.int64) * to_cents(px).astype(np.int64)))
+    return total / CENTS_PER_DOLLAR
+
+
+__all__ = ["KIND_CODES", "FillModel", "fill_cents", "fill_cents_1d", "net_of_legs", "tick_size"]

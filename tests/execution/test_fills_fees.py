@@ -32,8 +32,10 @@ def test_ticks() -> None:
 
 
 def test_unusable_quote_gives_nan() -> None:
-    out = FillModel().leg_prices([np.nan, 1.0], [1.0, 0.0], [True, True])
-    assert np.isnan(out).all()
+    # no ask, or an ask of zero: no fill; a missing bid counts as a bid of zero
+    out = FillModel().leg_prices([1.0, 1.0, np.nan], [np.nan, 0.0, 1.0], [True, True, True])
+    assert np.isnan(out[:2]).all()
+    assert out[2] == 0.20  # mid 0.50 - 0.30 x spread 1.00, on the 5-cent tick
 
 
 quote = st.tuples(st.floats(0.0, 60.0), st.floats(0.0, 5.0)).map(
@@ -41,7 +43,7 @@ quote = st.tuples(st.floats(0.0, 60.0), st.floats(0.0, 5.0)).map(
 )
 
 
-@given(q1=quote, q2=quote, k=st.floats(0.0, 0.5))
+@given(q1=quote, q2=quote, k=st.integers(0, 5000).map(lambda i: i / 10_000))
 def test_fills_never_better_than_mid_and_natural_is_worst(q1, q2, k) -> None:  # type: ignore[no-untyped-def]
     bid = [q1[0], q2[0]]
     ask = [q1[1], q2[1]]
