@@ -186,6 +186,19 @@ def to_ns(when: dt.datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
 
 
+def et_date(ns: int) -> dt.date:
+    """The ET calendar date of a UTC-nanosecond time stamp (the one conversion everything uses)."""
+    return dt.datetime.fromtimestamp(int(ns) // 1_000_000_000, tz=ET).date()
+
+
+def et_dates(ns: Any) -> npt.NDArray[Any]:
+    """:func:`et_date` of an array of UTC-nanosecond stamps, as ``datetime64[D]``."""
+    import polars as pl
+
+    s = pl.Series(np.asarray(ns, dtype=np.int64)).cast(pl.Datetime("ns", "UTC"))
+    return s.dt.convert_time_zone(str(ET)).dt.date().to_numpy()
+
+
 def _at(day: dt.date, t: dt.time) -> dt.datetime:
     return dt.datetime.combine(day, t, tzinfo=ET)
 

@@ -39,3 +39,8 @@ __all__ = [
     "InputError",
     "QuantlabError",
 ]
+
+
+class DataWarning(UserWarning):
+    """Something in the data makes a result likely not what was meant (e.g. no quotes at the
+    decision times); the run goes on."""
