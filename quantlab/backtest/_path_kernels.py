@@ -18,7 +18,7 @@ NO_PRICE = -1  # int32 cents sentinel for a missing quote (= stage1.NO_PRICE)
 @jit(inline="always")
 def _cents(p):
     """One price as int32 cents (``NO_PRICE`` when NaN, infinite or negative), as
-    :func:`quantlab.backtest.stage1.to_cents`."""
+    :func:`quantlab.money.to_cents`."""
     if p == p and p >= 0.0 and p != np.inf:
         return np.int32(np.rint(p * 100.0))
     return np.int32(NO_PRICE)

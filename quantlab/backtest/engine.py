@@ -28,11 +28,18 @@ import numpy as np
 import polars as pl
 
 from quantlab import calendar
-from quantlab.backtest.stage1 import NO_PRICE, Stage1Result, load_stage1, run_stage1, save_stage1
+from quantlab.backtest.stage1 import (
+    Stage1Result,
+    combine_checksums,
+    load_stage1,
+    run_stage1,
+    save_stage1,
+)
 from quantlab.backtest.stage2 import PortfolioResult, run_stage2
 from quantlab.config import StrictModel, read_yaml
 from quantlab.data import store as st
 from quantlab.errors import DataError
+from quantlab.money import NO_PRICE
 from quantlab.strategy.spec import StrategySpec
 
 
@@ -128,11 +135,8 @@ def merge_stage1(parts: Sequence[Stage1Result], folder: str | Path | None = None
         offsets.append(p.offsets[1:] + base)
         base += int(p.offsets[-1])
     days = sorted({d for p in parts for d in p.days})
-    import hashlib
-
-    checksum = hashlib.sha256("".join(p.data_checksum for p in parts).encode()).hexdigest()[:16]
-    if len(parts) == 1:
-        checksum = parts[0].data_checksum
+    day_sums = {d: v for p in parts for d, v in p.day_sums.items()}
+    checksum = combine_checksums(day_sums)  # the same as one pass over the same days
     width = max(p.path_bid.shape[1] for p in parts)
     if folder is None:
         paths = {
@@ -174,6 +178,7 @@ def merge_stage1(parts: Sequence[Stage1Result], folder: str | Path | None = None
         day_ids=[d for p in parts for d in p.day_ids],
         data_checksum=checksum,
         days=days,
+        day_sums=day_sums,
         **paths,
     )
     if folder is None:
@@ -461,27 +466,72 @@ def write_outputs(
 
 
 def trade_paths(s1: Stage1Result, res: PortfolioResult) -> dict[str, pl.DataFrame]:
-    """Per trade: minute cost to close at mid and through the fill model, entry to exit."""
-    from quantlab.backtest import _exit_kernels as ek
+    """Per trade: minute cost to close at mid and through the fill model, entry to exit
+    (dollars per share, clamped to the structure's payoff bounds as the exit rule sees them)."""
+    from quantlab.strategy import _kernels as k
+    from quantlab.strategy.structure import strike_cents
 
-    fm = res.spec.fills
+    params = res.spec.fills.params
     idx = {cid: i for i, cid in enumerate(s1.candidates["candidate_id"].to_list())}
     out: dict[str, pl.DataFrame] = {}
     for t in res.trades.iter_rows(named=True):
         i = idx[t["candidate_id"]]
-        ts, pb, pa = s1.quotes(i)
+        a, b = int(s1.offsets[i]), int(s1.offsets[i + 1])
+        ts = s1.path_ts[a:b]
         keep = np.flatnonzero(ts <= t["exit_ts"])
         n = len(t["legs"])
+        qty = s1.qty[i].astype(np.int64)
+        strike = strike_cents(np.nan_to_num(s1.strike[i]))
+        lo, hi = k.payoff_bounds(qty, strike, s1.is_call[i], n)
         mid = np.full(keep.size, np.nan)
         fill = np.full(keep.size, np.nan)
-        for j, k in enumerate(keep):
-            mid[j], fill[j] = ek.close_costs(
-                pb[k], pa[k], s1.qty[i], n, fm.kind_code, fm.k, fm.tick_small, fm.tick_large,
-                fm.tick_threshold,
-            )  # fmt: skip
-        ts = ts[keep]
-        out[t["trade_id"]] = pl.DataFrame({"ts": ts, "mid_cost": mid, "exit_cost": fill})
+        for j, r in enumerate(keep):
+            m2, f = k.close_cost(s1.path_bid[a + r], s1.path_ask[a + r], qty, n, params, lo, hi)
+            if m2 != k.NO_NET:
+                mid[j], fill[j] = m2 / 200.0, f / 100.0
+        out[t["trade_id"]] = pl.DataFrame({"ts": ts[keep], "mid_cost": mid, "exit_cost": fill})
     return out
+
+
+#: share of decisions without a quote at their time above which :func:`warn_missing_quotes` warns
+NO_QUOTE_WARN_SHARE = 0.5
+
+
+def quote_times(store: st.StoreLike, underlying: str, day: dt.date) -> str:
+    """The ET times at which a stored session has quotes, in words ("16:00 ET only",
+    "09:30-16:15 ET, 406 minutes")."""
+    q = st.read_partition(store, "quotes", underlying, day, columns=["ts"])
+    if q is None or q.height == 0:
+        return "no quotes"
+    hm = (
+        q.select(pl.col("ts").cast(pl.Datetime("ns", "UTC")).dt.convert_time_zone(str(calendar.ET))
+              .dt.strftime("%H:%M").unique().sort())["ts"].to_list()
+    )  # fmt: skip
+    if len(hm) <= 3:
+        return f"{', '.join(hm)} ET only"
+    return f"{hm[0]}-{hm[-1]} ET, {len(hm)} distinct minutes"
+
+
+def warn_missing_quotes(store: st.StoreLike, s1: Stage1Result, underlying: str) -> str:
+    """Warn (:class:`~quantlab.errors.DataError`'s sibling ``DataWarning``) when most decisions
+    found no quote at their time, naming when the store does have quotes; returns the message
+    ("" when there is nothing to say)."""
+    import warnings
+
+    from quantlab.backtest.select import NO_QUOTE_AT_TIME
+    from quantlab.errors import DataWarning
+
+    n = s1.candidates.height + s1.rejections.height
+    miss = s1.rejections.filter(pl.col("reason") == NO_QUOTE_AT_TIME)
+    if n == 0 or miss.height <= NO_QUOTE_WARN_SHARE * n:
+        return ""
+    day = miss["entry_date"][0]
+    times = sorted(set(miss["entry_time"].to_list()))
+    msg = (f"{miss.height} of {n} decisions found no quote at their time ({', '.join(times)} ET): "
+           f"this store holds quotes at {quote_times(store, underlying, day)} on {day}. "
+           "Use entry times at which the store has quotes.")  # fmt: skip
+    warnings.warn(msg, DataWarning, stacklevel=2)
+    return msg
 
 
 def backtest(
@@ -506,6 +556,7 @@ def backtest(
     a = start or cfg.start or days[0]
     b = end or cfg.end or days[-1]
     s1 = stage1(store, [spec], a, b, underlying=spec.underlying, workers=workers, progress=progress)
+    warn_missing_quotes(store, s1, spec.underlying)
     res = run_stage2(s1, spec)
     out_dir = None
     if out is not None:

@@ -53,7 +53,12 @@ TRADE_SCHEMA: dict[str, pl.DataType] = {
     "exit_reason": pl.Utf8(),  # take_profit | stop_loss | time_exit | settlement | end_of_data
     "mae_per_share": pl.Float64(),  # max adverse excursion of the mid P&L during the trade
     "mfe_per_share": pl.Float64(),  # max favourable excursion
-    "data_checksum": pl.Utf8(),  # checksum of the store partitions read
+    # at settlement: the value used, where it came from (quantlab.data.settlements.SOURCES)
+    # and, for an estimate, its standard error; null for other exits
+    "settlement_source": pl.Utf8(),
+    "settlement_value": pl.Float64(),
+    "settlement_std_error": pl.Float64(),
+    "data_checksum": pl.Utf8(),  # checksum of the sessions of the trade's life + its settlement
 }
 
 DECISION_SCHEMA: dict[str, pl.DataType] = {

@@ -150,6 +150,17 @@ def _columns(chain: pl.DataFrame) -> dict[str, Any]:
     return cols
 
 
+NO_QUOTE_AT_TIME = "no_quote_at_time"
+"""Decision reason: no instrument of the chain has a quote at (or within the quote-age limit
+before) the decision time, e.g. an end-of-day store asked at 10:00."""
+
+
+def has_fresh_quote(flags: np.ndarray) -> bool:
+    """Whether any quote of a snapshot exists at the decision time (not missing, not stale)."""
+    f = np.asarray(flags)
+    return bool(np.any((f != int(QuoteFlag.NO_QUOTE)) & (f != int(QuoteFlag.STALE))))
+
+
 def select_structure(
     chain: pl.DataFrame,
     expiries: pl.DataFrame,
@@ -162,7 +173,9 @@ def select_structure(
     """Pick the expiry and every leg of a structure from a decision snapshot."""
     picked = pick_expiry(expiries, day, dte, tuple(roots))
     if picked is None:
-        return Selection("", None, -1, float("nan"), (), "no_expiry_in_tolerance")
+        fresh = "flag" not in chain.columns or has_fresh_quote(chain["flag"].to_numpy())
+        reason = "no_expiry_in_tolerance" if fresh else NO_QUOTE_AT_TIME
+        return Selection("", None, -1, float("nan"), (), reason)
     root, expiry, fwd = picked
     ndte = (expiry - day).days
     c = _columns(chain)
@@ -336,7 +349,8 @@ def select_from_view(
     selection, with implied vols and deltas computed only for the expiry chosen)."""
     picked = pick_expiry_view(view, day, dte, tuple(roots))
     if picked is None:
-        return Selection("", None, -1, float("nan"), (), "no_expiry_in_tolerance")
+        reason = "no_expiry_in_tolerance" if has_fresh_quote(view.flag) else NO_QUOTE_AT_TIME
+        return Selection("", None, -1, float("nan"), (), reason)
     root, expiry, fwd = picked
     ndte = (expiry - day).days
     group = _view_group(view, root, expiry)

@@ -38,26 +38,12 @@ from quantlab.chain.snapshot import ChainView
 from quantlab.data import read
 from quantlab.data import store as st
 from quantlab.errors import DataError
-from quantlab.pricing import implied_forward
+from quantlab.strategy import ids
 from quantlab.strategy.spec import StrategySpec
 from quantlab.volatility import vix_from_chain
 
 MAX_LEGS = 4
-NS_PER_MIN = 60_000_000_000
-NO_PRICE = -1  # int32 cents sentinel for a missing quote
-STAGE1_FORMAT = 2  # bump when the stored stage-1 layout changes (sweep caches key on it)
-
-
-def to_cents(prices: np.ndarray) -> np.ndarray:
-    """Quote prices as exact int32 cents (``NO_PRICE`` where missing).
-
-    Paths are stored this way: half the memory of float64 and exact, so tick rounding of fills
-    never sees a float32 representation error.
-    """
-    out = np.full(prices.shape, NO_PRICE, dtype=np.int32)
-    ok = np.isfinite(prices) & (prices >= 0)
-    out[ok] = np.rint(prices[ok] * 100.0).astype(np.int32)
-    return out
+STAGE1_FORMAT = 3  # bump when the stored stage-1 layout changes (sweep caches key on it)
 
 
 def from_cents(cents: np.ndarray) -> np.ndarray:
@@ -78,20 +64,7 @@ class SelectRule:
 
     @property
     def key(self) -> str:
-        s = self.spec
-        blob = json.dumps(
-            {
-                "t": self.entry_time.strftime("%H:%M"),
-                "dte": s.dte.model_dump(),
-                "roots": list(s.roots),
-                "legs": [leg.model_dump() for leg in s.leg_specs()],
-                "match": s.delta_match,
-                "rate": s.rate,
-                "age": s.filters.max_quote_age_s,
-            },
-            sort_keys=True,
-        )
-        return hashlib.sha1(blob.encode()).hexdigest()[:12]
+        return ids.select_key(self.entry_time, self.spec)
 
 
 def rules_for(specs: Iterable[StrategySpec]) -> dict[str, SelectRule]:
@@ -128,6 +101,7 @@ class Stage1Result:
     day_ids: list[list[tuple[int, np.ndarray]]]  # per candidate: (path position, leg ids) per day
     data_checksum: str = ""
     days: list[dt.date] = field(default_factory=list)
+    day_sums: dict[dt.date, str] = field(default_factory=dict)  # day -> day_checksum
 
     def __len__(self) -> int:
         return self.candidates.height
@@ -153,8 +127,8 @@ class Stage1Result:
 
 
 def _candidate_id(entry_ns: int, sel: Selection) -> str:
-    legs = ",".join(f"{leg.occ}:{leg.quantity}" for leg in sel.legs)
-    return hashlib.sha1(f"{entry_ns}|{sel.root}|{sel.expiry}|{legs}".encode()).hexdigest()[:16]
+    assert sel.expiry is not None
+    return ids.candidate_id(entry_ns, sel.root, sel.expiry, ((lg.occ, lg.quantity) for lg in sel.legs))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -167,69 +141,34 @@ def _et_ns(day: dt.date, t: dt.time) -> int:
     return calendar.to_ns(dt.datetime.combine(day, t, tzinfo=calendar.ET))
 
 
-def _settlement_from_bars(
-    store: st.StoreLike, underlying: str, root: str, expiry: dt.date
-) -> float:
-    bars = st.read_partition(store, "underlying_bars", underlying, expiry)
-    if bars is None or bars.height == 0:
-        return math.nan
-    if root == "SPX":  # AM: the opening print approximates the special opening quotation
-        first = bars.sort("ts").row(0, named=True)
-        return float(first["open"])
-    settle = calendar.settlement_ns(root, expiry)
-    hit = bars.filter(pl.col("ts") == settle)
-    return float(hit["close"][0]) if hit.height else math.nan
-
-
-def _settlement_from_parity(dq: read.DayQuotes, root: str, expiry: dt.date, rate: float) -> float:
-    """Parity forward of the expiring series at its last minute (SPXW PM), or of the same-day
-    SPXW at 09:31 for an AM-settled SPX monthly."""
-    if root == "SPX":
-        at = calendar.option_open_ns(expiry) + NS_PER_MIN
-        sel = dq.select([expiry], ["SPXW"])
-    else:
-        at = calendar.contract_close_ns(root, expiry, expiry)
-        sel = dq.select([expiry], [root])
-    if sel.size == 0:
-        return math.nan
-    # the chain at ``at`` (each strike's last quotes), calls and puts paired by strike
-    idx = dq.snapshot_index(at, sel)
-    has = idx >= 0
-    if dq.n_rows:
-        _, r_bid, r_ask = dq.rows(np.where(has, idx, 0))
-        bid, ask = np.where(has, r_bid, np.nan), np.where(has, r_ask, np.nan)
-    else:
-        bid = ask = np.full(sel.size, np.nan)
-    strike, call = dq.strike[sel], dq.is_call[sel]
-    calls = np.flatnonzero(call)
-    puts = np.flatnonzero(~call)
-    calls = calls[np.argsort(strike[calls], kind="stable")]
-    puts = puts[np.argsort(strike[puts], kind="stable")]
-    ks = np.intersect1d(strike[calls], strike[puts])
-    if ks.size == 0:
-        return math.nan
-    ci = calls[np.searchsorted(strike[calls], ks)]
-    pi = puts[np.searchsorted(strike[puts], ks)]
-    T = max((calendar.settlement_ns("SPXW", expiry) - at) / NS_PER_MIN, 1.0) / 525_600
-    fit = implied_forward(ks, bid[ci], ask[ci], bid[pi], ask[pi], T, r=rate)
-    return fit.forward
-
-
-def data_checksum(store: st.StoreLike, underlying: str, days: Sequence[dt.date]) -> str:
-    """Checksum of the quote and instrument partitions read (their recorded input checksums)."""
+def day_checksum(store: st.StoreLike, underlying: str, day: dt.date) -> str:
+    """Checksum of one session's quote and instrument partitions (their recorded input
+    checksums, read from the Parquet footers once per file state)."""
     from quantlab.data import layout
     from quantlab.data.daycache import partition_checksum
 
     h = hashlib.sha256()
     root = st.store_root(store)
-    for d in days:
-        for table in ("instruments", "quotes"):
-            path = layout.partition_file(root, table, underlying, d)
-            if not path.is_file():
-                continue
-            # the footer's checksum, read once per file state (the day cache keys on it too)
-            h.update(f"{table}/{d}:{partition_checksum(path) or path.stat().st_size}".encode())
+    for table in ("instruments", "quotes"):
+        path = layout.partition_file(root, table, underlying, day)
+        if path.is_file():
+            h.update(f"{table}:{partition_checksum(path) or path.stat().st_size}".encode())
     return h.hexdigest()[:16]
+
+
+def combine_checksums(day_sums: dict[dt.date, str], extra: str = "") -> str:
+    """One checksum of per-day checksums (in date order) and an ``extra`` text: the same
+    whatever process or shard computed the parts."""
+    h = hashlib.sha256()
+    for d in sorted(day_sums):
+        h.update(f"{d}:{day_sums[d]};".encode())
+    h.update(extra.encode())
+    return h.hexdigest()[:16]
+
+
+def data_checksum(store: st.StoreLike, underlying: str, days: Sequence[dt.date]) -> str:
+    """Checksum of the quote and instrument partitions of ``days``."""
+    return combine_checksums({d: day_checksum(store, underlying, d) for d in days})
 
 
 def _path_bound(book: PathBook, entry_days: Sequence[dt.date], by_time: dict) -> int:
@@ -290,129 +229,196 @@ def run_stage1(
     # reserve the most path rows the decisions can need at once (address space, not memory)
     book.allocate(_path_bound(book, entry_days, by_time))
 
-    cand_rows: list[dict] = []
-    rej_rows: list[dict] = []
-    legs_meta: list[tuple] = []
-    settle_cache: dict[tuple[str, dt.date], float] = {}
-    settle_value: list[float] = []
-    settle_due: dict[dt.date, list[tuple[int, str]]] = {}  # expiry -> (candidate row, root)
+    acc = _Proposals()
     days_read: list[dt.date] = []
-
     for day in days:
         if day not in entry_set and not book.n_open:
             continue
         dq = read.load_day(store, underlying, day)
         days_read.append(day)
         sym_pos = dq.symbol_positions()
-        # -- new candidates at each entry time ------------------------------------------
         if day in entry_set:
             for t, t_rules in sorted(by_time.items()):
-                ts = _et_ns(day, t)
-                if ts > calendar.option_close_ns(day):
-                    continue
-                # the 30-day index at ts, for entry filters on it (whole chain, quotes <= ts)
-                vix = math.nan
-                if need_vix:
-                    vix = vix_from_chain(dq.snapshot(ts, _key="all"), ts, first_rule.spec.rate)
-                entry_time = t.strftime("%H:%M")
-                views: dict[tuple, ChainView] = {}  # one decision snapshot per rate, age, roots
-                for key, rule, legs in t_rules:
-                    s = rule.spec
-                    skey = (s.rate, s.filters.max_quote_age_s, tuple(s.roots))
-                    view = views.get(skey)
-                    if view is None:
-                        roots = tuple(s.roots)
-                        sel_pos = dq.derived(
-                            ("roots", roots), functools.partial(dq.select, roots=list(roots))
-                        )
-                        view = views[skey] = ChainView(
-                            dq, ts, sel_pos, rate=s.rate, max_age_s=s.filters.max_quote_age_s
-                        )
-                    sel = select_from_view(view, day, s.dte, s.roots, legs, s.delta_match)
-                    base = {"select_key": key, "entry_ts": ts, "entry_date": day,
-                            "entry_time": entry_time}  # fmt: skip
-                    if not sel.ok:
-                        rej_rows.append(base | {"reason": sel.reason})
-                        continue
-                    assert sel.expiry is not None
-                    row = len(cand_rows)
-                    close_ns = _close_ns(sel.root, sel.expiry)
-                    cand_rows.append(base | {
-                        "candidate_id": _candidate_id(ts, sel), "root": sel.root, "expiry": sel.expiry,
-                        "dte": sel.dte, "forward": sel.forward, "n_legs": len(sel.legs),
-                        "short_delta": next((abs(leg.delta) for leg in sel.legs if leg.quantity < 0), math.nan),
-                        "legs": [{"occ": leg.occ, "right": leg.right, "strike": leg.strike, "quantity": leg.quantity,
-                                  "instrument_id_entry": leg.instrument_id, "delta": leg.delta, "iv": leg.iv}
-                                 for leg in sel.legs],
-                        "close_ts": close_ns, "vix": vix,
-                    })  # fmt: skip
-                    legs_meta.append(sel.legs)
-                    nb = np.full(MAX_LEGS, np.nan)
-                    na = np.full(MAX_LEGS, np.nan)
-                    for j, leg in enumerate(sel.legs):
-                        nb[j], na[j] = leg.bid, leg.ask
-                    book.add(row, day, tuple(leg.occ for leg in sel.legs), ts, close_ns, nb, na)
-                    settle_value.append(math.nan)
-                    settle_due.setdefault(sel.expiry, []).append((row, sel.root))
-        # -- extend every open candidate's path with this day's minutes -------------------
+                _propose(dq, day, t, t_rules, need_vix, first_rule, book, acc)
+        # extend every open candidate's path with this day's minutes
         if book.n_open:
             book.extend(day, dq, sym_pos)
-        # -- settlement values of expiries that settle today ------------------------------
-        for row, root in settle_due.pop(day, []):
-            k = (root, day)
-            if k not in settle_cache:
-                v = _settlement_from_bars(store, underlying, root, day)
-                if math.isnan(v):
-                    v = _settlement_from_parity(dq, root, day, first_rule.spec.rate)
-                settle_cache[k] = v
-            settle_value[row] = settle_cache[k]
         if progress is not None:
             progress(day)
-    n = len(cand_rows)
-    width = max((len(legs) for legs in legs_meta), default=1)
+    return _result(store, underlying, acc, book, days, days_read)
+
+
+@dataclass
+class _Proposals:
+    """What stage 1 collects while it walks the sessions."""
+
+    cand_rows: list[dict] = field(default_factory=list)
+    rej_rows: list[dict] = field(default_factory=list)
+    legs: list[tuple] = field(default_factory=list)
+
+
+def _propose(
+    dq: read.DayQuotes,
+    day: dt.date,
+    t: dt.time,
+    t_rules: list[tuple[str, SelectRule, tuple]],
+    need_vix: bool,
+    first_rule: SelectRule,
+    book: PathBook,
+    acc: _Proposals,
+) -> None:
+    """The candidates of every rule deciding at ``t`` on ``day`` (or why there are none)."""
+    ts = _et_ns(day, t)
+    if ts > calendar.option_close_ns(day):
+        return
+    # the 30-day index at ts, for entry filters on it (whole chain, quotes <= ts)
+    vix = math.nan
+    if need_vix:
+        vix = vix_from_chain(dq.snapshot(ts, _key="all"), ts, first_rule.spec.rate)
+    entry_time = t.strftime("%H:%M")
+    views: dict[tuple, ChainView] = {}  # one decision snapshot per rate, age, roots
+    for key, rule, legs in t_rules:
+        s = rule.spec
+        skey = (s.rate, s.filters.max_quote_age_s, tuple(s.roots))
+        view = views.get(skey)
+        if view is None:
+            roots = tuple(s.roots)
+            sel_pos = dq.derived(("roots", roots), functools.partial(dq.select, roots=list(roots)))
+            view = views[skey] = ChainView(
+                dq, ts, sel_pos, rate=s.rate, max_age_s=s.filters.max_quote_age_s
+            )
+        sel = select_from_view(view, day, s.dte, s.roots, legs, s.delta_match)
+        base = {"select_key": key, "entry_ts": ts, "entry_date": day, "entry_time": entry_time}
+        if not sel.ok:
+            rid = ids.rejection_id(key, ts)
+            acc.rej_rows.append({"candidate_id": rid} | base | {"reason": sel.reason})
+            continue
+        assert sel.expiry is not None
+        row = len(acc.cand_rows)
+        close_ns = _close_ns(sel.root, sel.expiry)
+        acc.cand_rows.append(base | {
+            "candidate_id": _candidate_id(ts, sel), "root": sel.root, "expiry": sel.expiry,
+            "dte": sel.dte, "forward": sel.forward, "n_legs": len(sel.legs),
+            "short_delta": next((abs(leg.delta) for leg in sel.legs if leg.quantity < 0), math.nan),
+            "legs": [{"occ": leg.occ, "right": leg.right, "strike": leg.strike, "quantity": leg.quantity,
+                      "instrument_id_entry": leg.instrument_id, "delta": leg.delta, "iv": leg.iv}
+                     for leg in sel.legs],
+            "close_ts": close_ns, "vix": vix,
+        })  # fmt: skip
+        acc.legs.append(sel.legs)
+        nb = np.full(MAX_LEGS, np.nan)
+        na = np.full(MAX_LEGS, np.nan)
+        for j, leg in enumerate(sel.legs):
+            nb[j], na[j] = leg.bid, leg.ask
+        book.add(row, day, tuple(leg.occ for leg in sel.legs), ts, close_ns, nb, na)
+
+
+CAND_SCHEMA: dict[str, Any] = {
+    "select_key": pl.Utf8, "entry_ts": pl.Int64, "entry_date": pl.Date, "entry_time": pl.Utf8,
+    "candidate_id": pl.Utf8, "root": pl.Utf8, "expiry": pl.Date, "dte": pl.Int32, "forward": pl.Float64,
+    "n_legs": pl.Int32, "short_delta": pl.Float64,
+    "legs": pl.List(pl.Struct({"occ": pl.Utf8, "right": pl.Utf8, "strike": pl.Float64, "quantity": pl.Int32,
+                               "instrument_id_entry": pl.UInt32, "delta": pl.Float64, "iv": pl.Float64})),
+    "close_ts": pl.Int64,
+    "vix": pl.Float64,
+}  # fmt: skip
+REJ_SCHEMA: dict[str, Any] = {
+    "candidate_id": pl.Utf8,
+    "select_key": pl.Utf8,
+    "entry_ts": pl.Int64,
+    "entry_date": pl.Date,
+    "entry_time": pl.Utf8,
+    "reason": pl.Utf8,
+}
+
+
+def candidate_settlements(
+    store: st.StoreLike, underlying: str, keys: Sequence[tuple[str, dt.date]]
+) -> tuple[np.ndarray, list[str | None], np.ndarray]:
+    """Settlement value, source and standard error of each ``(root, expiry)``, from the store's
+    ``settlements`` (:func:`quantlab.data.settlements.lookup`: the most trusted source, the same
+    whatever this run read). NaN / None where the store has nothing for that expiry yet."""
+    from quantlab.data import settlements
+
+    found: dict[tuple[str, dt.date], Any] = {}
+    for k in set(keys):
+        found[k] = settlements.lookup(store, k[0], k[1], underlying=underlying)
+    value = np.array([found[k].value if found[k] else math.nan for k in keys], np.float64)
+    source = [found[k].source if found[k] else None for k in keys]
+    se = np.array(
+        [(found[k].std_error if found[k] and found[k].std_error is not None else math.nan)
+         for k in keys], np.float64,
+    )  # fmt: skip
+    return value, source, se
+
+
+def _result(
+    store: st.StoreLike,
+    underlying: str,
+    acc: _Proposals,
+    book: PathBook,
+    days: list[dt.date],
+    days_read: list[dt.date],
+) -> Stage1Result:
+    """Assemble the stage-1 result: arrays, settlements and each candidate's data checksum."""
+    n = len(acc.cand_rows)
+    width = max((len(legs) for legs in acc.legs), default=1)
     offsets, path_ts, path_bid, path_ask = book.arrays(width)
     qty = np.zeros((n, MAX_LEGS), np.int32)
     strike = np.full((n, MAX_LEGS), np.nan)
     is_call = np.zeros((n, MAX_LEGS), bool)
     eb = np.full((n, MAX_LEGS), np.nan)
     ea = np.full((n, MAX_LEGS), np.nan)
-    for i, legs in enumerate(legs_meta):
+    for i, legs in enumerate(acc.legs):
         for j, leg in enumerate(legs):
             qty[i, j], strike[i, j], is_call[i, j] = leg.quantity, leg.strike, leg.right == "C"
             eb[i, j], ea[i, j] = leg.bid, leg.ask
-    cand_schema: dict[str, Any] = {
-        "select_key": pl.Utf8, "entry_ts": pl.Int64, "entry_date": pl.Date, "entry_time": pl.Utf8,
-        "candidate_id": pl.Utf8, "root": pl.Utf8, "expiry": pl.Date, "dte": pl.Int32, "forward": pl.Float64,
-        "n_legs": pl.Int32, "short_delta": pl.Float64,
-        "legs": pl.List(pl.Struct({"occ": pl.Utf8, "right": pl.Utf8, "strike": pl.Float64, "quantity": pl.Int32,
-                                   "instrument_id_entry": pl.UInt32, "delta": pl.Float64, "iv": pl.Float64})),
-        "close_ts": pl.Int64,
-        "vix": pl.Float64,
-    }  # fmt: skip
-    rej_schema = {
-        "select_key": pl.Utf8,
-        "entry_ts": pl.Int64,
-        "entry_date": pl.Date,
-        "entry_time": pl.Utf8,
-        "reason": pl.Utf8,
-    }
-    return Stage1Result(
-        candidates=pl.DataFrame(cand_rows, schema=cand_schema),
-        rejections=pl.DataFrame(rej_rows, schema=rej_schema),
-        offsets=offsets,
-        path_ts=path_ts,
-        path_bid=path_bid,
-        path_ask=path_ask,
-        qty=qty,
-        strike=strike,
-        is_call=is_call,
-        entry_bid=eb,
-        entry_ask=ea,
-        settle_value=np.array(settle_value, dtype=np.float64),
-        day_ids=book.day_ids,
-        data_checksum=data_checksum(store, underlying, days_read),
-        days=days_read,
+    cands = pl.DataFrame(acc.cand_rows, schema=CAND_SCHEMA)
+    keys = list(zip(cands["root"].to_list(), cands["expiry"].to_list(), strict=True))
+    value, source, se = candidate_settlements(store, underlying, keys)
+    day_sums = {d: day_checksum(store, underlying, d) for d in days_read}
+    sums = _candidate_checksums(cands, offsets, path_ts, days, day_sums, store, underlying,
+                                value, source)  # fmt: skip
+    cands = cands.with_columns(
+        pl.Series("settlement_source", source, pl.Utf8),
+        pl.Series("settlement_std_error", se, pl.Float64),
+        pl.Series("data_checksum", sums, pl.Utf8),
     )
+    return Stage1Result(
+        candidates=cands,
+        rejections=pl.DataFrame(acc.rej_rows, schema=REJ_SCHEMA),
+        offsets=offsets, path_ts=path_ts, path_bid=path_bid, path_ask=path_ask, qty=qty,
+        strike=strike, is_call=is_call, entry_bid=eb, entry_ask=ea, settle_value=value,
+        day_ids=book.day_ids, data_checksum=combine_checksums(day_sums), days=days_read,
+        day_sums=day_sums,
+    )  # fmt: skip
+
+
+def _candidate_checksums(
+    cands: pl.DataFrame,
+    offsets: np.ndarray,
+    path_ts: np.ndarray,
+    days: list[dt.date],
+    day_sums: dict[dt.date, str],
+    store: st.StoreLike,
+    underlying: str,
+    value: np.ndarray,
+    source: list[str | None],
+) -> list[str]:
+    """Per candidate: the checksum of the sessions its life spans (entry day to the last
+    minute of its path) and of its settlement value, so a trade's checksum is the same however
+    the work was split and whatever range the run covered."""
+    import bisect
+
+    out: list[str] = []
+    entry = cands["entry_date"].to_list()
+    for i in range(cands.height):
+        lo, hi = int(offsets[i]), int(offsets[i + 1])
+        last = calendar.et_date(int(path_ts[hi - 1])) if hi > lo else entry[i]
+        a, b = bisect.bisect_left(days, entry[i]), bisect.bisect_right(days, last)
+        span = {d: day_sums.get(d) or day_checksum(store, underlying, d) for d in days[a:b]}
+        out.append(combine_checksums(span, f"settle:{source[i]}:{value[i]!r}"))
+    return out
 
 
 _ARRAYS = (
@@ -462,7 +468,6 @@ def save_stage1(res: Stage1Result, folder: Path | str, *, written: Iterable[str]
     the result is assembled in before it is renamed into place), e.g. memory-mapped arrays a
     merge filled in place.
     """
-    import pickle
     import shutil
 
     out = Path(folder)
@@ -476,10 +481,16 @@ def save_stage1(res: Stage1Result, folder: Path | str, *, written: Iterable[str]
     for name in _ARRAYS:
         if name not in done:
             np.save(tmp / f"{name}.npy", np.ascontiguousarray(getattr(res, name)))
-    with open(tmp / "meta.pkl", "wb") as fh:
-        meta = {"day_ids_packed": _pack_day_ids(res.day_ids), "data_checksum": res.data_checksum,
-                "days": res.days}  # fmt: skip
-        pickle.dump(meta, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    counts, pos, leg_ids = _pack_day_ids(res.day_ids)
+    for name, arr in (("day_counts", counts), ("day_pos", pos), ("day_leg_ids", leg_ids)):
+        np.save(tmp / f"{name}.npy", arr)
+    meta = {
+        "format": STAGE1_FORMAT,
+        "data_checksum": res.data_checksum,
+        "days": [d.isoformat() for d in res.days],
+        "day_sums": {d.isoformat(): v for d, v in sorted(res.day_sums.items())},
+    }
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)  # a folder that exists is complete
@@ -492,24 +503,27 @@ def load_stage1(folder: Path | str, *, mmap: bool = True) -> Stage1Result:
     Memory-mapped arrays are handed out as plain (read-only) ``ndarray`` views of the mapping:
     the ``np.memmap`` subclass makes every operation on a slice of it pay Python overhead.
     """
-    import pickle
-
     src = Path(folder)
-    if not (src / "meta.pkl").is_file():
+    if not (src / "meta.json").is_file():
         raise DataError(f"no stage-1 result in {src}")
+    meta = json.loads((src / "meta.json").read_text())
+    if meta.get("format") != STAGE1_FORMAT:
+        raise DataError(
+            f"stage-1 result in {src} has format {meta.get('format')}, this code reads "
+            f"{STAGE1_FORMAT}: delete it and run again"
+        )
     arrays = {
         name: np.load(src / f"{name}.npy", mmap_mode="r" if mmap else None) for name in _ARRAYS
     }
     if mmap:
         arrays = {name: a.view(np.ndarray) for name, a in arrays.items()}
-    with open(src / "meta.pkl", "rb") as fh:
-        meta = pickle.load(fh)
-    packed = meta.get("day_ids_packed")
+    packed = [np.load(src / f"{n}.npy") for n in ("day_counts", "day_pos", "day_leg_ids")]
     return Stage1Result(
         candidates=pl.read_parquet(src / "candidates.parquet"),
         rejections=pl.read_parquet(src / "rejections.parquet"),
-        day_ids=_unpack_day_ids(*packed) if packed is not None else meta["day_ids"],
+        day_ids=_unpack_day_ids(*packed),
         data_checksum=meta["data_checksum"],
-        days=meta["days"],
+        days=[dt.date.fromisoformat(d) for d in meta["days"]],
+        day_sums={dt.date.fromisoformat(d): v for d, v in meta["day_sums"].items()},
         **arrays,
     )

@@ -20,8 +20,8 @@ import polars as pl
 
 from quantlab import calendar
 from quantlab.brokers._ibkr_util import occ_root, tick_px
-from quantlab.brokers.simulated import parse_occ
 from quantlab.errors import BrokerError, InputError
+from quantlab.strategy.occ import parse_occ
 
 if TYPE_CHECKING:
     from ib_async import IB, Contract, Ticker

@@ -62,8 +62,8 @@ from quantlab.brokers._ibkr_util import (
     trade_status,
 )
 from quantlab.brokers.base import TERMINAL, AccountSummary, ComboLeg, Fill, Order, Position
-from quantlab.brokers.simulated import parse_occ
 from quantlab.errors import BrokerDisconnected, BrokerError, ConfigError, InputError
+from quantlab.strategy.occ import parse_occ
 
 if TYPE_CHECKING:
     from quantlab.live.config import IBKRConfig

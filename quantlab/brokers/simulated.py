@@ -29,16 +29,8 @@ from quantlab.data import read
 from quantlab.data import store as st
 from quantlab.errors import InputError
 from quantlab.execution import FeeSchedule, FillModel
-
-
-def parse_occ(occ: str) -> tuple[str, dt.date, str, float]:
-    """``(root, expiry, right, strike)`` of an OCC symbol like ``SPXW  240119P04700000``."""
-    if len(occ) != 21 or occ[12] not in "CP":
-        raise InputError(
-            f"not an OCC option symbol: {occ!r} (expected e.g. 'SPXW  240119P04700000')"
-        )
-    expiry = dt.date(2000 + int(occ[6:8]), int(occ[8:10]), int(occ[10:12]))
-    return occ[:6].strip(), expiry, occ[12], int(occ[13:21]) / 1000.0
+from quantlab.execution.fills import net_of_legs
+from quantlab.strategy.occ import parse_occ
 
 
 class ReplayClock:
@@ -93,6 +85,7 @@ class SimulatedBroker:
         self._carry: dict[str, tuple[float, float]] = {}
         self._sym: dict[str, int] = {}
         self._settle_cache: dict[tuple[str, dt.date], float] = {}
+        self._settle_source: dict[tuple[str, dt.date], str | None] = {}
         self.day: dt.date | None = None
         self.dq: read.DayQuotes | None = None
         self.start_day(day)
@@ -220,7 +213,7 @@ class SimulatedBroker:
         px = self.fill_model.leg_prices(bid, ask, ratio < 0)
         if not np.all(np.isfinite(px)):
             return
-        net = _net(ratio, px)
+        net = net_of_legs(ratio, px)
         if net < order.limit_price - 1e-9:
             return
         qty = ratio * order.quantity
@@ -243,21 +236,26 @@ class SimulatedBroker:
 
     # -- settlement -------------------------------------------------------------------------
     def settlement_value(self, root: str, expiry: object) -> float:
-        """Settlement value from the store (underlying bars, else the parity forward), as the
-        backtester computes it; NaN before the settlement time."""
-        from quantlab.backtest.stage1 import _settlement_from_bars, _settlement_from_parity
+        """The expiry's settlement value from the store (:func:`quantlab.data.settlements.
+        lookup`, the value the backtester settles at); NaN before the settlement time or when
+        the store has none."""
+        from quantlab.data import settlements
 
         exp = expiry if isinstance(expiry, dt.date) else dt.date.fromisoformat(str(expiry))
         if self.now() < calendar.settlement_ns(root, exp):
             return math.nan
         key = (root, exp)
         if key not in self._settle_cache:
-            v = _settlement_from_bars(self.store, self.underlying, root, exp)
-            if math.isnan(v):
-                v = _settlement_from_parity(read.load_day(self.store, self.underlying, exp), root,
-                                            exp, self.rate)  # fmt: skip
-            self._settle_cache[key] = float(v)
+            found = settlements.lookup(self.store, root, exp, underlying=self.underlying)
+            self._settle_cache[key] = math.nan if found is None else float(found.value)
+            self._settle_source[key] = None if found is None else found.source
         return self._settle_cache[key]
+
+    def settlement_source(self, root: str, expiry: object) -> str | None:
+        """Where :meth:`settlement_value` came from (:data:`quantlab.data.settlements.SOURCES`)."""
+        exp = expiry if isinstance(expiry, dt.date) else dt.date.fromisoformat(str(expiry))
+        self.settlement_value(root, exp)
+        return self._settle_source.get((root, exp))
 
     def _settle_expired(self) -> None:
         for occ in list(self._pos):
@@ -272,12 +270,3 @@ class SimulatedBroker:
             self.cash += q * intrinsic * 100.0
             self.settlements.append({"ts": self.now(), "occ": occ, "quantity": int(q),
                                      "settlement_value": value, "intrinsic": intrinsic})  # fmt: skip
-
-
-def _net(ratio: np.ndarray, px: np.ndarray) -> float:
-    """Net price per share, + credit, summed leg by leg in order: bit-identical to the
-    backtester's kernels (so TP/SL levels on the filled credit equal the backtest's)."""
-    total = 0.0
-    for r, p in zip(ratio.tolist(), px.tolist(), strict=True):
-        total += -r * p
-    return total

@@ -3,8 +3,9 @@ the evening reconciliation against the backtester, and the ``quantlab live`` com
 
 from quantlab.live.config import LiveConfig, MetaLabelerConfig, NotifyConfig, load_live_config
 from quantlab.live.journal import Journal, journal_path
-from quantlab.live.loop import LiveRunner, MetaGate, Notifier, entry_filter_reason
+from quantlab.live.loop import LiveRunner, MetaGate, Notifier
 from quantlab.live.reconcile import ReconcileReport, reconcile_day
+from quantlab.strategy.rules import entry_filter_reason
 
 __all__ = [
     "Journal",

@@ -1,18 +1,18 @@
 """The thin live runner: the backtester's decisions and exits, minute by minute, through a broker.
 
-At each entry time the decision snapshot and the structure come from exactly the backtester's
-code (:func:`~quantlab.chain.snapshot.build_snapshot`, :func:`~quantlab.backtest.select.
-select_structure`, the entry credit and exit kernels of :mod:`quantlab.backtest._exit_kernels`,
-:func:`~quantlab.backtest.stage2.max_loss_per_share`, its deadline rule and
-:func:`~quantlab.backtest.stage2.entry_filter_reason`); the risk rules, which stage 2 applies
-inline over its own state, are replicated in :meth:`LiveRunner._risk_reason` in the same order
-(the parity test checks they give the backtester's decisions). Limits are the fill-model price;
+Every rule comes from the decision core the backtester replays (:mod:`quantlab.strategy`): at
+each entry time the decision snapshot and the structure (:func:`~quantlab.chain.snapshot.
+build_snapshot`, :func:`~quantlab.backtest.select.select_structure`), the entry credit through
+the fill model and the entry filters (:func:`quantlab.strategy.rules.entry_filter_reason`), the
+risk rules in their order and sizing (:class:`quantlab.strategy.book.DecisionBook`, told about
+every entry, cancel and exit), and each minute's exit check (:class:`quantlab.strategy.exits.
+ExitRule`), all in integer cents. Limits are the fill-model price;
 an unfilled order is re-priced ``reprice_attempts`` times by ``reprice_step`` (an entry is then
 cancelled; an exit keeps its largest concession until filled). Take-profit and stop-loss are
 checked every minute after entry on the level the strategy's ``management.trigger_on`` names,
 exactly as the backtester's exit kernel: the spread mid (``mid``, the default), or the exit fill
 price through the fill model (``exit_fill``); the close is then priced with the fill model.
-Expiring positions cash-settle (no fee).
+Expiring positions cash-settle at intrinsic value (no fee) on the broker's settlement value.
 
 Meta-labeler gate (``meta_labeler:`` in the config, :class:`MetaGate`): the registered model
 ``models:/NAME@ALIAS`` is loaded once; at each new candidate, after the structure is chosen and
@@ -35,7 +35,6 @@ the chain at the exit minute (0 when not listed, e.g. at an AM settlement).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import math
 import sys
@@ -49,17 +48,34 @@ from typing import Any
 import numpy as np
 
 from quantlab import calendar
-from quantlab.backtest import _exit_kernels as ek
 from quantlab.backtest.select import select_structure
-from quantlab.backtest.stage1 import SelectRule
-from quantlab.backtest.stage2 import _deadline, entry_filter_reason, max_loss_per_share
 from quantlab.brokers.base import TERMINAL, Broker, ComboLeg, Fill
-from quantlab.brokers.simulated import _net
 from quantlab.chain.snapshot import build_snapshot
 from quantlab.errors import BrokerDisconnected, BrokerError, ConfigError, DataError
+from quantlab.execution.fills import net_of_legs
 from quantlab.live.config import LiveConfig, MetaLabelerConfig
 from quantlab.live.journal import Journal
+from quantlab.money import (
+    CENTS_PER_DOLLAR,
+    MILLICENTS_PER_CENT,
+    MILLICENTS_PER_DOLLAR,
+    NO_NET,
+    SHARES_PER_CONTRACT,
+    cents,
+    to_cents,
+)
+from quantlab.strategy import ids
+from quantlab.strategy.book import DecisionBook
+from quantlab.strategy.exits import ExitRule, exit_deadline
+from quantlab.strategy.rules import entry_filter_reason, meta_label_reason
 from quantlab.strategy.spec import StrategySpec
+from quantlab.strategy.structure import (
+    intrinsic_cents,
+    payoff_bounds,
+    settlement_cost_cents,
+    strike_cents,
+)
+from quantlab.strategy.structure import width as structure_width
 
 Notify = Callable[[str, str, dict[str, Any]], None]
 
@@ -188,19 +204,13 @@ class MetaGate:
 
     def reason(self, p: float) -> str:
         """Empty when ``p`` passes, else ``meta_labeler p=0.41<0.55`` (digits enough to differ)."""
-        if p >= self.threshold:
-            return ""
-        d = 2
-        while d < 6 and round(p, d) >= round(self.threshold, d):
-            d += 1
-        return f"meta_labeler p={p:.{d}f}<{self.threshold:.{d}f}"
+        return meta_label_reason(p, self.threshold)
 
 
 @dataclass
 class _Day:
-    new: int = 0
-    stopped_at: int | None = None
-    window_used: bool = False
+    """Live-only state of a session (the rules' state is the :class:`DecisionBook`'s)."""
+
     killed: str = ""
     mtm_start: float | None = None
 
@@ -249,21 +259,28 @@ class LiveRunner:
         f = self.spec.filters
         self.events = set(calendar.load_events(f.events_file)) if f.skip_event_days else set()
         self.need_vix = f.vix_min is not None or f.vix_max is not None
-        self.rule_key = {t: SelectRule(t, self.spec).key for t in self.spec.entry.times}
-        self._restore_day_state()
+        self.rule_key = {t: ids.select_key(t, self.spec) for t in self.spec.entry.times}
+        self.book = DecisionBook(self.spec)
+        self._restore_book()
 
     # -- state from the journal (restart) ---------------------------------------------------
-    def _restore_day_state(self) -> None:
+    def _restore_book(self) -> None:
+        """The decision book as the journal left it: entries taken, trades closed, open ones."""
         dec = self.journal.table("decisions", self.mode)
+        closed = self.journal.table("trades", self.mode).sort("exit_ts")
+        done = set(closed["trade_id"].to_list())
         for row in dec.filter(dec["decision"] == "taken").iter_rows(named=True):
-            ds = self.days.setdefault(row["entry_date"], _Day())
-            ds.new += 1
-            ds.window_used = True
-        for t in self.journal.table("trades", self.mode).iter_rows(named=True):
-            if t["exit_reason"] == "stop_loss":
-                ds = self.days.setdefault(t["exit_date"], _Day())
-                if ds.stopped_at is None or t["exit_ts"] < ds.stopped_at:
-                    ds.stopped_at = t["exit_ts"]
+            tid = ids.trade_id(row["candidate_id"], self.cfg_hash)
+            if self.book.first_valid:
+                self.book.day(row["entry_date"]).window_used = True
+            if tid in self.open or tid in done:
+                self.book.open_trade(tid, row["entry_date"])
+            else:  # taken, never filled (cancelled): it used the day's count, holds no risk
+                self.book.open_trade(tid, row["entry_date"])
+                self.book.cancel(tid)
+        for t in closed.iter_rows(named=True):
+            pnl_mc = round(t["pnl"] * MILLICENTS_PER_DOLLAR)
+            self.book.close_trade(t["trade_id"], t["exit_ts"], pnl_mc, t["exit_reason"])
 
     def _realized(self, upto: int) -> tuple[float, dict[dt.date, float]]:
         tr = self.journal.table("trades", self.mode)
@@ -381,7 +398,7 @@ class LiveRunner:
         px = self.spec.fills.leg_prices(bid, ask, ratio < 0)
         if not np.all(np.isfinite(px)):
             return
-        net = _net(ratio, px)
+        net = net_of_legs(ratio, px)
         if net < tr["limit"] - 1e-9:
             return
         fees = self.spec.fees.order_fees(px, ratio * tr["contracts"])
@@ -409,6 +426,7 @@ class LiveRunner:
                     if tr["status"] == "opening" and Path(self.config.kill_file).exists():
                         self.journal.drop_open(tr["trade_id"])  # killed since: never send it
                         del self.open[tr["trade_id"]]
+                        self.book.cancel(tr["trade_id"])
                         continue
                     self._send(tr)
                     if not tr.get("order_id"):
@@ -440,6 +458,7 @@ class LiveRunner:
             if tr["status"] == "opening" and tr["attempt"] >= self.config.reprice_attempts:
                 self.journal.drop_open(tr["trade_id"])
                 del self.open[tr["trade_id"]]
+                self.book.cancel(tr["trade_id"])
                 self._note(ts, "entry_unfilled", f"{tr['trade_id']} not filled; cancelled", {})
                 continue
             tr["attempt"] += 1
@@ -459,12 +478,9 @@ class LiveRunner:
                            f"{tr['contracts']} filled; managing {fill.quantity}",
                            {"trade_id": tr["trade_id"]})  # fmt: skip
                 tr["contracts"] = fill.quantity
-            tr.update(status="open", credit=fill.price, entry_fees=fill.fees,
-                      entry_prices=list(fill.leg_prices), entry_fill_ts=fill.ts)  # fmt: skip
-            m = self.spec.management
-            c = fill.price
-            tr["tp"] = (1.0 - m.take_profit_pct / 100.0) * c if m.take_profit_pct else -math.inf
-            tr["sl"] = (1.0 + m.stop_loss_pct / 100.0) * c if m.stop_loss_pct else math.inf
+            tr.update(status="open", credit=fill.price, credit_c=cents(fill.price),
+                      entry_fees=fill.fees, entry_prices=list(fill.leg_prices),
+                      entry_fill_ts=fill.ts)  # fmt: skip
             self.journal.save_open(tr["trade_id"], tr, self.mode)
             self._note(fill.ts, "fill", f"opened {tr['trade_id']} x{tr['contracts']} for a credit "
                        f"of {fill.price:.2f}", {"trade_id": tr["trade_id"]})  # fmt: skip
@@ -473,44 +489,34 @@ class LiveRunner:
                          tr["exit_reason"])  # fmt: skip
 
     # -- exits ------------------------------------------------------------------------------
-    def _manage(self, tid: str, ts: int) -> float:
-        """Check one trade's exits at minute ``ts``; returns its mark-to-market P&L (dollars).
+    def _exit_rule(self, tr: dict[str, Any]) -> ExitRule:
+        """The trade's exit rule on the credit filled (:class:`~quantlab.strategy.exits.
+        ExitRule`, the backtester's)."""
+        return ExitRule(self.spec, int(tr["credit_c"]), int(tr["lo_c"]), int(tr["hi_c"]),
+                        int(tr["deadline"]))  # fmt: skip
 
-        TP/SL trigger on ``management.trigger_on`` (the spread mid by default, else the exit
-        fill price), as :func:`quantlab.backtest._exit_kernels.scan_exit` does."""
+    def _manage(self, tid: str, ts: int) -> float:
+        """Check one trade's exits at minute ``ts``; returns its mark-to-market P&L (dollars)."""
         tr = self.open[tid]
         if tr["status"] != "open" or ts <= tr["entry_ts"]:
             return 0.0
         legs = tr["legs"]
-        n = len(legs)
-        qty = np.array([lg["quantity"] for lg in legs], dtype=np.int32)
+        qty = [lg["quantity"] for lg in legs]
         bid, ask = self.broker.quotes([lg["occ"] for lg in legs])
-        fm = self.spec.fills
-        mid, fill = ek.close_costs(np.array(bid, np.float64), np.array(ask, np.float64), qty, n,
-                                   fm.kind_code, fm.k, fm.tick_small, fm.tick_large,
-                                   fm.tick_threshold)  # fmt: skip
-        credit = tr["credit"]
+        chk = self._exit_rule(tr).check(ts, to_cents(bid), to_cents(ask), qty)
         mtm = 0.0
-        if mid == mid and ts <= tr["close_ns"]:  # the backtester's path ends at the close
-            pnl = credit - mid
-            tr["mae"], tr["mfe"] = min(tr["mae"], pnl), max(tr["mfe"], pnl)
-            mtm = pnl * 100.0 * tr["contracts"]
-            m = self.spec.management
-            trig = fill if m.trigger_on == "exit_fill" else mid
-            reason = ""
-            if ts >= tr["deadline"]:
-                reason = "time_exit"
-            elif m.stop_loss_pct is not None and trig >= tr["sl"]:
-                reason = "stop_loss"
-            elif m.take_profit_pct is not None and trig <= tr["tp"]:
-                reason = "take_profit"
-            if reason:
-                tr["exit_reason"] = reason
+        if chk.usable and ts <= tr["close_ns"]:  # the backtester's path ends at the close
+            pnl2 = 2 * int(tr["credit_c"]) - chk.mid2  # half-cents per share
+            tr["mae"] = min(tr["mae"], pnl2 / (2 * CENTS_PER_DOLLAR))
+            tr["mfe"] = max(tr["mfe"], pnl2 / (2 * CENTS_PER_DOLLAR))
+            mtm = pnl2 / 2 * tr["contracts"] * SHARES_PER_CONTRACT / CENTS_PER_DOLLAR
+            if chk.reason:
+                tr["exit_reason"] = chk.reason
                 tr["attempt"] = 0
                 close = tuple(ComboLeg(lg["occ"], -lg["quantity"]) for lg in legs)
-                self._place(tr, "closing", close, -float(fill), ts)
+                self._place(tr, "closing", close, -chk.fill / CENTS_PER_DOLLAR, ts)
                 return mtm
-        if ts >= tr["close_ns"] and self.spec.management.hold_to_settlement:
+        if ts >= tr["close_ns"]:  # still open at the close: held to cash settlement
             self._settle(tr, ts)
         return mtm
 
@@ -519,17 +525,28 @@ class LiveRunner:
         if not math.isfinite(value):
             return
         legs = tr["legs"]
-        px = [max(value - lg["strike"], 0.0) if lg["right"] == "C" else max(lg["strike"] - value,
-              0.0) for lg in legs]  # fmt: skip
-        cost = float(sum(-lg["quantity"] * p for lg, p in zip(legs, px, strict=True)))
-        self._finish(tr, calendar.settlement_ns(tr["root"], tr["expiry"]), cost, px, 0.0,
+        settle_c = cents(value)
+        strikes = strike_cents([lg["strike"] for lg in legs])
+        calls = [lg["right"] == "C" for lg in legs]
+        qty = [lg["quantity"] for lg in legs]
+        px = intrinsic_cents(settle_c, strikes, calls) / CENTS_PER_DOLLAR
+        cost = settlement_cost_cents(settle_c, qty, strikes, calls) / CENTS_PER_DOLLAR
+        src = getattr(self.broker, "settlement_source", None)
+        tr["settlement"] = {"source": src(tr["root"], tr["expiry"]) if src else "broker",
+                            "value": float(value)}  # fmt: skip
+        self._finish(tr, calendar.settlement_ns(tr["root"], tr["expiry"]), cost, list(px), 0.0,
                      "settlement")  # fmt: skip
 
     def _finish(self, tr: dict[str, Any], exit_ts: int, exit_cost: float, exit_px: list[float],
                 exit_fees: float, reason: str) -> None:  # fmt: skip
         n = tr["contracts"]
-        fees = tr["entry_fees"] + exit_fees
-        pnl = (tr["credit"] - exit_cost) * 100.0 * n - fees
+        fees_mc = round(tr["entry_fees"] * MILLICENTS_PER_DOLLAR) + round(
+            exit_fees * MILLICENTS_PER_DOLLAR
+        )
+        per_share_c = int(tr["credit_c"]) - round(exit_cost * CENTS_PER_DOLLAR)
+        pnl_mc = per_share_c * n * SHARES_PER_CONTRACT * MILLICENTS_PER_CENT - fees_mc
+        fees, pnl = fees_mc / MILLICENTS_PER_DOLLAR, pnl_mc / MILLICENTS_PER_DOLLAR
+        settle = tr.get("settlement") or {}
         ids = self._instrument_ids([lg["occ"] for lg in tr["legs"]], exit_ts)
         d = dt.date.fromisoformat
         row = {
@@ -548,14 +565,13 @@ class LiveRunner:
             "contracts": n, "credit_per_share": tr["credit"], "exit_cost_per_share": exit_cost,
             "max_loss_per_share": tr["max_loss_ps"], "max_loss": tr["max_loss_ps"] * 100.0 * n,
             "fees": fees, "pnl": pnl, "exit_reason": reason, "mae_per_share": tr["mae"],
-            "mfe_per_share": tr["mfe"], "data_checksum": f"live:{self.mode}",
+            "mfe_per_share": tr["mfe"], "settlement_source": settle.get("source"),
+            "settlement_value": settle.get("value"), "settlement_std_error": None,
+            "data_checksum": f"live:{self.mode}",
         }  # fmt: skip
         self.journal.close_trade(row, self.mode)
         del self.open[tr["trade_id"]]
-        if reason == "stop_loss":
-            ds = self.days.setdefault(_et(exit_ts).date(), _Day())
-            if ds.stopped_at is None or exit_ts < ds.stopped_at:
-                ds.stopped_at = exit_ts
+        self.book.close_trade(tr["trade_id"], exit_ts, pnl_mc, reason)
         kind = "stop" if reason == "stop_loss" else "exit"
         self._note(exit_ts, kind, f"closed {tr['trade_id']} ({reason}) P&L {pnl:,.2f}",
                    {"trade_id": tr["trade_id"], "pnl": pnl})  # fmt: skip
@@ -609,6 +625,7 @@ class LiveRunner:
                 self.journal.order_status(tr["order_ref"], "cancelled")
                 self.journal.drop_open(tr["trade_id"])
                 del self.open[tr["trade_id"]]
+                self.book.cancel(tr["trade_id"])
         self._note(ts, "kill_switch", reason + ": no new entries today", {})
 
     def _note(self, ts: int, kind: str, message: str, data: dict[str, Any]) -> None:
@@ -635,78 +652,69 @@ class LiveRunner:
         base: dict[str, Any] = {"strategy": s.name, "config_hash": self.cfg_hash, "entry_ts": ts,
                                 "entry_date": day, "entry_time": t.strftime("%H:%M")}  # fmt: skip
         if not sel.ok:
-            cid = hashlib.sha1(f"{key}|{ts}".encode()).hexdigest()[:16]
-            self._decide(base | {"candidate_id": cid, "expiry": None, "dte": None,
-                                 "credit_per_share": None}, "rejected", sel.reason)  # fmt: skip
+            self._decide(base | {"candidate_id": ids.rejection_id(key, ts), "expiry": None,
+                                 "dte": None, "credit_per_share": None}, "rejected", sel.reason)  # fmt: skip
             return
         assert sel.expiry is not None
-        legs = f"{','.join(f'{lg.occ}:{lg.quantity}' for lg in sel.legs)}"
-        cid = hashlib.sha1(f"{ts}|{sel.root}|{sel.expiry}|{legs}".encode()).hexdigest()[:16]
-        n = len(sel.legs)
-        qty = np.array([lg.quantity for lg in sel.legs], dtype=np.int32)
-        eb = np.array([lg.bid for lg in sel.legs])
-        ea = np.array([lg.ask for lg in sel.legs])
-        fm = s.fills
-        credit = float(ek.entry_credit(eb, ea, qty, n, fm.kind_code, fm.k, fm.tick_small,
-                                       fm.tick_large, fm.tick_threshold))  # fmt: skip
+        cid = ids.candidate_id(ts, sel.root, sel.expiry, ((lg.occ, lg.quantity) for lg in sel.legs))
+        qty = np.array([lg.quantity for lg in sel.legs], dtype=np.int64)
+        eb = to_cents([lg.bid for lg in sel.legs])
+        ea = to_cents([lg.ask for lg in sel.legs])
+        credit_c = s.fills.net_cents(eb, ea, qty)
+        strikes = strike_cents([lg.strike for lg in sel.legs])
+        lo_c, hi_c = payoff_bounds(qty, strikes, [lg.right == "C" for lg in sel.legs])
+        credit = None if credit_c == NO_NET else credit_c / CENTS_PER_DOLLAR
         row = base | {"candidate_id": cid, "expiry": sel.expiry, "dte": sel.dte,
                       "credit_per_share": credit}  # fmt: skip
-        trade_id = f"{cid}-{self.cfg_hash[:6]}"
+        trade_id = ids.trade_id(cid, self.cfg_hash)
         prior = self.journal.decision_of(cid, self.mode)
-        if prior is not None and (prior != "taken" or trade_id in self.open
-                                  or self.journal.has_trade(trade_id, self.mode)):  # fmt: skip
-            return None  # a restart re-running a decided minute
-        strike = np.array([lg.strike for lg in sel.legs])
-        is_call = np.array([lg.right == "C" for lg in sel.legs])
-        ml = max_loss_per_share(qty, strike, is_call, n, credit)
-        if prior is None:
-            if s.entry.mode == "first_valid" and ds.window_used:
-                return self._decide(row, "skipped", "later_window")
-            if self.gate is not None:  # where stage 2 applies ``allowed``
-                why = self._gate(row, sel, ts, cid)
-                if why:
-                    return self._decide(row, "skipped", why)
-            reason = entry_filter_reason(s, day, credit, eb, ea, qty, vix, self.events)
-            if reason:
-                return self._decide(row, "rejected", reason)
-            if s.entry.mode == "first_valid":
-                ds.window_used = True
-            skip = self._risk_reason(day, ts, ds, ml)
-            if skip:
-                return self._decide(
-                    row, "rejected" if skip == "undefined_risk" else "skipped", skip
-                )
-        total, _ = self._realized(ts)
-        sz = s.sizing
-        equity = sz.capital + total
-        contracts = (sz.contracts if sz.mode == "fixed"
-                     else int(equity * sz.risk_pct / 100.0 // max(ml * 100.0, 1e-9)))  # fmt: skip
-        if contracts < 1:
-            return self._decide(row, "skipped", "size_zero")
-        if prior is None:
-            self._decide(row, "taken", "")
-            ds.new += 1
+        if prior is not None:  # a restart re-running a decided minute
+            if prior != "taken" or trade_id in self.open or self.journal.has_trade(trade_id,
+                                                                                  self.mode):
+                return None
+            # taken, then the process died before the order was journaled: place it now
+            p = self._gate_p(row, sel, ts, cid)
+            contracts = self.book.size(hi_c - credit_c, p)
+            self.book.open_trade(trade_id, day, count=False)
+        else:
+            gate = self._gate(row, sel, ts, cid) if self.gate is not None else ""
+            reason = entry_filter_reason(s, day, credit_c, eb, ea, qty, hi_c, vix, self.events)
+            d = self.book.decide(ts, day, filter_reason=reason, gate_reason=gate,
+                                 max_loss_c=hi_c - credit_c, probability=row.get("meta_p"),
+                                 halted=bool(ds.killed))  # fmt: skip
+            self._decide(row, d.kind, d.reason)
+            if not d.taken:
+                return None
+            contracts = d.contracts
+            self.book.open_trade(trade_id, day)
         close_ns = calendar.contract_close_ns(
             sel.root, sel.expiry, calendar.last_trade_day(sel.root, sel.expiry)
         )
-        width = max((max(ks) - min(ks) for ks in (
-            [lg.strike for lg in sel.legs if lg.right == r] for r in ("P", "C")) if len(ks) > 1),
-            default=0.0)  # fmt: skip
         tr: dict[str, Any] = {
             "trade_id": trade_id, "candidate_id": cid, "entry_ts": ts, "entry_date": day.isoformat(),
             "entry_time": t.strftime("%H:%M"), "root": sel.root, "expiry": sel.expiry.isoformat(),
-            "dte": sel.dte, "forward": sel.forward, "width": float(width),
+            "dte": sel.dte, "forward": sel.forward,
+            "width": structure_width([lg.strike for lg in sel.legs], [lg.right for lg in sel.legs]),
             "short_delta": next((abs(lg.delta) for lg in sel.legs if lg.quantity < 0), math.nan),
             "legs": [{"occ": lg.occ, "right": lg.right, "strike": lg.strike, "quantity": lg.quantity,
                       "instrument_id_entry": lg.instrument_id} for lg in sel.legs],
-            "contracts": contracts, "max_loss_ps": ml, "close_ns": close_ns,
-            "deadline": _deadline(s, sel.expiry, sel.root, close_ns), "mae": 0.0, "mfe": 0.0,
-            "attempt": 0, "status": "opening", "credit": math.nan, "entry_fees": 0.0,
+            "contracts": contracts, "max_loss_ps": (hi_c - credit_c) / CENTS_PER_DOLLAR,
+            "lo_c": lo_c, "hi_c": hi_c, "close_ns": close_ns,
+            "deadline": exit_deadline(s.management, sel.root, sel.expiry), "mae": 0.0, "mfe": 0.0,
+            "attempt": 0, "status": "opening", "credit": math.nan, "credit_c": credit_c,
+            "entry_fees": 0.0,
         }  # fmt: skip
         self.open[trade_id] = tr
         open_legs = tuple(ComboLeg(lg.occ, lg.quantity) for lg in sel.legs)
-        self._place(tr, "opening", open_legs, credit, ts)
+        self._place(tr, "opening", open_legs, credit_c / CENTS_PER_DOLLAR, ts)
         return None
+
+    def _gate_p(self, row: dict[str, Any], sel: Any, ts: int, cid: str) -> float | None:
+        """The meta-label probability of a candidate (None without a gate or features)."""
+        if self.gate is None:
+            return None
+        self._gate(row, sel, ts, cid)
+        return row.get("meta_p")
 
     def _gate(self, row: dict[str, Any], sel: Any, ts: int, cid: str) -> str:
         """The meta-labeler at an entry: sets ``row["meta_p"]``; returns the skip reason."""
@@ -719,21 +727,3 @@ class LiveRunner:
         p = float(self.gate.proba(feats)[0])
         row["meta_p"] = p
         return self.gate.reason(p)
-
-    def _risk_reason(self, day: dt.date, ts: int, ds: _Day, ml: float) -> str:
-        """Stage 2's risk rules at an entry, in its order ("" = allowed), plus the kill switch."""
-        r = self.spec.risk
-        if ds.killed:
-            return "kill_switch"
-        _, by_day = self._realized(ts)
-        if len(self.open) >= r.max_open_trades:
-            return "max_open_trades"
-        if ds.new >= r.max_new_trades_per_day:
-            return "max_new_trades_per_day"
-        if r.no_new_after_stop and ds.stopped_at is not None and ds.stopped_at <= ts:
-            return "stopped_today"
-        if r.daily_loss_limit is not None and by_day.get(day, 0.0) <= -r.daily_loss_limit:
-            return "daily_loss_limit"
-        if not math.isfinite(ml):
-            return "undefined_risk"
-        return ""

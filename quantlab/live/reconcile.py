@@ -38,10 +38,10 @@ import numpy as np
 import polars as pl
 
 from quantlab import calendar
-from quantlab.brokers.simulated import _net
 from quantlab.data import read
 from quantlab.data import store as st
 from quantlab.errors import DataError, InputError
+from quantlab.execution.fills import net_of_legs
 from quantlab.live.journal import Journal
 from quantlab.strategy.spec import StrategySpec
 
@@ -367,7 +367,7 @@ def _fills(journal: Journal, mode: str, day: dt.date, store: st.StoreLike, spec:
             ratio = np.array([r for _, r in legs], dtype=np.float64)
             px = spec.fills.leg_prices(bid, ask, ratio < 0)
             if np.all(np.isfinite(px)):
-                model = _net(ratio, px)
+                model = net_of_legs(ratio, px)
         slip = f["price"] - model
         usd = slip * 100.0 * f["quantity"]
         tid = o.get("trade_id", "")

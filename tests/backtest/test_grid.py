@@ -4,7 +4,7 @@ the day cache, stage-1 files; all give exactly the plain results."""
 from __future__ import annotations
 
 import datetime as dt
-import pickle
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +14,7 @@ from quantlab.backtest.engine import merge_stage1, run_grid, stage1
 from quantlab.backtest.stage1 import _ARRAYS, Stage1Result, load_stage1, run_stage1, save_stage1
 from quantlab.backtest.stage2 import run_stage2
 from quantlab.data import read
+from quantlab.errors import DataError
 from quantlab.strategy import StrategySpec
 from tests.backtest.market import build, et, ramp
 
@@ -57,7 +58,10 @@ def _same_s1(a: Stage1Result, b: Stage1Result) -> None:
 
 def test_run_grid_equals_stage1_then_stage2(wave: Path) -> None:
     one = stage1(wave, SPECS, DAYS[0], DAYS[-1], workers=2, min_shard_days=1)
-    assert len(one) > 20 and one.rejections.height >= 0
+    # one row per rule and decision time: a candidate or the reason there is none
+    n_rule_times = sum(len(s.entry.times) for s in SPECS)
+    assert len(one) + one.rejections.height == n_rule_times * len(DAYS)
+    assert len(one) > 20 and one.candidates["candidate_id"].is_unique().all()
     g = run_grid(wave, SPECS, DAYS[0], DAYS[-1], workers=2, min_shard_days=1)
     _same_s1(one, g.stage1)
     assert g.stage1_s > 0 and g.stage2_s > 0
@@ -69,10 +73,23 @@ def test_run_grid_equals_stage1_then_stage2(wave: Path) -> None:
             assert getattr(res, frame).equals(getattr(ref, frame)), (spec.name, frame)
         reasons |= set(res.trades["exit_reason"].to_list())
     assert len(reasons) >= 2
-    # in one process: the same candidates and paths (the checksum names the shards read)
-    solo = run_grid(wave, SPECS, DAYS[0], DAYS[-1], workers=1)
-    assert solo.stage1.candidates.equals(g.stage1.candidates)
-    np.testing.assert_array_equal(solo.stage1.path_ask, g.stage1.path_ask)
+    # in one process, or over four: the same candidates, paths, checksums and results
+    for workers in (1, 4):
+        other = run_grid(wave, SPECS, DAYS[0], DAYS[-1], workers=workers, min_shard_days=1)
+        _same_s1(other.stage1, g.stage1)
+        for a, b in zip(other.results, g.results, strict=True):
+            for frame in ("trades", "decisions", "equity_minutes", "equity_daily"):
+                assert getattr(a, frame).equals(getattr(b, frame)), (workers, frame)
+
+
+def test_a_trade_is_the_same_whatever_range_covers_it(wave: Path) -> None:
+    """A shorter --end: every trade it holds is the full run's trade, checksum included."""
+    full = run_grid(wave, SPECS, DAYS[0], DAYS[-1], workers=1)
+    for end in (DAYS[-2], DAYS[3]):
+        short = run_grid(wave, SPECS, DAYS[0], end, workers=2, min_shard_days=1)
+        for a, b in zip(short.results, full.results, strict=True):
+            assert a.trades.height > 0
+            assert a.trades.equals(b.trades.filter(b.trades["entry_date"] <= end)), end
 
 
 def test_stage1_is_the_same_with_and_without_the_day_cache(
@@ -98,9 +115,11 @@ def test_merge_into_a_folder_and_stage1_files(wave: Path, tmp_path: Path) -> Non
     _same_s1(mem, load_stage1(tmp_path / "merged"))
     _same_s1(mem, load_stage1(tmp_path / "merged", mmap=False))
     assert type(load_stage1(tmp_path / "merged").path_ts) is np.ndarray  # no memmap subclass
-    # a folder written before day ids were packed still loads
+    # metadata is JSON (no pickle); a folder of another format is refused, not misread
     save_stage1(a, tmp_path / "old")
-    meta = pickle.loads((tmp_path / "old" / "meta.pkl").read_bytes())
-    meta = {"day_ids": a.day_ids, "data_checksum": meta["data_checksum"], "days": meta["days"]}
-    (tmp_path / "old" / "meta.pkl").write_bytes(pickle.dumps(meta))
-    _same_s1(a, load_stage1(tmp_path / "old"))
+    assert not list((tmp_path / "old").glob("*.pkl"))
+    meta = json.loads((tmp_path / "old" / "meta.json").read_text())
+    assert meta["data_checksum"] == a.data_checksum
+    (tmp_path / "old" / "meta.json").write_text(json.dumps(meta | {"format": 1}))
+    with pytest.raises(DataError, match="format 1"):
+        load_stage1(tmp_path / "old")

@@ -159,7 +159,7 @@ def test_gated_days_equal_stage2_with_the_models_filter(gated, backtested) -> No
     ref = bt.decisions.sort("candidate_id")
     assert dec["candidate_id"].to_list() == ref["candidate_id"].to_list()
     gate_skips = dec.filter(pl.col("reason").str.starts_with("meta_labeler p="))
-    assert gate_skips.height > 0 and (gate_skips["decision"] == "skipped").all()
+    assert gate_skips.height > 0 and (gate_skips["decision"] == "rejected").all()
     assert dec.filter(pl.col("decision") == "taken").height > 0
     # the gate's skip is stage 2's "filtered_by_model"; everything else is identical
     live = dec.with_columns(

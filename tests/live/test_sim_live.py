@@ -12,11 +12,12 @@ import pytest
 from quantlab import calendar
 from quantlab.backtest.engine import backtest
 from quantlab.brokers import Broker, ComboLeg
-from quantlab.brokers.simulated import SimulatedBroker, parse_occ
+from quantlab.brokers.simulated import SimulatedBroker
 from quantlab.data import read
 from quantlab.errors import BrokerDisconnected, ConfigError
 from quantlab.live import Journal, LiveConfig, LiveRunner, Notifier, load_live_config
 from quantlab.strategy import StrategySpec
+from quantlab.strategy.occ import parse_occ
 
 DAYS = calendar.sessions(dt.date(2024, 3, 4), dt.date(2024, 3, 7))
 SPEC = StrategySpec.from_dict({
