@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as hs
 
-from quantlab.data import layout
+from quantlab.data import layout, settlements
 from quantlab.data import store as st
 from quantlab.data.importers import (
     decode_instrument_id,
@@ -231,14 +231,33 @@ def test_lean_import_is_idempotent_and_order_free(tmp_path: Path) -> None:
         OPT / "spxw" / "20210104_openinterest_european.zip.zip",
         IDX / "20210104_trade.zip",
     ]
+    day = dt.date(2021, 1, 4)
+    # one partition per table; ``settlements`` holds the parity estimate of SPXW 2021-01-04
+    # (a Monday expiry) from that day's quotes
+    tables = {
+        "instruments", "quotes", "quarantine", "open_interest", "underlying_bars", "settlements",
+    }  # fmt: skip
     import_lean(files, a)
     first = partition_hashes(a)
+    assert set(first) == {
+        str(layout.partition_file(a, t, "SPX", day).relative_to(a)) for t in tables
+    }
     import_lean(files, a)
     assert partition_hashes(a) == first
     for f in reversed(files):  # one file per run, other order: merged into the same partitions
         import_lean([f], b)
     assert partition_hashes(b) == first
-    assert len(st.read_manifest(a).filter(pl.col("date") == dt.date(2021, 1, 4))) == 5
+
+    def listed(store: Path) -> dict[str, str]:
+        man = st.read_manifest(store).filter(pl.col("date") == day)
+        assert man.height == len(tables), man  # one manifest row per partition, none repeated
+        return dict(zip(man["table"], man["file_sha256"], strict=True))
+
+    assert set(listed(a)) == tables
+    assert listed(a) == listed(b)
+    est = settlements.read(a)
+    assert est.select("root", "expiry", "source").rows() == [("SPXW", day, "parity_estimate")]
+    assert est.equals(settlements.read(b))
 
 
 def test_refuses_to_merge_into_non_imported_partition(tmp_path: Path) -> None:
