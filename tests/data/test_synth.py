@@ -12,7 +12,9 @@ import polars as pl
 import pytest
 
 from quantlab import calendar
-from quantlab.data import layout
+from quantlab.data import layout, settlements
+from quantlab.data import store as st
+from quantlab.data.ingest import ingest
 from quantlab.data.synth import PROFILES, MarketParams, synthesize, true_vol
 from quantlab.data.synth import dbn_writer as dbw
 from quantlab.data.synth.day import OI_PUBLISHERS
@@ -368,6 +370,69 @@ def test_truth_columns_and_consistency(store: Path) -> None:
     assert exp_today["ts_recv"].max() == calendar.expiring_close_ns(DAYS[0])
 
 
+def _close_spot(truth: pl.DataFrame, root: str, day: dt.date) -> float:
+    """The truth's spot at the settlement time of a PM expiry (16:00 ET, 13:00 on half days)."""
+    spot = truth.filter(pl.col("ts_recv") == calendar.settlement_ns(root, day))["spot"].unique()
+    assert spot.len() == 1
+    return float(spot[0])
+
+
+def test_index_bars_and_settlements_written_and_listed(tmp_path: Path) -> None:
+    # a third Friday: SPXW settles at the close, the SPX monthly at the open
+    day = dt.date(2024, 3, 15)
+    rep = synthesize(day, day, SEED, tmp_path, profile="test")
+    truth = _truth(tmp_path, day)
+    bars = st.read_partition(tmp_path, "underlying_bars", "SPX", day)
+    assert bars is not None and bars.height == 390  # 09:31 .. 16:00, keyed on the minute end
+    assert bars["ts"][-1] == calendar.settlement_ns("SPXW", day)
+    spot = truth.select("ts_recv", "spot").unique()
+    both = bars.join(spot, left_on="ts", right_on="ts_recv", how="left")
+    assert both["close"].equals(both["spot"], check_names=False)  # close = the true spot
+
+    rows = settlements.read(tmp_path)
+    assert rows.select("root", "expiry", "style", "source").rows() == [
+        ("SPX", day, "AM", "index"),
+        ("SPXW", day, "PM", "index"),
+    ]
+    value = dict(zip(rows["root"], rows["value"], strict=True))
+    assert value["SPXW"] == _close_spot(truth, "SPXW", day)
+    soq = truth.filter((pl.col("root") == "SPX") & (pl.col("expiry") == day))
+    soq = soq.filter(pl.col("settlement_value").is_not_nan())
+    assert soq.height == 1 and value["SPX"] == soq["settlement_value"][0]
+    for root in ("SPXW", "SPX"):
+        found = settlements.lookup(tmp_path, root, day)
+        assert found is not None and (found.source, found.value) == ("index", value[root])
+
+    man = st.read_manifest(tmp_path)
+    assert sorted(man.select("table", "date").rows()) == [
+        ("settlements", day),
+        ("underlying_bars", day),
+    ]
+    for table, sha in man.select("table", "file_sha256").iter_rows():
+        path = layout.partition_file(tmp_path, table, "SPX", day)
+        assert path in rep.files and sha == st.sha256_file(path)
+
+    ingest(None, tmp_path)  # the quotes' parity estimates join the index values, never replace
+    rows = settlements.read(tmp_path)
+    assert set(rows.select("root", "source").rows()) == {
+        (r, s) for r in ("SPX", "SPXW") for s in ("index", "parity_estimate")
+    }
+    found = settlements.lookup(tmp_path, "SPXW", day)
+    assert found is not None and (found.source, found.value) == ("index", value["SPXW"])
+
+
+def test_half_day_and_weekly_settlements(store: Path) -> None:
+    rows = settlements.read(store)
+    assert rows.select("root", "expiry", "source").rows() == [
+        ("SPXW", d, "index") for d in (*DAYS, HALF_DAY)
+    ]  # no monthly among them, so no SPX row
+    for d, v in zip(rows["expiry"], rows["value"], strict=True):
+        assert v == _close_spot(_truth(store, d), "SPXW", d)
+    half = settlements.lookup(store, "SPXW", HALF_DAY)
+    assert half is not None and half.source == "index"
+    assert dt.datetime.fromtimestamp(half.asof_ts / 1e9, calendar.ET).time() == dt.time(13, 0)
+
+
 def test_deterministic_and_subrange_identical(store: Path, tmp_path: Path) -> None:
     synthesize(DAYS[1], DAYS[1], SEED, tmp_path, profile="test")
     for schema in layout.RAW_SCHEMAS:
@@ -375,6 +440,9 @@ def test_deterministic_and_subrange_identical(store: Path, tmp_path: Path) -> No
         b = layout.raw_file(tmp_path, "SPX", DAYS[1], schema).read_bytes()
         assert a == b, schema
     assert _truth(store, DAYS[1]).equals(_truth(tmp_path, DAYS[1]))
+    for table in ("underlying_bars", "settlements"):
+        a = layout.partition_file(store, table, "SPX", DAYS[1]).read_bytes()
+        assert a == layout.partition_file(tmp_path, table, "SPX", DAYS[1]).read_bytes(), table
     other = tmp_path / "other"
     synthesize(DAYS[1], DAYS[1], SEED + 1, other, profile="test")
     a = layout.raw_file(store, "SPX", DAYS[1], "cbbo-1m").read_bytes()

@@ -19,8 +19,15 @@ at the open) is ``ask_px_00`` = UNDEF_PRICE with size 0; ``price``/``size``/``ts
 session's last trade (undefined before the first one); a few quotes are crossed or locked by 1-2
 ticks (a stale bid on cheap contracts, mostly expiring ones after 15:00).
 
-plus the truth at ``layout.truth_file(store, "SPX", day)`` (Parquet), one row per (minute,
-expiry) while the expiry is quoted:
+plus, straight into the Parquet store (recorded in the manifest), the index minute bars
+(``underlying_bars``: one bar per regular minute keyed on its end, close = the true spot; the
+first bar opens at the special opening quotation) and the ``index`` settlement values of the
+expiries settling that day (``settlements``: SPXW at the close, 16:00 ET or 13:00 on a half
+day; the SPX monthly at the open), read off those bars by
+:func:`quantlab.data.settlements.index_settlement`, the function
+:func:`~quantlab.data.settlements.lookup` uses. And the truth at
+``layout.truth_file(store, "SPX", day)`` (Parquet), one row per (minute, expiry) while the
+expiry is quoted:
 
 ==================  ==========================================================================
 column              meaning
@@ -152,21 +159,14 @@ def synthesize(
     >>> from quantlab.data.synth import synthesize
     >>> rep = synthesize("2024-03-08", "2024-03-08", seed=1, store=tempfile.mkdtemp(),
     ...                  profile="test")
-    >>> len(rep.files)
-    4
+    >>> len(rep.files)  # 3 DBN files, truth, index bars, settlement values
+    6
     """
     from concurrent.futures import Future, ThreadPoolExecutor
 
     from quantlab.data.synth.day import DayResult, build_day
 
-    if str(underlying).upper() != "SPX":
-        raise InputError(
-            f"underlying must be 'SPX' (got {underlying!r}); only SPX/SPXW is modelled."
-        )
-    if not isinstance(seed, int | np.integer) or int(seed) < 0:
-        raise InputError(f"seed must be a non-negative integer (got {seed!r}).")
-    if not 1 <= int(zstd_level) <= 22:
-        raise InputError(f"zstd_level must be 1..22 (got {zstd_level!r}).")
+    _check_args(underlying, seed, zstd_level)
     prof = _profile(profile, dte_max, moneyness)
     p = params or MarketParams()
     days = calendar.sessions(start, end)
@@ -176,6 +176,7 @@ def synthesize(
 
     def done(res: DayResult) -> None:
         files.extend(res.files)
+        _record(Path(store), res.day, res.partitions)  # day by day: a stopped run stays listed
         totals[0] += res.n_instruments
         totals[1] += res.n_quotes
         totals[2] += res.bytes_written
@@ -195,6 +196,28 @@ def synthesize(
             done(pending.result())
     n_inst, n_q, nbytes = totals
     return SynthReport(days, files, n_inst, n_q, nbytes, time.perf_counter() - t0)
+
+
+def _check_args(underlying: str, seed: Any, zstd_level: int) -> None:
+    if str(underlying).upper() != "SPX":
+        raise InputError(
+            f"underlying must be 'SPX' (got {underlying!r}); only SPX/SPXW is modelled."
+        )
+    if not isinstance(seed, int | np.integer) or int(seed) < 0:
+        raise InputError(f"seed must be a non-negative integer (got {seed!r}).")
+    if not 1 <= int(zstd_level) <= 22:
+        raise InputError(f"zstd_level must be 1..22 (got {zstd_level!r}).")
+
+
+def _record(store: Path, day: dt.date, parts: tuple[tuple[str, Path, int, str, str], ...]) -> None:
+    """Record the Parquet partitions one day wrote in the store manifest, in one connection."""
+    from quantlab.data import store as st
+
+    if not parts:
+        return
+    with st.open_manifest(store) as con:
+        for table, path, n, src, sums in parts:
+            st.record_partition(con, table, "SPX", day, path, n, src, sums)
 
 
 def true_vol(

@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from quantlab import calendar
+from quantlab.data.importers import occ_symbol
 from quantlab.data.synth.market import MarketParams, Skeleton, sigma_implied
 from quantlab.errors import InputError
 
@@ -166,10 +167,9 @@ def strikes_for(
     return np.concatenate([lw, core, hw])
 
 
-@functools.lru_cache(maxsize=1 << 18)
-def occ_symbol(root: str, expiry: dt.date, is_call: bool, strike: float) -> str:
-    """OCC/OSI symbol, e.g. ``SPXW  240119P04700000`` (root padded to 6, strike x 1000)."""
-    return f"{root:<6}{expiry:%y%m%d}{'C' if is_call else 'P'}{round(strike * 1000):08d}"
+# quantlab.data has one OCC-symbol builder (the importers'); cached here, as the same symbols
+# come back every session
+_occ = functools.lru_cache(maxsize=1 << 18)(occ_symbol)
 
 
 def build_chain(day: dt.date, profile: Profile, sk: Skeleton, p: MarketParams, seed: int) -> Chain:
@@ -195,7 +195,7 @@ def build_chain(day: dt.date, profile: Profile, sk: Skeleton, p: MarketParams, s
     srt = np.argsort(ids, kind="stable")
     ei, k, c, ids = ei[srt], k[srt], c[srt], ids[srt]
     syms = [
-        occ_symbol(expiries[j].root, expiries[j].date, bool(cc), float(kk))
+        _occ(expiries[j].root, expiries[j].date, "C" if cc else "P", float(kk))
         for j, cc, kk in zip(ei, c, k, strict=True)
     ]
     oi = open_interest(day, expiries, ei, k, c, syms, sk, p, seed)

@@ -42,6 +42,9 @@ PRE_OPEN_EMPTY_SHARE = 0.01
 NS_MIN = calendar.NS_PER_MINUTE
 
 
+SOURCE = "synth"
+
+
 @dataclass(frozen=True)
 class DayResult:
     day: dt.date
@@ -50,6 +53,8 @@ class DayResult:
     n_stats: int
     bytes_written: int
     files: tuple[Path, ...]
+    #: Parquet partitions written, for the manifest: ``(table, path, rows, source, checksum)``.
+    partitions: tuple[tuple[str, Path, int, str, str], ...] = ()
 
 
 def _key(seed: int, tag: int, day: dt.date) -> np.random.SeedSequence:
@@ -241,6 +246,38 @@ def truth_frame(path: DayPath, chain: Chain, surf: Surface, tau: npt.NDArray[np.
     ).with_columns(pl.col("expiry").cast(pl.Date))
 
 
+def index_bars(path: DayPath) -> Any:
+    """The index minute bars of the day (``underlying_bars`` rows): one bar per regular minute,
+    keyed on its END, ``close`` = the path's spot at that minute end, ``open`` = the previous
+    close; the first bar opens at the special opening quotation (the model's opening value and
+    AM settlement). The model has no path inside a minute: high/low = max/min of open, close."""
+    import polars as pl
+
+    n = path.n_regular
+    close = path.spot[:n]
+    open_ = np.concatenate([[path.soq], close[:-1]])
+    return pl.DataFrame(
+        {
+            "ts": path.ts[:n].astype(np.int64),
+            "open": open_,
+            "high": np.maximum(open_, close),
+            "low": np.minimum(open_, close),
+            "close": close,
+        }
+    )
+
+
+def settlement_rows(bars: Any, day: dt.date, seed: int) -> Any:
+    """``index`` settlement rows of the expiries settling on ``day`` (SPXW at the close, the SPX
+    monthly at the open), read off the day's bars by the same function
+    :func:`quantlab.data.settlements.lookup` uses."""
+    from quantlab.data import settlements
+
+    found = [settlements.index_settlement(bars, r, day) for r, _ in settlements.settling_on(day)]
+    have = [f for f in found if f is not None]
+    return settlements.to_frame(have, [f"synthetic market, seed {seed}"] * len(have))
+
+
 @dataclass
 class DayPayload:
     """Everything one day writes, computed but not yet compressed/written."""
@@ -250,6 +287,10 @@ class DayPayload:
     raw: list[tuple[Path, bytes, np.ndarray]]  # (path, metadata, records)
     truth_path: Path
     truth: Any
+    store: Path | None = None
+    bars: Any = None
+    settlements: Any = None
+    seed: int = 0
 
     def write(self, zstd_level: int = 3) -> DayResult:
         """Compress and write the files; return what was written."""
@@ -260,10 +301,29 @@ class DayPayload:
         tmp = self.truth_path.with_name(self.truth_path.name + ".tmp")
         self.truth.write_parquet(tmp, compression="zstd", statistics=False)
         tmp.replace(self.truth_path)
-        files = (*tuple(f for f, _, _ in self.raw), self.truth_path)
+        parts = self._write_store()
+        files = (*tuple(f for f, _, _ in self.raw), self.truth_path, *(p[1] for p in parts))
         n_quotes = len(self.raw[1][2])
         n_stats = len(self.raw[2][2])
-        return DayResult(self.day, self.n_instruments, n_quotes, n_stats, nbytes, files)
+        return DayResult(self.day, self.n_instruments, n_quotes, n_stats, nbytes, files, parts)
+
+    def _write_store(self) -> tuple[tuple[str, Path, int, str, str], ...]:
+        """The index bars and settlement values, into the Parquet store (manifest: caller)."""
+        from quantlab.data import settlements
+        from quantlab.data import store as st
+
+        if self.store is None or self.bars is None:
+            return ()
+        sums = f"seed={self.seed}"
+        path = st.write_partition(
+            self.store, "underlying_bars", "SPX", self.day, self.bars, source=SOURCE,
+            checksum=sums, manifest=False,
+        )  # fmt: skip
+        out = [("underlying_bars", path, self.bars.height, SOURCE, sums)]
+        if self.settlements is not None and self.settlements.height:
+            for _, p, n, src in settlements.merge(self.store, self.settlements, manifest=False):
+                out.append(("settlements", p, n, src, ""))
+        return tuple(out)
 
 
 def build_day(
@@ -305,7 +365,11 @@ def build_day(
             settlement_value=[soq],
         )  # fmt: skip
         truth = pl.concat([pl.DataFrame(row, schema=truth.schema), truth])
-    return DayPayload(day, len(chain), raw, layout.truth_file(store, "SPX", day), truth)
+    bars = index_bars(path)
+    return DayPayload(
+        day, len(chain), raw, layout.truth_file(store, "SPX", day), truth, store, bars,
+        settlement_rows(bars, day, seed), seed,
+    )  # fmt: skip
 
 
 def generate_day(
