@@ -93,7 +93,7 @@ class DecisionBook:
     def __post_init__(self) -> None:
         sz, r = self.spec.sizing, self.spec.risk
         self.capital_mc = exact_units(sz.capital, MILLICENTS_PER_DOLLAR, "sizing.capital", "cents")
-        self.risk_bp = exact_units(sz.risk_pct / 100.0, BP, "sizing.risk_pct", "0.01 %")
+        self.risk_bp = exact_units(sz.risk_pct, BP // 100, "sizing.risk_pct", "0.01 %")
         self.loss_limit_mc: int | None = None
         if r.daily_loss_limit is not None:
             self.loss_limit_mc = exact_units(

@@ -39,6 +39,7 @@ from pydantic import Field, field_validator, model_validator
 
 from quantlab.config import StrictModel
 from quantlab.execution import FeeSchedule, FillModel
+from quantlab.money import BP, CENTS_PER_DOLLAR, exact_units
 
 Structure = Literal["put_credit_vertical", "call_credit_vertical", "iron_condor", "custom"]
 
@@ -124,6 +125,12 @@ class FilterSpec(StrictModel):
         None, ge=0.0, description="enter only if the 30-day index <= this"
     )
 
+    @field_validator("min_credit", "min_bid")
+    @classmethod
+    def _whole_cents(cls, v: float, info: object) -> float:
+        exact_units(v, CENTS_PER_DOLLAR, f"filters.{info.field_name}", "cents")  # type: ignore[attr-defined]
+        return v
+
 
 class ManagementSpec(StrictModel):
     take_profit_pct: float | None = Field(50.0, gt=0.0, le=100.0)
@@ -138,6 +145,13 @@ class ManagementSpec(StrictModel):
     def _exit_time(cls, v: object) -> dt.time | None:
         return None if v is None else _parse_hhmm(v)  # type: ignore[arg-type]
 
+    @field_validator("take_profit_pct", "stop_loss_pct")
+    @classmethod
+    def _exact_pct(cls, v: float | None, info: object) -> float | None:
+        if v is not None:  # levels are compared exactly, in basis points of the credit
+            exact_units(v, BP // 100, f"management.{info.field_name}", "0.01 %")  # type: ignore[attr-defined]
+        return v
+
 
 class RiskSpec(StrictModel):
     max_open_trades: int = Field(1, ge=1)
@@ -149,14 +163,30 @@ class RiskSpec(StrictModel):
 
 
 class SizingSpec(StrictModel):
-    mode: Literal["fixed", "risk_pct"] = "fixed"
-    contracts: int = Field(1, ge=1)
+    mode: Literal["fixed", "risk_pct", "probability"] = Field(
+        "fixed",
+        description="fixed: `contracts`; risk_pct: floor(equity x risk_pct / max loss); "
+        "probability: round(contracts x p) of the meta-label probability p",
+    )
+    contracts: int = Field(1, ge=1, description="contracts (fixed), or the most (probability)")
     risk_pct: float = Field(
         2.0, gt=0.0, le=100.0, description="max loss as % of equity (risk_pct mode)"
     )
     capital: float = Field(
         100_000.0, gt=0.0, description="starting account equity, the return base"
     )
+
+    @field_validator("capital")
+    @classmethod
+    def _capital_cents(cls, v: float) -> float:
+        exact_units(v, CENTS_PER_DOLLAR, "sizing.capital", "cents")
+        return v
+
+    @field_validator("risk_pct")
+    @classmethod
+    def _risk_bp(cls, v: float) -> float:
+        exact_units(v, BP // 100, "sizing.risk_pct", "0.01 %")
+        return v
 
 
 class StrategySpec(StrictModel):
