@@ -65,7 +65,7 @@ def test_unusable_quotes_are_not_checked() -> None:
 
 
 def test_levels_must_be_exact() -> None:
-    with pytest.raises(ConfigError, match="0.01 %"):
+    with pytest.raises(ConfigError, match=r"0\.01 %"):
         spec(management={"take_profit_pct": 33.333})
     with pytest.raises(ConfigError, match="whole number of cents"):
         spec(filters={"min_credit": 0.125})
@@ -116,7 +116,7 @@ def test_no_trade_loses_more_than_its_max_loss_plus_fees(  # type: ignore[no-unt
     ts = np.arange(m, dtype=np.int64) + 1
     settle_c = k0 + settle_move
     settle_cost = int(k.settlement_cost(settle_c, q, sk, ic, n))
-    idx, code, cost, _, _ = scan_exit(ts, bid, ask, q, n, s.fills.params, rule, settle_cost, True)
+    _, _, cost, _, _ = scan_exit(ts, bid, ask, q, n, s.fills.params, rule, settle_cost, True)
     assert lo <= cost <= hi
     fees = FeeSchedule()
     fee_mc = fees.order_fees_cents_mc(np.full(n, 100), q * contracts) * 2  # generous bound
