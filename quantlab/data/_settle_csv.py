@@ -2,8 +2,9 @@
 
 Columns (header names, case-insensitive, surrounding blanks and a BOM ignored): ``root`` (SPX or
 SPXW), ``expiry`` (YYYY-MM-DD, a session), ``value`` (index points, > 0); optional ``style``
-(AM/PM; default AM for SPX, PM for SPXW) and ``note``. Any other column is refused. Errors
-name the file line (the header is line 1), the column and the value.
+(AM/PM; default AM for SPX, PM for SPXW) and ``note``. Any other column is refused; blank
+lines are skipped. Errors name the row (data rows count from 1 after the header) and its file
+line (the header is line 1), the column and the value.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ _ROOTS: Final = {"SPX": "AM", "SPXW": "PM"}
 
 
 def parse_csv(path: Path) -> pl.DataFrame:
-    """Parse and check an official-settlements CSV; errors name the file line and column."""
+    """Parse and check an official-settlements CSV; errors name the row, file line and column."""
     try:
         raw = pl.read_csv(path, infer_schema_length=0, encoding="utf8-lossy")
     except Exception as exc:
@@ -45,23 +46,31 @@ def parse_csv(path: Path) -> pl.DataFrame:
         raise DataError(f"{path}: no rows (expected one row per root and expiry).")
     rows = []
     seen: dict[tuple[str, dt.date], int] = {}
-    for i, rec in enumerate(raw.iter_rows(named=True)):
-        line = i + 2
-        row = _csv_row(path, line, rec)
+    for i, rec in enumerate(raw.iter_rows(named=True), start=1):
+        if all(v is None or not v.strip() for v in rec.values()):
+            continue  # a blank line
+        row = _csv_row(path, i, rec)
         key = (row["root"], row["expiry"])
         if key in seen:
             raise DataError(
-                f"{path}: line {line} repeats {key[0]} {key[1]} (first on line {seen[key]})."
+                f"{path}: {_where(i)} repeats {key[0]} {key[1]} (first on {_where(seen[key])})."
             )
-        seen[key] = line
+        seen[key] = i
         rows.append(row)
+    if not rows:
+        raise DataError(f"{path}: no rows (expected one row per root and expiry).")
     return pl.DataFrame(rows, schema=SETTLEMENTS_SCHEMA)
 
 
-def _csv_row(path: Path, line: int, rec: dict[str, Any]) -> dict[str, Any]:
+def _where(row: int) -> str:
+    """``row 3 (line 4)``: the data row (1 = first after the header) and its file line."""
+    return f"row {row} (line {row + 1})"
+
+
+def _csv_row(path: Path, row: int, rec: dict[str, Any]) -> dict[str, Any]:
     def bad(col: str, expected: str) -> DataError:
         return DataError(
-            f"{path}: line {line}: column {col!r} has {rec.get(col)!r}; expected {expected}."
+            f"{path}: {_where(row)}: column {col!r} has {rec.get(col)!r}; expected {expected}."
         )
 
     root = (rec.get("root") or "").strip().upper()

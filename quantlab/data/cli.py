@@ -9,7 +9,7 @@ import typer
 app = typer.Typer(no_args_is_help=True)
 
 
-# --- fetch / import-lean / import-eod (quantlab.data.fetch, quantlab.data.importers) -----------
+# --- fetch / import-* (quantlab.data.fetch, quantlab.data.importers, quantlab.data.settlements) ---
 @app.command("fetch")
 def fetch_cmd(
     start: Annotated[str, typer.Option("--start", help="First ET session date, YYYY-MM-DD.")],
@@ -113,6 +113,40 @@ def import_eod_cmd(
         typer.echo(line)
 
 
+_IMPORT_SETTLEMENTS_HELP = (
+    "Import official SPX (AM) / SPXW (PM) settlement values from a CSV; they win over every "
+    "other source (index bars, vendor prices, broker, parity estimates).\n\n"
+    "Columns, named in a header row (any order, case-insensitive): root (SPX or SPXW), expiry "
+    "(YYYY-MM-DD, a trading session), value (index points, > 0); optional: style (AM or PM; "
+    "default AM for SPX, PM for SPXW) and note (free text). No other column is accepted.\n\n"
+    "Example:\n\n"
+    "    root,expiry,value,note\n"
+    "    SPXW,2018-01-31,2823.81,Cboe SPX close\n"
+    "    SPX,2018-02-16,2727.25,SET\n\n"
+    "Every row is checked before anything is written: a bad row fails the import with an "
+    "error naming the row (1 = first after the header), its file line and the column, and the "
+    "store is left unchanged. Importing a corrected value replaces the previous official one."
+)
+
+
+@app.command("import-settlements", help=_IMPORT_SETTLEMENTS_HELP)
+def import_settlements_cmd(
+    file: Annotated[str, typer.Argument(help="CSV of official settlement values.")],
+    store: Annotated[str, typer.Option("--store", help="Data store folder.")] = "data",
+) -> None:
+    """Import official settlement values (:func:`quantlab.data.settlements.import_csv`)."""
+    from quantlab.data.settlements import import_csv
+    from quantlab.errors import QuantlabError
+
+    try:
+        summary = import_csv(store, file)
+    except QuantlabError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for line in summary.lines():
+        typer.echo(line)
+
+
 # --- ingest / check / sql (quantlab.data.ingest, quantlab.data.quality, quantlab.data.store) ---
 @app.command("ingest")
 def ingest_cmd(
@@ -146,7 +180,9 @@ def check_cmd(
         int, typer.Option("--stale-minutes", help="Minutes without change that make stale.")
     ] = 30,
 ) -> None:
-    """Quality report: crossed/locked/zero-bid/one-sided quotes, stale instruments, gaps."""
+    """Quality report: crossed/locked/zero-bid/one-sided quotes, stale instruments, gaps; then
+    the expiries without an official or index settlement value (with --date: expiring that day)
+    and the sources they have instead."""
     from quantlab.data import quality
     from quantlab.data.store import list_underlyings
     from quantlab.errors import QuantlabError
@@ -163,6 +199,8 @@ def check_cmd(
             quality.print_report(
                 quality.check_days(store, underlying or None, stale_minutes=stale_minutes)
             )
+        gaps = quality.settlement_gaps(store, underlying or None, day=date or None)
+        quality.print_settlement_gaps(gaps)
     except QuantlabError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

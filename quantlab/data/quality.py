@@ -25,6 +25,13 @@ empty (no side defined) rows; NaN prices; stale instruments (no quote change dur
 ``stale_minutes`` minutes in which the rest of the chain updated); missing minutes (session
 minutes with no record for the whole chain); instruments never quoted; quarantined rows by
 reason.
+
+Settlement values (:func:`settlement_gaps`, also in ``quantlab data check``)
+----------------------------------------------------------------------------
+Every expiry the store reaches (:func:`quantlab.data.settlements.missing`) that has no
+``official`` or ``index`` settlement value, with the best value found instead (source, value,
+standard error of a parity estimate) and every source stored for it. Close the gaps with
+``quantlab data import-settlements FILE.csv``.
 """
 
 from __future__ import annotations
@@ -287,4 +294,98 @@ def print_report(report: pl.DataFrame | dict[str, Any], console: Any = None) -> 
     console.print(table)
 
 
-__all__ = ["REASONS", "STALE_MINUTES", "check_day", "check_days", "print_report", "split_quotes"]
+# --------------------------------------------------------------------------- settlement values
+
+
+_GAPS_SCHEMA = {
+    "underlying": pl.Utf8, "root": pl.Utf8, "expiry": pl.Date, "style": pl.Utf8,
+    "best_source": pl.Utf8, "value": pl.Float64, "std_error": pl.Float64, "n_pairs": pl.Int32,
+    "stored": pl.Utf8,
+}  # fmt: skip
+
+
+def _stored_text(rows: pl.DataFrame) -> str:
+    """``vendor_underlying 2823.89; parity_estimate 2824.90 ±1.11 (1 pair)``."""
+    out = []
+    for r in rows.iter_rows(named=True):
+        text = f"{r['source']} {r['value']:.2f}"
+        if r["std_error"] is not None:
+            text += f" ±{r['std_error']:.2f}"
+        if r["source"] == "parity_estimate" and r["n_pairs"] is not None:
+            text += f" ({r['n_pairs']} pair{'' if r['n_pairs'] == 1 else 's'})"
+        out.append(text)
+    return "; ".join(out) or "-"
+
+
+def settlement_gaps(
+    store: st.StoreLike, underlying: str | None = None, day: dt.date | str | None = None
+) -> pl.DataFrame:
+    """Expiries without an ``official`` or ``index`` settlement value.
+
+    :func:`quantlab.data.settlements.missing` for ``underlying`` (default: every underlying
+    with instruments), limited to expiries on ``day`` when given, plus ``stored``: every
+    stored source of that expiry and its value (text, most trusted first).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``underlying, root, expiry, style, best_source, value, std_error, n_pairs, stored``.
+    """
+    from quantlab.data import settlements
+
+    unds = [underlying.upper()] if underlying else st.list_underlyings(store, "instruments")
+    frames = []
+    for u in unds:
+        gaps = settlements.missing(store, underlying=u)
+        if day is not None:
+            gaps = gaps.filter(pl.col("expiry") == layout.as_date(day))
+        stored = settlements.read(store, underlying=u)
+        text = [
+            _stored_text(stored.filter((pl.col("root") == r) & (pl.col("expiry") == e)))
+            for r, e in gaps.select("root", "expiry").iter_rows()
+        ]
+        frames.append(
+            gaps.with_columns(stored=pl.Series(text, dtype=pl.Utf8)).select(
+                pl.lit(u).alias("underlying"), pl.all()
+            )
+        )
+    return pl.concat(frames) if frames else pl.DataFrame(schema=_GAPS_SCHEMA)
+
+
+def print_settlement_gaps(gaps: pl.DataFrame, console: Any = None) -> None:
+    """Print :func:`settlement_gaps` output: the count, then one row per expiry."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console(width=None if Console().is_terminal else 160)
+    n = gaps.height
+    if n == 0:
+        console.print("settlement values: every expiry in the store has an official or index value")
+        return
+    console.print(
+        f"settlement values: {n} expir{'y' if n == 1 else 'ies'} without an official or index "
+        "value (add them with: quantlab data import-settlements FILE.csv)"
+    )
+    table = Table()
+    for c in ("underlying", "root", "expiry", "style", "best source", "value", "std error"):
+        table.add_column(c, justify="right" if c in ("value", "std error") else "left")
+    table.add_column("stored sources")
+    for r in gaps.iter_rows(named=True):
+        table.add_row(
+            r["underlying"], r["root"], str(r["expiry"]), r["style"], r["best_source"] or "none",
+            "-" if r["value"] is None else f"{r['value']:.2f}",
+            "-" if r["std_error"] is None else f"{r['std_error']:.2f}", r["stored"],
+        )  # fmt: skip
+    console.print(table)
+
+
+__all__ = [
+    "REASONS",
+    "STALE_MINUTES",
+    "check_day",
+    "check_days",
+    "print_report",
+    "print_settlement_gaps",
+    "settlement_gaps",
+    "split_quotes",
+]

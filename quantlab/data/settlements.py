@@ -666,7 +666,8 @@ def import_csv(store: st.StoreLike, path: Path | str, *, underlying: str = "SPX"
     InputError
         The file does not exist.
     DataError
-        Naming the file line, column and value of the first bad row, or a missing column.
+        Naming the row (and its file line), column and value of the first bad row, or a
+        missing column.
 
     Examples
     --------
@@ -699,7 +700,8 @@ def import_csv(store: st.StoreLike, path: Path | str, *, underlying: str = "SPX"
 def missing(store: st.StoreLike, *, underlying: str = "SPX") -> pl.DataFrame:
     """Expiries without an ``official`` or ``index`` value.
 
-    Every ``(root, expiry)`` listed in the ``instruments`` table whose expiry date the store
+    Every ``(root, expiry)`` listed in the ``instruments`` table or holding stored settlement
+    rows (an SPX monthly is no longer listed on its expiry day) whose expiry date the store
     reaches (on or before its last day of quotes or index bars) and for which :func:`lookup`
     finds neither source, with the best source it does find (null when none), that value and
     its standard error.
@@ -723,13 +725,13 @@ def missing(store: st.StoreLike, *, underlying: str = "SPX") -> pl.DataFrame:
     if not files or last is None:
         return pl.DataFrame(schema=schema)
     listed = (
-        pl.scan_parquet(files)
-        .select("root", "expiry")
+        pl.concat([pl.scan_parquet(files).select("root", "expiry"), read(store, underlying=u)
+                   .lazy().select("root", "expiry")])
         .filter(pl.col("root").is_in(list(ROOTS)) & (pl.col("expiry") <= last))
         .unique()
         .sort("expiry", "root")
         .collect()
-    )
+    )  # fmt: skip
     rows = []
     for r, e in listed.iter_rows():
         try:
