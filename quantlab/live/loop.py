@@ -563,7 +563,9 @@ class LiveRunner:
                       "entry_price": tr["entry_prices"][j], "exit_price": float(exit_px[j])}
                      for j, lg in enumerate(tr["legs"])],
             "contracts": n, "credit_per_share": tr["credit"], "exit_cost_per_share": exit_cost,
-            "max_loss_per_share": tr["max_loss_ps"], "max_loss": tr["max_loss_ps"] * 100.0 * n,
+            "max_loss_per_share": tr["max_loss_ps"],
+            "max_loss": round(tr["max_loss_ps"] * CENTS_PER_DOLLAR) * n * SHARES_PER_CONTRACT
+            / CENTS_PER_DOLLAR,
             "fees": fees, "pnl": pnl, "exit_reason": reason, "mae_per_share": tr["mae"],
             "mfe_per_share": tr["mfe"], "settlement_source": settle.get("source"),
             "settlement_value": settle.get("value"), "settlement_std_error": None,

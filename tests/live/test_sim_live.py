@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from quantlab import calendar
 from quantlab.backtest.engine import backtest
@@ -82,13 +83,12 @@ def test_paper_trades_equal_the_backtest(bt, paper) -> None:  # type: ignore[no-
     assert ref.height >= 3, "the fixture market should produce several closed trades"
     assert live.height == ref.height
     assert live.select(COLS).equals(ref.select(COLS))
-    for c in MONEY:
-        np.testing.assert_allclose(live[c].to_numpy(), ref[c].to_numpy(), atol=0.005, err_msg=c)
+    assert live.select(MONEY).equals(ref.select(MONEY))  # exact: the same integer money
     for a, b in zip(live["legs"].to_list(), ref["legs"].to_list(), strict=True):
         for la, lb in zip(a, b, strict=True):
             assert (la["occ"], la["quantity"]) == (lb["occ"], lb["quantity"])
-            assert abs(la["entry_price"] - lb["entry_price"]) < 0.005
-            assert abs(la["exit_price"] - lb["exit_price"]) < 0.005
+            assert la["entry_price"] == lb["entry_price"]
+            assert la["exit_price"] == lb["exit_price"]
             assert la["instrument_id_entry"] == lb["instrument_id_entry"]
     # trades the backtest ran into the end of the data are still open live (intended)
     assert set(run.open) == set(
@@ -273,3 +273,78 @@ def test_replays_and_broker_sessions_never_share_a_journal(tmp_path: Path) -> No
     ib = journal_path(tmp_path, "DU1234567", "ibkr")
     assert sim == tmp_path / "live" / "SIM.duckdb" and ib == tmp_path / "live" / "ibkr.duckdb"
     assert "DU1234567" not in str(ib)  # no account id in a file name
+
+
+# ------------------------------------------------------------------ parity, rule by rule
+RULES = st.fixed_dictionaries({
+    "times": st.lists(st.sampled_from(["10:00", "11:00", "12:30", "14:00", "15:30"]), min_size=1,
+                      max_size=4, unique=True).map(sorted),
+    "mode": st.sampled_from(["each", "first_valid"]),
+    "dte": st.sampled_from([0, 1, 2]),
+    "max_open": st.integers(1, 3),
+    "max_new": st.integers(1, 3),
+    "no_new_after_stop": st.booleans(),
+    "loss_limit": st.sampled_from([None, 50.0, 250.0]),
+    "sizing": st.sampled_from([("fixed", 1), ("fixed", 3), ("risk_pct", 5.0), ("risk_pct", 12.5)]),
+    "tp": st.sampled_from([None, 25, 50]),
+    "sl": st.sampled_from([None, 50, 100, 200]),
+    "trigger": st.sampled_from(["mid", "exit_fill"]),
+    "exit_time": st.sampled_from([None, "15:00"]),
+})  # fmt: skip
+
+
+def _rule_spec(r: dict) -> StrategySpec:
+    mode, size = r["sizing"]
+    sizing = ({"mode": "fixed", "contracts": size} if mode == "fixed"
+              else {"mode": "risk_pct", "risk_pct": size, "capital": 53_500})  # fmt: skip
+    return StrategySpec.from_dict({
+        "name": "parity", "dte": {"target": r["dte"], "tolerance": 1},
+        "entry": {"times": r["times"], "mode": r["mode"]}, "short_delta": 0.25, "width": 25,
+        "management": {"take_profit_pct": r["tp"], "stop_loss_pct": r["sl"],
+                       "trigger_on": r["trigger"], "exit_time": r["exit_time"]},
+        "risk": {"max_open_trades": r["max_open"], "max_new_trades_per_day": r["max_new"],
+                 "no_new_after_stop": r["no_new_after_stop"], "daily_loss_limit": r["loss_limit"]},
+        "sizing": sizing,
+    })  # fmt: skip
+
+
+_BUSY = {"times": ["10:00", "11:00", "12:30", "14:00", "15:30"], "mode": "each", "dte": 1,
+         "max_open": 3, "max_new": 3, "no_new_after_stop": True, "loss_limit": None,
+         "sizing": ("fixed", 1), "tp": 25, "sl": 50, "trigger": "mid", "exit_time": None}  # fmt: skip
+
+
+@settings(max_examples=16)
+@given(rules=RULES)
+@example(rules=_BUSY)  # stopped_today, max_new_trades_per_day
+@example(rules=_BUSY | {"no_new_after_stop": False, "loss_limit": 50.0})  # daily_loss_limit
+@example(rules=_BUSY | {"no_new_after_stop": False, "sizing": ("risk_pct", 12.5)})  # 2 or 3 lots
+@example(rules=_BUSY | {"trigger": "exit_fill", "exit_time": "15:00", "dte": 0})  # time exits
+def test_live_equals_the_backtest_for_every_rule(store: Path, rules: dict) -> None:
+    """Max open, max new per day, no new after a stop, the daily loss limit, risk-percent
+    sizing with compounding, time exits and settlement: a simulated live replay of four days
+    decides and trades exactly as the backtest, decision for decision, cent for cent."""
+    import tempfile
+
+    spec = _rule_spec(rules)
+    bt = backtest(spec, store, start=DAYS[0], end=DAYS[-1], workers=1, report=False).results[0]
+    tmp = Path(tempfile.mkdtemp(prefix="parity-"))
+    broker = SimulatedBroker(store, DAYS[0], spec.fills, spec.fees)
+    run = LiveRunner(_cfg(tmp), broker, Journal(tmp / "j.duckdb"), spec=spec,
+                     notify=lambda *_: None)  # fmt: skip
+    for d in DAYS:
+        run.run_day(d)
+    cols = ["candidate_id", "entry_ts", "decision", "reason", "expiry", "credit_per_share"]
+    live = run.journal.table("decisions", "paper").select(cols).sort("candidate_id")
+    assert live.equals(bt.decisions.select(cols).sort("candidate_id"))
+    lt = run.journal.table("trades", "paper").sort("trade_id")
+    ref = _closed(bt.trades)
+    if rules == _BUSY:  # the explicit examples do exercise their rules
+        assert {"stopped_today", "max_new_trades_per_day"} <= set(bt.decisions["reason"])
+    if rules.get("loss_limit") == 50.0 and rules["times"] == _BUSY["times"]:
+        assert "daily_loss_limit" in set(bt.decisions["reason"])
+    if rules["sizing"] == ("risk_pct", 12.5) and rules["times"] == _BUSY["times"]:
+        assert set(bt.trades["contracts"]) == {2, 3}  # equity compounds across the size step
+    assert lt.select(COLS + MONEY).equals(ref.select(COLS + MONEY))
+    assert set(run.open) == set(
+        bt.trades.filter(pl.col("exit_reason") == "end_of_data")["trade_id"]
+    )
