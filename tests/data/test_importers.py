@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as hs
 
-from quantlab.data import layout, settlements
+from quantlab.data import layout, quality, settlements
 from quantlab.data import store as st
 from quantlab.data.importers import (
     decode_instrument_id,
@@ -389,6 +389,28 @@ def test_eod_import_is_idempotent(tmp_path: Path) -> None:
     first = partition_hashes(tmp_path)
     import_eod(REAL / "spxw.csv", tmp_path)
     assert partition_hashes(tmp_path) == first and len(first) == 4
+
+
+def test_eod_underlying_price_is_the_settlement_until_official_values_arrive(
+    eod_store, tmp_path: Path
+) -> None:
+    store = Path(shutil.copytree(eod_store[0], tmp_path / "store"))
+    closes = {dt.date(2018, 1, 31): 2823.81, dt.date(2018, 2, 28): 2713.83}  # Cboe SPX closes
+    for day, close in closes.items():  # the file's 16:00 underlying price, within 0.15
+        found = settlements.lookup(store, "SPXW", day)
+        assert found is not None and found.source == "vendor_underlying"
+        assert abs(found.value - close) <= 0.15, found
+    gaps = quality.settlement_gaps(store).filter(pl.col("expiry").is_in(list(closes)))
+    assert gaps.select("root", "best_source").rows() == [("SPXW", "vendor_underlying")] * 2
+    official = tmp_path / "official.csv"
+    official.write_text(
+        "root,expiry,value\n" + "".join(f"SPXW,{d},{v}\n" for d, v in closes.items())
+    )
+    settlements.import_csv(store, official)
+    for day, close in closes.items():
+        found = settlements.lookup(store, "SPXW", day)
+        assert found is not None and (found.source, found.value) == ("official", close)
+    assert quality.settlement_gaps(store).filter(pl.col("expiry").is_in(list(closes))).is_empty()
 
 
 def test_eod_errors(tmp_path: Path) -> None:
