@@ -137,26 +137,14 @@ def _matrix(df: pl.DataFrame, columns: list[str]) -> np.ndarray:
     return df.select([pl.col(c).cast(pl.Float64) for c in columns]).to_numpy()
 
 
-def _daily_equity(trades: pl.DataFrame, days: list[dt.date], capital: float) -> pl.DataFrame:
-    by_day: dict[dt.date, float] = {}
-    for d, p in trades.select("exit_date", "pnl").iter_rows():
-        by_day[d] = by_day.get(d, 0.0) + float(p)
-    eq, run = [], capital
-    for d in days:
-        run += by_day.pop(d, 0.0)
-        eq.append(run)
-    if by_day:  # exits after the last session read: book them on the last day
-        eq[-1] += sum(by_day.values())
-    return pl.DataFrame(
-        {"date": days, "equity": eq}, schema={"date": pl.Date, "equity": pl.Float64}
-    )
-
-
-def _row(name: str, allowed: int, trades: pl.DataFrame, days: list[dt.date], cap: float) -> dict:
+def _row(name: str, allowed: int, res: Any, first_day: dt.date, cap: float) -> dict:
+    """One variant's numbers: trade statistics and the mark-to-market daily equity of the
+    stage-2 run (the backtest's equity builder) from the first test-period session on."""
     from quantlab.backtest.analytics import performance, trade_stats
 
+    trades = res.trades
     ts = trade_stats(trades)
-    perf = performance(_daily_equity(trades, days, cap), cap)
+    perf = performance(res.equity_daily.filter(pl.col("date") >= first_day), cap)
     return {
         "variant": name, "allowed": allowed, "trades": ts["n_trades"], "win_rate": ts["win_rate"],
         "total_pnl": ts["total_pnl"], "expectancy": ts["expectancy"], "fees": ts["total_fees"],
@@ -166,10 +154,11 @@ def _row(name: str, allowed: int, trades: pl.DataFrame, days: list[dt.date], cap
 
 
 def contracts_for(p: np.ndarray, max_contracts: int) -> np.ndarray:
-    """Bet size from calibrated P(take): ``clip(round(max_contracts * p), 0, max_contracts)``."""
-    return np.clip(np.rint(max_contracts * np.asarray(p, np.float64)), 0, max_contracts).astype(
-        np.int64
-    )
+    """Bet size from calibrated P(take): the decision core's probability sizing
+    (:func:`quantlab.strategy.book.probability_contracts`), as an array."""
+    from quantlab.strategy.book import probability_contracts
+
+    return np.asarray(probability_contracts(np.asarray(p, np.float64), max_contracts), np.int64)
 
 
 def evaluate_strategy(
@@ -184,34 +173,26 @@ def evaluate_strategy(
 
     if proba.height == 0:
         raise DataError("no test-period candidates to evaluate the filter on.")
-    first_ts = int(proba["entry_ts"].cast(pl.Int64).to_numpy().min())
-    first_day = dt.datetime.fromtimestamp(first_ts / 1e9, tz=calendar.ET).date()
-    days = [d for d in s1.days if d >= first_day]
+    first_day = calendar.et_date(int(proba["entry_ts"].cast(pl.Int64).to_numpy().min()))
     cap = spec.sizing.capital
     ids = proba["candidate_id"].to_list()
     p = proba["p"].to_numpy()
-    size = contracts_for(p, max_contracts)
-    take = p >= threshold
+    take = {c for c, pc in zip(ids, p, strict=True) if pc >= threshold}
+    # sized: the decision core's probability sizing, risk rules applied at the sized quantity
+    sized_spec = spec.model_copy(
+        update={"sizing": spec.sizing.model_copy(
+            update={"mode": "probability", "contracts": max_contracts})}
+    )  # fmt: skip
+    variants = [
+        ("unfiltered", set(ids), spec, None),
+        ("filtered", take, spec, None),
+        (f"filtered_sized(max {max_contracts})", take, sized_spec, dict(zip(ids, p.tolist(),
+                                                                          strict=True))),
+    ]  # fmt: skip
     rows = []
-    unf = run_stage2(s1, spec, allowed=set(ids))
-    rows.append(_row("unfiltered", len(ids), unf.trades, days, cap))
-    allowed = {c for c, t in zip(ids, take, strict=True) if t}
-    filt = run_stage2(s1, spec, allowed=allowed)
-    rows.append(_row("filtered", len(allowed), filt.trades, days, cap))
-    sized_ok = {c for c, t, s in zip(ids, take, size, strict=True) if t and s >= 1}
-    sized = run_stage2(s1, spec, allowed=sized_ok).trades
-    mult = pl.DataFrame({"candidate_id": ids, "_size": size})
-    sized = (
-        sized.join(mult, on="candidate_id", how="left")
-        .with_columns(
-            (pl.col("pnl") * pl.col("_size")).alias("pnl"),
-            (pl.col("fees") * pl.col("_size")).alias("fees"),
-            (pl.col("max_loss") * pl.col("_size")).alias("max_loss"),
-            (pl.col("contracts") * pl.col("_size")).cast(pl.Int32).alias("contracts"),
-        )
-        .drop("_size")
-    )
-    rows.append(_row(f"filtered_sized(max {max_contracts})", len(sized_ok), sized, days, cap))
+    for name, allowed, sp, probs in variants:
+        res = run_stage2(s1, sp, allowed=allowed, probabilities=probs)
+        rows.append(_row(name, len(allowed), res, first_day, cap))
     return pl.DataFrame(rows)
 
 

@@ -36,6 +36,9 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 from quantlab import calendar
 from quantlab.errors import ConfigError
@@ -208,8 +211,7 @@ class DecisionBook:
                     "sizing.mode 'probability' needs meta-label probabilities: evaluate the "
                     "strategy through a trained meta-labeler (quantlab train) or the live gate."
                 )
-            p = min(max(float(probability), 0.0), 1.0)
-            return int(sz.contracts * p + 0.5)
+            return int(probability_contracts(probability, sz.contracts))
         per_contract = max_loss_c * SHARES_PER_CONTRACT * MILLICENTS_PER_CENT
         if per_contract <= 0:
             return 0
@@ -220,4 +222,12 @@ class DecisionBook:
         return Decision(reason, decision_kind(reason))
 
 
-__all__ = ["DayState", "Decision", "DecisionBook"]
+def probability_contracts(p: Any, max_contracts: int) -> Any:
+    """Bet size from a calibrated probability: ``floor(max_contracts x p + 1/2)`` (half up),
+    ``p`` clipped to [0, 1]; an int for a scalar, an int64 array for an array."""
+    q = np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0)
+    out = np.floor(max_contracts * q + 0.5).astype(np.int64)
+    return int(out) if out.ndim == 0 else out
+
+
+__all__ = ["DayState", "Decision", "DecisionBook", "probability_contracts"]

@@ -202,3 +202,38 @@ def test_reconciliation_with_the_gate_is_exact(gated, backtested, store: Path, c
     # without the runner's filter the backtest decides differently, and the report says why
     rep = reconcile_day(gated.journal, store, LIVE_SPEC, LIVE_DAYS[0], "paper")
     assert not rep.parity and any("gated entries with" in n for n in rep.notes)
+
+
+def test_probability_sizing_live_equals_the_backtest(  # type: ignore[no-untyped-def]
+    store: Path, champion, backtested, tmp_path: Path
+) -> None:
+    """The champion gate with probability sizing: live sizes each entry from its p exactly as
+    stage 2 does from the batch predictions, and applies the risk rules at that size."""
+    _, uri = champion
+    s1, _, proba, thr, _ = backtested
+    spec = LIVE_SPEC.model_copy(update={"sizing": LIVE_SPEC.sizing.model_copy(
+        update={"mode": "probability", "contracts": 6})})  # fmt: skip
+    allowed = {c for c, q in proba.items() if q >= thr}
+    bt = run_stage2(s1, spec, allowed=allowed, probabilities=proba)
+    cfg = LiveConfig.from_dict({
+        "strategy": "unused.yaml", "kill_file": str(tmp_path / "KILL"),
+        "meta_labeler": {"model": MODEL, "threshold": thr, "tracking_uri": uri},
+    })  # fmt: skip
+    broker = SimulatedBroker(store, LIVE_DAYS[0], spec.fills, spec.fees)
+    run = LiveRunner(cfg, broker, Journal(tmp_path / "j.duckdb"), spec=spec,
+                     notify=lambda k, m, d: None)  # fmt: skip
+    for d in LIVE_DAYS:
+        run.run_day(d)
+    trades = run.journal.table("trades", "paper").sort("trade_id")
+    closed = bt.trades.filter(pl.col("exit_reason") != "end_of_data").sort("trade_id")
+    cols = ["trade_id", "contracts", "exit_reason", "pnl", "fees"]
+    assert trades.height > 0 and trades.select(cols).equals(closed.select(cols))
+    want = [int(np.floor(6 * proba[c] + 0.5)) for c in bt.trades["candidate_id"].to_list()]
+    assert bt.trades["contracts"].to_list() == want
+    dec = run.journal.table("decisions", "paper").sort("candidate_id")
+    live = dec.with_columns(
+        pl.when(pl.col("reason").str.starts_with("meta_labeler p="))
+        .then(pl.lit("filtered_by_model")).otherwise(pl.col("reason")).alias("reason"),
+    )  # fmt: skip
+    ref = bt.decisions.sort("candidate_id")
+    assert live["reason"].to_list() == ref["reason"].to_list()
