@@ -63,6 +63,7 @@ __all__ = [
     "monthly_returns",
     "performance",
     "realized_stats",
+    "settlement_stats",
     "summarize",
     "trade_stats",
 ]
@@ -558,7 +559,30 @@ def summarize(
         "monthly": monthly_returns(equity_daily, capital),
         "drawdowns": drawdown_table(equity_daily, capital),
         "decisions": None if decisions is None else decision_counts(decisions),
+        "settlements": settlement_stats(df),
         "periods_per_year": periods_per_year,
+    }
+
+
+def settlement_stats(trades: pl.DataFrame) -> dict[str, Any]:
+    """How the trades held to expiry were settled: ``n_settled``, ``by_source`` (count per
+    :data:`quantlab.data.settlements.SOURCES` name), ``n_estimated`` (settled on a
+    ``parity_estimate``), ``max_std_error`` (points, NaN when none) and ``n_end_of_data``
+    (trades still open when the store ends)."""
+    df = _as_trades(trades)
+    if "settlement_source" not in df.columns:
+        df = df.with_columns(pl.lit(None, pl.Utf8).alias("settlement_source"),
+                             pl.lit(None, pl.Float64).alias("settlement_std_error"))  # fmt: skip
+    settled = df.filter(pl.col("exit_reason") == "settlement")
+    by = settled.group_by("settlement_source").len().sort("settlement_source")
+    est = settled.filter(pl.col("settlement_source") == "parity_estimate")
+    se = est["settlement_std_error"].drop_nulls().drop_nans()
+    return {
+        "n_settled": settled.height,
+        "by_source": {str(r): int(n) for r, n in by.iter_rows()},
+        "n_estimated": est.height,
+        "max_std_error": float(se.max()) if se.len() else float("nan"),
+        "n_end_of_data": int((df["exit_reason"] == "end_of_data").sum()),
     }
 
 

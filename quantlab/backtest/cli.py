@@ -38,6 +38,14 @@ def summary_table(summary: dict, title: str) -> Any:
         ("CVaR 5% $/trade", num(tr["cvar_5"])),
         ("fees $", num(tr["total_fees"])),
     ]
+    st = summary.get("settlements")
+    if st and st["n_settled"]:
+        srcs = ", ".join(f"{n} {src}" for src, n in st["by_source"].items())
+        est = (f"; {st['n_estimated']} on parity estimates (largest std error "
+               f"{st['max_std_error']:.2f} pts)" if st["n_estimated"] else "")  # fmt: skip
+        rows.append(("settled at expiry", f"{st['n_settled']} ({srcs}){est}"))
+    if st and st["n_end_of_data"]:
+        rows.append(("open when the data ends", f"{st['n_end_of_data']} (end_of_data)"))
     for k, v in rows:
         table.add_row(k, v)
     return table

@@ -12,6 +12,8 @@ import polars as pl
 import pytest
 
 from quantlab import calendar
+from quantlab.backtest.analytics import settlement_stats, summarize
+from quantlab.backtest.cli import summary_table
 from quantlab.backtest.engine import backtest, run_grid
 from quantlab.data import read, settlements
 from quantlab.data import store as st
@@ -129,6 +131,8 @@ def test_zero_dte_held_to_expiry_settles_at_intrinsic(month: Path) -> None:
     assert trades.height >= 15
     assert set(trades["exit_reason"]) == {"settlement"}
     assert set(trades["settlement_source"]) == {"index"}
+    st_ = settlement_stats(trades)
+    assert st_["by_source"] == {"index": trades.height} and st_["n_estimated"] == 0
     for t in trades.iter_rows(named=True):
         s = settlements.lookup(month, "SPXW", t["expiry"])
         assert s is not None and t["settlement_value"] == s.value
@@ -163,6 +167,14 @@ def test_spx_am_trades_are_the_same_however_the_run_is_split(month: Path) -> Non
     assert short.results[0].trades.equals(want)
 
 
+def _render(table: object) -> str:
+    from rich.console import Console
+
+    con = Console(width=200, record=True, file=open("/dev/null", "w"))
+    con.print(table)
+    return con.export_text()
+
+
 # -------------------------------------------------------------------- real end-of-day chains
 EOD_SPEC = StrategySpec.from_dict({
     "name": "eod-held", "dte": {"target": 7, "tolerance": 7}, "entry": {"times": ["16:00"]},
@@ -195,6 +207,11 @@ def test_real_eod_trades_settle_near_the_official_close_and_official_values_win(
 ) -> None:
     t = _settled(eod)
     assert set(t["settlement_source"]) == {"vendor_underlying"}
+    summary = summarize(t, pl.DataFrame({"date": [], "equity": []},
+                                        schema={"date": pl.Date, "equity": pl.Float64}),
+                        100_000.0, n_boot=10)  # fmt: skip
+    text = _render(summary_table(summary, "eod"))
+    assert "settled at expiry" in text and f"{t.height} vendor_underlying" in text
     for row in t.iter_rows(named=True):
         assert abs(row["settlement_value"] - OFFICIAL[row["expiry"]]) <= 0.15
     csv = tmp_path / "official.csv"
