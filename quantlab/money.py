@@ -59,7 +59,7 @@ def cents(price: float) -> int:
     """One price in dollars as int cents (``NO_PRICE`` when missing or negative)."""
     if price is None or not math.isfinite(price) or price < 0:
         return NO_PRICE
-    return int(round(price * CENTS_PER_DOLLAR))
+    return round(price * CENTS_PER_DOLLAR)
 
 
 def from_cents(c: Any) -> npt.NDArray[np.float64]:

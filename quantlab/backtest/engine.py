@@ -40,7 +40,7 @@ from quantlab.config import StrictModel, read_yaml
 from quantlab.data import store as st
 from quantlab.errors import DataError
 from quantlab.money import NO_PRICE
-from quantlab.strategy.spec import StrategySpec
+from quantlab.strategy.spec import StrategySpec, with_strategy
 
 
 class BacktestConfig(StrictModel):
@@ -57,10 +57,7 @@ def load_config(path: str | Path) -> BacktestConfig:
     data = read_yaml(p)
     if "strategy" not in data:
         return BacktestConfig(strategy=StrategySpec.from_yaml(p))
-    strat = data["strategy"]
-    if isinstance(strat, str):
-        data = data | {"strategy": StrategySpec.from_yaml(p.parent / strat).model_dump()}
-    return BacktestConfig.from_dict(data, source=str(p))
+    return BacktestConfig.from_dict(with_strategy(data, p), source=str(p))
 
 
 def _shards(days: list[dt.date], n: int) -> list[tuple[dt.date, dt.date]]:

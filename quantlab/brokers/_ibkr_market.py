@@ -415,7 +415,7 @@ class MarketDataMixin:
 
 
 def _et_day(ns: int) -> dt.date:
-    return dt.datetime.fromtimestamp(ns / 1e9, tz=calendar.ET).date()
+    return calendar.et_date(ns)
 
 
 def _ymd(s: str) -> dt.date:

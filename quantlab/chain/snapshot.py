@@ -42,7 +42,7 @@ from quantlab.pricing._kernels import b76_greeks_1d
 from quantlab.pricing.black76 import PARALLEL_MIN
 from quantlab.pricing.implied_vol import PARALLEL_THRESHOLD
 
-NS_PER_MIN = 60_000_000_000
+NS_PER_MIN = calendar.NS_PER_MINUTE
 MIN_PER_YEAR = 525_600.0
 
 
@@ -105,7 +105,7 @@ def build_snapshot(
     max_age_s : float
         Quotes older than this are stale.
     """
-    day = dt.datetime.fromtimestamp(ts / 1e9, tz=calendar.ET).date()
+    day = calendar.et_date(ts)
     base = chain.sort(["root", "expiry", "strike", "right"])
     bid = base["bid"].cast(pl.Float64).fill_null(np.nan).to_numpy()
     ask = base["ask"].cast(pl.Float64).fill_null(np.nan).to_numpy()

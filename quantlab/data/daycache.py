@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from quantlab import calendar
 from quantlab.data import layout
 from quantlab.data import store as st
 from quantlab.data._read_kernels import decode_quotes_nb, encode_quotes_nb
@@ -52,7 +53,7 @@ from quantlab.errors import DataError
 FORMAT = 1
 CACHE_DIR = ("cache", "day_quotes")
 NO_CENTS = np.iinfo(np.int32).min  # int32 cents sentinel of a missing price
-NS_PER_MIN = 60_000_000_000
+NS_PER_MIN = calendar.NS_PER_MINUTE
 CHAIN_ORDER = ["expiry", "root", "strike", "right", "instrument_id"]
 META_COLUMNS = (
     "instrument_id",

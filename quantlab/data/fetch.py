@@ -32,7 +32,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
-import hashlib
 import json
 import logging
 import os
@@ -157,11 +156,9 @@ def plan(
 # verification
 # --------------------------------------------------------------------------------------------
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from quantlab.data.store import sha256_file
+
+    return sha256_file(path, _CHUNK)
 
 
 class _RecordWalker:

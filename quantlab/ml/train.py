@@ -44,7 +44,7 @@ from pydantic import Field
 
 from quantlab.config import StrictModel, read_yaml
 from quantlab.errors import DataError
-from quantlab.strategy.spec import StrategySpec
+from quantlab.strategy.spec import StrategySpec, with_strategy
 
 EXPERIMENT = "quantlab-metalabel"
 NS_PER_DAY = 86_400_000_000_000
@@ -92,10 +92,7 @@ def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
     """Read a training YAML; ``strategy`` may be inline or a path relative to the file."""
     p = Path(path)
     data = read_yaml(p)
-    strat = data.get("strategy")
-    if isinstance(strat, str):
-        data = data | {"strategy": StrategySpec.from_yaml(p.parent / strat).model_dump()}
-    data = data | {k: v for k, v in overrides.items() if v is not None}
+    data = with_strategy(data, p) | {k: v for k, v in overrides.items() if v is not None}
     return TrainConfig.from_dict(data, source=str(p))
 
 

@@ -74,11 +74,12 @@ from typing import Any
 
 import numpy as np
 
+from quantlab import calendar
 from quantlab._convert import as_float
 from quantlab.errors import InputError
 
 PERIODS_PER_YEAR = 252  # sessions per year
-NS_PER_MINUTE = 60_000_000_000
+NS_PER_MINUTE = calendar.NS_PER_MINUTE
 _FLAT_SS = 1e-12  # relative sum of squared deviations that sharpe_from_sums counts as zero
 _CEIL_SLACK = 1e-9  # ceil(alpha * n) without float slop: 0.05 * 60 = 3.0000000000000004
 

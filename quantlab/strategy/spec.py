@@ -33,6 +33,7 @@ Conventions
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -187,6 +188,16 @@ class SizingSpec(StrictModel):
     def _risk_bp(cls, v: float) -> float:
         exact_units(v, BP // 100, "sizing.risk_pct", "0.01 %")
         return v
+
+
+def with_strategy(data: dict, path: Path | str) -> dict:
+    """A config mapping whose ``strategy`` is inline, or a path relative to the config file
+    ``path``: the latter is replaced by the loaded spec (the one rule every config file that
+    embeds a strategy follows)."""
+    strat = data.get("strategy")
+    if isinstance(strat, str):
+        return data | {"strategy": StrategySpec.from_yaml(Path(path).parent / strat).model_dump()}
+    return data
 
 
 class StrategySpec(StrictModel):

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -61,12 +60,14 @@ def normalize_root(root: str, *, where: str = "root") -> str:
 
 
 def occ_symbol(root: str, expiry: dt.date, right: str, strike: float) -> str:
-    """OCC option symbol, e.g. ``occ_symbol('SPXW', date(2024,1,19), 'P', 4700)`` ->
-    ``'SPXW  240119P04700000'`` (root padded to 6, YYMMDD, C/P, strike x 1000 in 8 digits)."""
-    milli = round(float(strike) * 1000)
-    if not 0 < milli < 10**8:
-        raise DataError(f"strike {strike!r} does not fit an OCC symbol (0 < strike < 100000).")
-    return f"{root:<6}{expiry:%y%m%d}{right}{milli:08d}"
+    """OCC option symbol (:func:`quantlab.strategy.occ.occ_symbol`, the one builder), with a
+    bad contract in imported data reported as a :class:`~quantlab.errors.DataError`."""
+    from quantlab.strategy.occ import occ_symbol as build
+
+    try:
+        return build(root, expiry, right, strike)
+    except InputError as exc:
+        raise DataError(str(exc)) from None
 
 
 def instrument_ids(
@@ -206,15 +207,10 @@ def quarantine_rows(df: pl.DataFrame, reason: str | pl.Expr) -> pl.DataFrame:
 
 
 def sha256_files(paths: Iterable[Path]) -> list[str]:
-    """Hex sha256 of each file."""
-    out = []
-    for p in paths:
-        h = hashlib.sha256()
-        with open(p, "rb") as f:
-            while block := f.read(1 << 20):
-                h.update(block)
-        out.append(h.hexdigest())
-    return out
+    """Hex sha256 of each file (:func:`quantlab.data.store.sha256_file`)."""
+    from quantlab.data.store import sha256_file
+
+    return [sha256_file(p) for p in paths]
 
 
 @dataclasses.dataclass
