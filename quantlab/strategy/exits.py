@@ -60,7 +60,7 @@ def exit_deadline(m: ManagementSpec, root: str, expiry: dt.date) -> int:
 
 def level_bp(pct: float | None, name: str) -> int:
     """A take-profit or stop percentage in basis points of the credit (exact)."""
-    return 0 if pct is None else exact_units(pct / 100.0, BP, f"management.{name}", "0.01 %")
+    return 0 if pct is None else exact_units(pct, BP // 100, f"management.{name}", "0.01 %")
 
 
 @dataclass(frozen=True)
