@@ -53,7 +53,7 @@ class SimulatedBroker:
 
     Parameters
     ----------
-    store : path or Store
+    store : path
         The data store with ``instruments`` and ``quotes`` partitions.
     day : date
         First session replayed (:meth:`start_day` moves on; positions carry over).

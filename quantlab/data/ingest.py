@@ -340,7 +340,7 @@ def ingest(
     paths : path or list of paths, optional
         DBN files (``.dbn`` / ``.dbn.zst``) or folders searched recursively. Default: everything
         under ``<store>/raw/`` that is not in the manifest yet.
-    store : Store or path
+    store : path
         The data store folder.
     force : bool
         Re-ingest files whose sha256 the manifest already holds.

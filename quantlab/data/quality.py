@@ -135,7 +135,7 @@ def check_day(
 
     Parameters
     ----------
-    store : Store or path
+    store : path
     underlying : str
     day : date or 'YYYY-MM-DD'
     stale_minutes : int

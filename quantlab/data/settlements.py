@@ -320,7 +320,7 @@ def write(store: st.StoreLike, rows: pl.DataFrame, *, underlying: str = "SPX") -
 
     Parameters
     ----------
-    store : Store or path
+    store : path
     rows : polars.DataFrame
         Columns of :data:`SETTLEMENTS_SCHEMA`; ``root``, ``expiry``, ``value`` and ``source`` are
         required, ``style`` defaults to AM for SPX and PM for SPXW, the rest to null.
@@ -552,7 +552,7 @@ def lookup(
 
     Parameters
     ----------
-    store : Store or path
+    store : path
     root : str
         ``"SPXW"`` (PM) or ``"SPX"`` (AM monthly).
     expiry : date or 'YYYY-MM-DD'

@@ -61,7 +61,6 @@ import json
 import os
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -183,66 +182,15 @@ _WRITE_OPTIONS: dict[str, Any] = {
 MANIFEST_FILE = "manifest.duckdb"
 
 
-@dataclass(frozen=True)
-class Store:
-    """A data store folder; every function here also accepts a plain path.
-
-    Parameters
-    ----------
-    root : Path
-        The store folder (``data/`` by default).
-    """
-
-    root: Path
-
-    def __init__(self, root: Path | str | Store = "data") -> None:
-        object.__setattr__(self, "root", Path(root.root if isinstance(root, Store) else root))
-
-    def write_partition(
-        self,
-        table: str,
-        underlying: str,
-        day: dt.date | str,
-        df: pl.DataFrame,
-        *,
-        source: str,
-        checksum: str | None = None,
-        manifest: bool = True,
-    ) -> Path:
-        """See :func:`write_partition`."""
-        return write_partition(
-            self, table, underlying, day, df, source=source, checksum=checksum, manifest=manifest
-        )
-
-    def read_partition(
-        self, table: str, underlying: str, day: dt.date | str, columns: list[str] | None = None
-    ) -> pl.DataFrame | None:
-        """See :func:`read_partition`."""
-        return read_partition(self, table, underlying, day, columns=columns)
-
-    def list_days(self, table: str, underlying: str) -> list[dt.date]:
-        """See :func:`list_days`."""
-        return list_days(self, table, underlying)
-
-    def underlyings(self, table: str = "quotes") -> list[str]:
-        """See :func:`list_underlyings`."""
-        return list_underlyings(self, table)
-
-    def connect(self) -> duckdb.DuckDBPyConnection:
-        """See :func:`connect`."""
-        return connect(self)
-
-
-StoreLike = Store | Path | str
+StoreLike = Path | str
+"""A data store: its folder, as a path or a string (every function here takes one)."""
 
 
 def store_root(store: StoreLike) -> Path:
-    """The folder of ``store`` (a :class:`Store`, path or string)."""
-    if isinstance(store, Store):
-        return store.root
+    """The folder of ``store`` (a path or string)."""
     if isinstance(store, (str, os.PathLike)):
         return Path(store)
-    raise InputError(f"store must be a path or Store (got {type(store).__name__}).")
+    raise InputError(f"store must be a folder path (got {type(store).__name__}).")
 
 
 def _check_table(table: str) -> None:
@@ -460,7 +408,7 @@ def write_partition(
 
     Parameters
     ----------
-    store : Store or path
+    store : path
         The store folder.
     table : str
         One of ``instruments``, ``quotes``, ``open_interest``, ``underlying_bars``, ``quarantine``,
@@ -761,7 +709,6 @@ __all__ = [
     "SCHEMAS",
     "SETTLEMENTS_SCHEMA",
     "UNDERLYING_BARS_SCHEMA",
-    "Store",
     "arrow_schema",
     "connect",
     "list_days",

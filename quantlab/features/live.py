@@ -67,7 +67,7 @@ class CandidateFeatures:
 
     Parameters
     ----------
-    store : Store or path
+    store : path
         The quote store holding the decision day (and the previous sessions).
     feature_set : FeatureSet
         The set the model was trained on (its parameters drive the computation).

@@ -412,8 +412,7 @@ def test_write_read_list_and_manifest(tmp_path: Path) -> None:
         3,
     )
     assert con.execute("SELECT count(*) FROM quotes").fetchone() == (0,)  # empty view
-    store = st.Store(tmp_path)
-    assert store.list_days("underlying_bars", "SPX") == st.list_days(
+    assert st.list_days(str(tmp_path), "underlying_bars", "SPX") == st.list_days(
         tmp_path, "underlying_bars", "SPX"
     )
     assert not list(tmp_path.rglob("*.tmp"))

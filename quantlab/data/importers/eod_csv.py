@@ -378,7 +378,7 @@ def import_eod(
     path
         The CSV file.
     store
-        Data store folder or :class:`quantlab.data.store.Store`.
+        Data store folder.
     format
         ``auto`` (from the header), ``hod``, ``datashop`` or ``wide``.
     root

@@ -337,7 +337,7 @@ def import_lean(
     paths
         Zip files and/or folders (searched recursively).
     store
-        Data store folder or :class:`quantlab.data.store.Store`.
+        Data store folder.
     option_tz, index_tz
         Wall-clock time zone of the option files (ET) and of the index files (US/Central).
 
