@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from quantlab.backtest import _report_plots as plots
 from quantlab.backtest import analytics as an
 from quantlab.backtest import report as rp
 from quantlab.backtest.records import empty_trades
@@ -170,7 +171,7 @@ def test_eastern_time_conversion_and_ticks():
     ]
     day = winter + np.arange(390, dtype=np.int64) * 60_000_000_000
     two_days = np.concatenate([day, _ns(dt.date(2024, 1, 3), 931) + (day - winter)])
-    pos, labels, breaks = rp._time_ticks(rp._et(two_days))
+    pos, labels, breaks = plots._time_ticks(rp._et(two_days))
     assert 0 in pos and 390 in pos and breaks == [390]
     assert labels[0].startswith("Tue 01-02") and len(pos) <= 9
     assert "12:00" in labels
