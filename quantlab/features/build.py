@@ -35,7 +35,14 @@ from quantlab import calendar
 from quantlab.data import read
 from quantlab.data import store as st
 from quantlab.errors import DataError, InputError
-from quantlab.features.definitions import CODE_VERSION, DEFAULT, FEATURES, MAX_LEGS, FeatureSet
+from quantlab.features.definitions import (
+    CODE_VERSION,
+    DEFAULT,
+    FEATURES,
+    MAX_LEGS,
+    FeatureParams,
+    FeatureSet,
+)
 from quantlab.volatility import vix_from_chain
 
 NS_PER_MIN = 60_000_000_000
@@ -305,16 +312,23 @@ def _compute_day(
     spot: _SpotCache,
 ) -> pl.DataFrame:
     """Features of the candidates ``cands`` (rows ``rows`` of the stage-1 arrays) of ``day``."""
-    from quantlab.chain.snapshot import build_snapshot
-
     p = fs.params
-    n = cands.height
     dq = read.load_day(store, underlying, day)
-    sym_pos = {s: i for i, s in enumerate(dq.instruments["raw_symbol"].to_list())}
     entry_ts = cands["entry_ts"].to_numpy().astype(np.int64)
-    f: dict[str, np.ndarray] = {name: np.full(n, np.nan) for name in FEATURES}
+    f: dict[str, np.ndarray] = {name: np.full(cands.height, np.nan) for name in FEATURES}
+    _spread_features(f, rows, res)
+    f["dte"] = cands["dte"].to_numpy().astype(np.float64)
+    _structure_features(f, cands, entry_ts, dq)
+    _chain_features_at_entry(f, cands, entry_ts, dq, p)
+    _underlying_features(f, entry_ts, day, spot, p)
+    f["iv_minus_rv5d"] = f["atm_iv"] - f["rv_5d"]
+    f.update({k: v.astype(np.float64) for k, v in calendar_features(entry_ts, events).items()})
+    return _features_frame(cands, f)
 
-    # -- spread ------------------------------------------------------------------------
+
+def _spread_features(f: dict[str, np.ndarray], rows: np.ndarray, res: Any) -> None:
+    """Fill ``credit_mid`` and ``leg<j>_rel_spread`` of ``f`` from the entry quotes of the
+    stage-1 result ``res`` (rows ``rows``)."""
     qty = np.asarray(res.qty)[rows].astype(np.float64)
     eb, ea = np.asarray(res.entry_bid)[rows], np.asarray(res.entry_ask)[rows]
     has = qty != 0
@@ -325,7 +339,14 @@ def _compute_day(
         rel = np.where(has, (ea - eb) / mid, np.nan)
     for j in range(MAX_LEGS):
         f[f"leg{j}_rel_spread"] = rel[:, j]
-    f["dte"] = cands["dte"].to_numpy().astype(np.float64)
+
+
+def _structure_features(
+    f: dict[str, np.ndarray], cands: pl.DataFrame, entry_ts: np.ndarray, dq: read.DayQuotes
+) -> None:
+    """Fill ``T``, ``short_delta_abs``, ``long_delta_abs``, ``width``, ``max_quote_age_s`` and
+    ``credit_to_width`` of ``f`` from each candidate's legs (``credit_mid`` already filled)."""
+    sym_pos = {s: i for i, s in enumerate(dq.instruments["raw_symbol"].to_list())}
     for i, (legs, root, expiry, ts_i) in enumerate(
         zip(
             cands["legs"].to_list(),
@@ -354,7 +375,18 @@ def _compute_day(
     with np.errstate(invalid="ignore", divide="ignore"):
         f["credit_to_width"] = np.where(f["width"] > 0, f["credit_mid"] / f["width"], np.nan)
 
-    # -- chain at each distinct entry time -----------------------------------------------
+
+def _chain_features_at_entry(
+    f: dict[str, np.ndarray],
+    cands: pl.DataFrame,
+    entry_ts: np.ndarray,
+    dq: read.DayQuotes,
+    p: FeatureParams,
+) -> None:
+    """Fill ``atm_iv``, ``put_skew_25d``, ``term_slope`` and ``vix30`` of ``f`` from the chain
+    snapshot at each distinct entry time (``p``: the feature set's parameters)."""
+    from quantlab.chain.snapshot import build_snapshot
+
     for ts in np.unique(entry_ts).tolist():
         at = np.flatnonzero(entry_ts == ts)
         chain = dq.snapshot(int(ts), _key="all")
@@ -375,7 +407,13 @@ def _compute_day(
             f["term_slope"][i] = far_atm - atm
             f["vix30"][i] = v30
 
-    # -- underlying ----------------------------------------------------------------------
+
+def _underlying_features(
+    f: dict[str, np.ndarray], entry_ts: np.ndarray, day: dt.date, spot: _SpotCache, p: FeatureParams
+) -> None:
+    """Fill ``rv_5d``, ``rv_20d``, ``rv_30m``, ``rv_day``, ``move_since_open`` and
+    ``overnight_gap`` of ``f`` from the spot-proxy series up to each entry time and the
+    previous sessions' closes (``p``: the feature set's parameters)."""
     minutes, S = spot.series(day)
     tmin = (minutes - minutes[0]) / NS_PER_MIN if minutes.size else minutes.astype(float)
     closes = spot.previous_closes(day, max(p.rv_days_short, p.rv_days_long) + 1)
@@ -397,11 +435,10 @@ def _compute_day(
             s_first, s_now = S[seen[0]], S[seen[-1]]
             f["move_since_open"][i] = math.log(s_now / s_first)
             f["overnight_gap"][i] = math.log(s_first / closes[-1])
-    f["iv_minus_rv5d"] = f["atm_iv"] - f["rv_5d"]
 
-    # -- calendar ------------------------------------------------------------------------
-    f.update({k: v.astype(np.float64) for k, v in calendar_features(entry_ts, events).items()})
 
+def _features_frame(cands: pl.DataFrame, f: dict[str, np.ndarray]) -> pl.DataFrame:
+    """The key columns of ``cands`` and the feature arrays ``f`` as a frame of the stored dtypes."""
     cols: list[pl.Series] = [cands[c] for c in _KEY_COLUMNS]
     for name, (dtype, _) in FEATURES.items():
         v = f[name]
@@ -569,34 +606,40 @@ def build_features(
     parts = []
     for day in it:
         todo = first.filter(pl.col("entry_date") == day)
-        path = features_file(store, feature_set, day)
-        done = pl.read_parquet(path) if path.is_file() else None
-        if done is not None:
-            todo = todo.filter(~pl.col("candidate_id").is_in(done["candidate_id"].to_list()))
-        if todo.height == 0 and done is not None:
-            parts.append(done)
-            continue
-        rows = todo["_row"].to_numpy().astype(np.int64)
-        new = _compute_day(
-            store,
-            underlying,
-            day,
-            todo.drop("_row"),
-            rows,
-            stage1_result,
-            feature_set,
-            events,
-            spot,
+        parts.append(
+            _build_day(store, underlying, day, todo, stage1_result, feature_set, events, spot)
         )
-        merged = new if done is None else pl.concat([done, new], how="vertical_relaxed")
-        merged = merged.sort(["entry_ts", "candidate_id"]).cast(_schema())  # type: ignore[arg-type]
-        _write_day(path, merged)
-        parts.append(merged)
     out = pl.concat(parts, how="vertical_relaxed") if parts else pl.DataFrame(schema=_schema())
     want = first.select("candidate_id").with_row_index("_order")
     out = want.join(out, on="candidate_id", how="inner").sort("_order").drop("_order")
     _sync_db(store, feature_set, out)
     return out
+
+
+def _build_day(
+    store: st.StoreLike,
+    underlying: str,
+    day: dt.date,
+    todo: pl.DataFrame,
+    res: Any,
+    fs: FeatureSet,
+    events: list[dt.date],
+    spot: _SpotCache,
+) -> pl.DataFrame:
+    """Features of the candidates ``todo`` of ``day`` (with their stage-1 ``_row``): those
+    already in the day's Parquet file are read, the others computed and merged into it."""
+    path = features_file(store, fs, day)
+    done = pl.read_parquet(path) if path.is_file() else None
+    if done is not None:
+        todo = todo.filter(~pl.col("candidate_id").is_in(done["candidate_id"].to_list()))
+    if todo.height == 0 and done is not None:
+        return done
+    rows = todo["_row"].to_numpy().astype(np.int64)
+    new = _compute_day(store, underlying, day, todo.drop("_row"), rows, res, fs, events, spot)
+    merged = new if done is None else pl.concat([done, new], how="vertical_relaxed")
+    merged = merged.sort(["entry_ts", "candidate_id"]).cast(_schema())  # type: ignore[arg-type]
+    _write_day(path, merged)
+    return merged
 
 
 def load_features(
