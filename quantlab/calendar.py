@@ -188,7 +188,13 @@ def to_ns(when: dt.datetime) -> int:
 
 def et_date(ns: int) -> dt.date:
     """The ET calendar date of a UTC-nanosecond time stamp (the one conversion everything uses)."""
-    return dt.datetime.fromtimestamp(int(ns) // 1_000_000_000, tz=ET).date()
+    # ET offsets change on whole UTC hours only: one zone lookup per hour
+    return _et_date_of_hour(int(ns) // 3_600_000_000_000)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _et_date_of_hour(hour: int) -> dt.date:
+    return dt.datetime.fromtimestamp(hour * 3600, tz=ET).date()
 
 
 def et_dates(ns: Any) -> npt.NDArray[Any]:
@@ -278,11 +284,25 @@ def expiring_close(day: DayLike) -> dt.datetime:
 
 def option_open_ns(day: DayLike) -> int:
     """:func:`option_open` as int64 UTC nanoseconds."""
+    if isinstance(day, dt.date) and not isinstance(day, dt.datetime):
+        return _open_ns(day)
     return to_ns(option_open(day))
 
 
 def option_close_ns(day: DayLike) -> int:
     """:func:`option_close` as int64 UTC nanoseconds."""
+    if isinstance(day, dt.date) and not isinstance(day, dt.datetime):
+        return _close_ns(day)
+    return to_ns(option_close(day))
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _open_ns(day: dt.date) -> int:
+    return to_ns(option_open(day))
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _close_ns(day: dt.date) -> int:
     return to_ns(option_close(day))
 
 

@@ -23,7 +23,6 @@ trade rows, because the risk rules depend on which trades were open.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
@@ -35,7 +34,9 @@ from quantlab.backtest.equity import TradeMarks, build_equity
 from quantlab.backtest.records import DECISION_SCHEMA, TRADE_SCHEMA
 from quantlab.backtest.stage1 import Stage1Result, rules_for
 from quantlab.execution.fees import order_fees_mc
+from quantlab.execution.fills import fill_cents_1d
 from quantlab.money import (
+    BP,
     CENTS_PER_DOLLAR,
     MILLICENTS_PER_CENT,
     MILLICENTS_PER_DOLLAR,
@@ -46,7 +47,7 @@ from quantlab.money import (
 from quantlab.strategy import _kernels as k
 from quantlab.strategy import ids
 from quantlab.strategy.book import DecisionBook
-from quantlab.strategy.exits import exit_deadline, make_rule
+from quantlab.strategy.exits import exit_deadline, level_bp, make_rule
 from quantlab.strategy.rules import FILTER_REASONS, decision_kind, entry_filter_codes
 from quantlab.strategy.spec import StrategySpec
 from quantlab.strategy.structure import intrinsic_cents, strike_cents
@@ -67,6 +68,12 @@ class PortfolioResult:
     @property
     def capital(self) -> float:
         return self.spec.sizing.capital
+
+
+#: candidate columns the pass reads, as lists in decision order
+_COLUMNS = ("candidate_id", "entry_ts", "entry_date", "entry_time", "expiry", "dte", "root",
+            "close_ts", "legs", "short_delta", "forward", "settlement_source",
+            "settlement_std_error", "data_checksum")  # fmt: skip
 
 
 @dataclass
@@ -107,9 +114,7 @@ def _inputs(s1: Stage1Result, spec: StrategySpec, keys: Collection[str]) -> _Inp
     hi = np.empty(n, np.int64)
     k.payoff_bounds_rows(qty, strike, is_call, n_legs, lo, hi)
     pick = c[rows.tolist()] if n else c.clear()
-    cols = {name: pick[name].to_list() for name in (
-        "candidate_id", "entry_ts", "entry_date", "entry_time", "expiry", "dte", "root",
-        "close_ts")}  # fmt: skip
+    cols = {name: pick[name].to_list() for name in _COLUMNS if name in pick.columns}
     events = calendar.load_events(spec.filters.events_file) if spec.filters.skip_event_days else ()
     vix = pick["vix"].to_numpy() if n else np.empty(0)
     codes = entry_filter_codes(spec, cols["entry_date"], credit, bid, ask, qty, hi, vix, events)
@@ -135,6 +140,7 @@ def run_stage2(
     keys = set(rules_for([spec]))
     x = _inputs(s1, spec, keys)
     book = DecisionBook(spec)
+    ctx = _Context(spec)
     allow = None if allowed is None else set(allowed)
     dec = _Decisions(spec)
     trades: list[dict] = []
@@ -149,7 +155,7 @@ def run_stage2(
                         max_loss_c=int(x.hi[j]) - credit, probability=p)  # fmt: skip
         reason = d.reason
         if d.taken:
-            t = _trade(s1, spec, x, j, d.contracts)
+            t = _trade(s1, ctx, x, j, d.contracts)
             if t is None:
                 reason = "no_exit_quotes"
             else:
@@ -160,7 +166,8 @@ def run_stage2(
                 trades.append(row)
                 marks.append(mk)
         dec.add(cols, j, credit, reason)
-    rej = s1.rejections.filter(pl.col("select_key").is_in(list(keys)))
+    rej = s1.rejections
+    rej = rej.filter(np.isin(rej["select_key"].to_numpy(), list(keys))) if rej.height else rej
     decisions = dec.frame(rej)
     trades_df = pl.DataFrame(trades, schema=TRADE_SCHEMA) if trades else pl.DataFrame(
         schema=TRADE_SCHEMA
@@ -204,13 +211,48 @@ class _Decisions:
         return df.sort(["entry_ts", "candidate_id"])
 
 
-@functools.lru_cache(maxsize=65536)
-def _deadline(spec: StrategySpec, root: str, expiry: dt.date) -> int:
-    return exit_deadline(spec.management, root, expiry)
+class _Context:
+    """What every trade of one pass shares: the spec, its hash, the exit-rule template, the
+    fill and fee parameters, deadlines per contract."""
+
+    def __init__(self, spec: StrategySpec) -> None:
+        self.spec = spec
+        self.cfg = spec.config_hash()
+        self.rule0 = make_rule(spec, 0, 0, 0, 0)
+        m = spec.management
+        self.tp_bp = BP - level_bp(m.take_profit_pct, "take_profit_pct")
+        self.sl_bp = BP + level_bp(m.stop_loss_pct, "stop_loss_pct")
+        self.fills = spec.fills.params
+        self.fees = spec.fees.params
+        self._deadlines: dict[tuple[str, dt.date], int] = {}
+
+    def deadline(self, root: str, expiry: dt.date) -> int:
+        key = (root, expiry)
+        d = self._deadlines.get(key)
+        if d is None:
+            d = self._deadlines[key] = exit_deadline(self.spec.management, root, expiry)
+        return d
+
+    def rule(self, credit: int, lo: int, hi: int, deadline: int) -> np.ndarray:
+        """:func:`~quantlab.strategy.exits.make_rule` without re-reading the spec."""
+        r = self.rule0.copy()
+        r[k.R_CREDIT] = credit
+        r[k.R_TP] = 2 * self.tp_bp * credit
+        r[k.R_SL] = 2 * self.sl_bp * credit
+        r[k.R_DEADLINE] = deadline
+        r[k.R_LO] = lo
+        r[k.R_HI] = hi
+        return r
+
+
+def _leg_fills(bid: np.ndarray, ask: np.ndarray, sell: np.ndarray, params: np.ndarray) -> np.ndarray:
+    out = np.empty(bid.shape[0], np.int64)
+    fill_cents_1d(bid.astype(np.int64), ask.astype(np.int64), sell, params, out)
+    return out
 
 
 def _trade(
-    s1: Stage1Result, spec: StrategySpec, x: _Inputs, j: int, contracts: int
+    s1: Stage1Result, ctx: _Context, x: _Inputs, j: int, contracts: int
 ) -> tuple[dict, TradeMarks] | None:
     """A taken candidate's exit, fees, P&L and trade record (None: no usable exit quote)."""
     i = int(x.rows[j])
@@ -226,13 +268,13 @@ def _trade(
     can_settle = reached and settle == settle
     settle_c = round(settle * CENTS_PER_DOLLAR) if settle == settle else 0
     settle_cost = int(k.settlement_cost(settle_c, qty, x.strike[j], x.is_call[j], n))
-    rule = make_rule(spec, credit, lo, hi, _deadline(spec, root, expiry))
-    idx, code, cost, mae2, mfe2 = k.scan_exit(ts, pb, pa, qty, n, spec.fills.params, rule,
-                                              settle_cost, can_settle)  # fmt: skip
+    rule = ctx.rule(credit, lo, hi, ctx.deadline(root, expiry))
+    idx, code, cost, mae2, mfe2 = k.scan_exit(ts, pb, pa, qty, n, ctx.fills, rule, settle_cost,
+                                              can_settle)  # fmt: skip
     if code == k.REASON_END_OF_DATA and idx < 0:
         return None
-    fee_params = spec.fees.params
-    entry_px = spec.fills.leg_cents(x.bid[j, :n], x.ask[j, :n], qty[:n] < 0)
+    fee_params = ctx.fees
+    entry_px = _leg_fills(x.bid[j, :n], x.ask[j, :n], qty[:n] < 0, ctx.fills)
     entry_fees = int(order_fees_mc(entry_px, qty, n, contracts, fee_params))
     if code == k.REASON_SETTLEMENT:
         exit_ts = int(calendar.settlement_ns(root, expiry))
@@ -240,31 +282,32 @@ def _trade(
         exit_fees = 0
     else:
         exit_ts = int(ts[idx])
-        exit_px = spec.fills.leg_cents(pb[idx, :n], pa[idx, :n], qty[:n] > 0)
+        exit_px = _leg_fills(pb[idx, :n], pa[idx, :n], qty[:n] > 0, ctx.fills)
         exit_fees = int(order_fees_mc(exit_px, -qty, n, contracts, fee_params))
     fees = entry_fees + exit_fees
     pnl_mc = (credit - int(cost)) * contracts * _MC_PER_CENT_SHARE - fees
     # mark-to-market path (mid, net of entry fees) until the exit
     upto = b - a if idx < 0 else idx + 1
     mid2 = np.empty(upto, np.int64)
-    k.mark_path(pb, pa, qty, n, spec.fills.params, lo, hi, upto, mid2)
+    k.mark_path(pb, pa, qty, n, ctx.fills, lo, hi, upto, mid2)
     ok = mid2 != NO_NET
     mtm = np.where(ok, (2 * credit - mid2) * contracts / 2.0, 0.0) - entry_fees / MILLICENTS_PER_DOLLAR
     marks = TradeMarks(ts[:upto], mtm, exit_ts, pnl_mc / MILLICENTS_PER_DOLLAR)
-    row = _record(s1, spec, x, j, contracts, idx, code, cost, entry_px, exit_px, fees, pnl_mc,
+    row = _record(s1, ctx, x, j, contracts, idx, code, cost, entry_px, exit_px, fees, pnl_mc,
                   mae2, mfe2, exit_ts)  # fmt: skip
     row["_pnl_mc"] = pnl_mc
     return row, marks
 
 
-def _record(s1: Stage1Result, spec: StrategySpec, x: _Inputs, j: int, contracts: int, idx: int,
+def _record(s1: Stage1Result, ctx: _Context, x: _Inputs, j: int, contracts: int, idx: int,
             code: int, cost: int, entry_px: np.ndarray, exit_px: np.ndarray, fees: int,
             pnl_mc: int, mae2: int, mfe2: int, exit_ts: int) -> dict:  # fmt: skip
     """The trade record (:data:`~quantlab.backtest.records.TRADE_SCHEMA`)."""
+    spec = ctx.spec
     i = int(x.rows[j])
-    c = s1.candidates.row(i, named=True)
+    c = {name: col[j] for name, col in x.cols.items()}
     legs = c["legs"]
-    cfg = spec.config_hash()
+    cfg = ctx.cfg
     credit, hi = int(x.credit[j]), int(x.hi[j])
     a, b = int(s1.offsets[i]), int(s1.offsets[i + 1])
     exit_ids = s1.leg_ids_at(i, idx if idx >= 0 else b - a - 1)
