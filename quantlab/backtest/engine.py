@@ -257,33 +257,84 @@ def _pool(
         pool.shutdown(wait=not done, cancel_futures=True)
 
 
-def _run_shards(
+def plan_shards(
+    days: Sequence[dt.date], workers: int | None, min_shard_days: int = 10
+) -> list[tuple[dt.date, dt.date]]:
+    """The sharding rule of every stage-1 run (backtest, grid, sweeps on any executor): at most
+    ``workers`` contiguous date ranges of at least ``min_shard_days`` sessions each. Results
+    never depend on it (each shard follows its candidates to their close)."""
+    return _shards(list(days), _n_shards(list(days), workers, min_shard_days))
+
+
+#: ``run_tasks(fn, tasks)`` yields ``(task index, result)``: an executor's ``run``
+RunTasks = Any
+
+
+def sharded_stage1(
     store: st.StoreLike,
     specs: Sequence[StrategySpec],
-    shards: list[tuple[dt.date, dt.date]],
-    underlying: str,
-    pool: ProcessPoolExecutor,
-    folders: list[str],
+    shards: Sequence[tuple[dt.date, dt.date]],
+    run_tasks: RunTasks,
+    scratch: Path,
+    folder: Path | None = None,
+    *,
+    underlying: str = "SPX",
     bar: Any = None,
-) -> tuple[Stage1Result, list[str]]:
-    """Shards 1.. in the pool (each written to its folder), shard 0 in this process: a spawned
-    worker spends its first seconds starting Python, importing and loading compiled kernels,
-    which this process has done. Returns shard 0 and the folders of the others."""
+) -> Stage1Result:
+    """The one stage-1 orchestration: each shard of :func:`plan_shards` as a
+    :func:`stage1_shard` task through ``run_tasks`` (a process pool, a sweep executor, Ray),
+    written to ``scratch/shard-<first>-<last>`` (a shard already there is reused, so an
+    interrupted sweep resumes), then merged (:func:`merge_stage1`) into ``folder`` (memory-
+    mapped there) or in memory. A task may also return its result directly (the caller's own
+    process runs a shard without writing it)."""
     root = str(st.store_root(store))
     sessions = calendar.session_table()
-    futures = [
-        pool.submit(stage1_shard, root, list(specs), a, b, underlying, folder, sessions)
-        for (a, b), folder in zip(shards[1:], folders[1:], strict=True)
-    ]
-    tick = None if bar is None else (lambda _d, b=bar: b.update(1))
-    a0, b0 = shards[0]
-    first = run_stage1(store, specs, a0, b0, underlying=underlying, progress=tick)
-    done = []
-    for (a, b), fut in zip(shards[1:], futures, strict=True):
-        done.append(fut.result())
-        if bar:
+    folders = [Path(scratch) / f"shard-{a}-{b}" for a, b in shards]
+    todo = [i for i, f in enumerate(folders) if not f.is_dir()]
+    tasks = [(root, list(specs), shards[i][0], shards[i][1], underlying, str(folders[i]),
+              sessions) for i in todo]  # fmt: skip
+    got: dict[int, Any] = {}
+    for k, res in run_tasks(stage1_shard, tasks):
+        got[todo[k]] = res
+        if bar is not None:
+            a, b = shards[todo[k]]
             bar.update(len(calendar.sessions(a, b)))
-    return first, done
+    parts = [got[i] if isinstance(got.get(i), Stage1Result) else load_stage1(folders[i])
+             for i in range(len(shards))]  # fmt: skip
+    return merge_stage1(parts, folder)
+
+
+def _local_first(pool: ProcessPoolExecutor | None) -> RunTasks:
+    """``run_tasks`` over this module's spawn pool: task 0 runs in this process (returning its
+    result in memory: a spawned worker spends its first seconds starting Python and loading
+    compiled kernels, which this process has done), the others in the pool."""
+
+    def run(fn: Any, tasks: Sequence[tuple]) -> Iterator[tuple[int, Any]]:
+        futures = [pool.submit(fn, *t) for t in tasks[1:]] if pool is not None else []
+        if tasks:
+            store, specs, a, b, underlying, _folder, _sessions = tasks[0]
+            yield 0, run_stage1(store, specs, a, b, underlying=underlying)
+        if pool is None:
+            for k, t in enumerate(tasks[1:], 1):
+                yield k, fn(*t)
+        for k, fut in enumerate(futures, 1):
+            yield k, fut.result()
+
+    return run
+
+
+_LOADED: dict[str, Stage1Result] = {}
+
+
+def shared_stage1(folder: str | Path) -> Stage1Result:
+    """The stage-1 result in ``folder``, memory-mapped and loaded once per process: the worker
+    cache of every stage-2 task (grid, sweeps on any executor)."""
+    key = str(folder)
+    s1 = _LOADED.get(key)
+    if s1 is None:
+        _LOADED.clear()
+        s1 = _LOADED[key] = load_stage1(folder, mmap=True)
+    return s1
 
 
 def stage1(
@@ -297,7 +348,8 @@ def stage1(
     progress: bool = False,
     min_shard_days: int = 10,
 ) -> Stage1Result:
-    """Stage 1 over [start, end], sharded by entry date over ``workers`` processes.
+    """Stage 1 over [start, end], sharded by entry date over ``workers`` processes
+    (:func:`plan_shards`, :func:`sharded_stage1`).
 
     Each shard follows its own candidates past its last entry day, so shards give exactly the
     result of one pass; ranges shorter than ``min_shard_days`` per worker run in-process. This
@@ -305,24 +357,14 @@ def stage1(
     """
     with _pool(store, start, end, underlying, workers, min_shard_days) as pool:
         days = _days(store, start, end, underlying)
-        n = _n_shards(days, workers, min_shard_days) if pool is not None else 1
-        bar = _progress(len(days), "stage 1: sessions") if progress else None
-        if n == 1:
-            tick = None if bar is None else (lambda _d, b=bar: b.update(1))
-            res = run_stage1(store, specs, days[0], days[-1], underlying=underlying, progress=tick)
-            if bar:
-                bar.close()
-            return res
-        assert pool is not None
-        shards = _shards(days, n)
+        shards = plan_shards(days, workers if pool is not None else 1, min_shard_days)
+        bar = progress_bar(len(days), "stage 1: sessions", progress)
         with _scratch("quantlab-stage1-") as tmp:
-            folders = [str(Path(tmp) / f"shard-{i}") for i in range(len(shards))]
-            first, done = _run_shards(store, specs, shards, underlying, pool, folders, bar)
-            parts = [first, *(load_stage1(f, mmap=True) for f in done)]
-            merged = merge_stage1(parts, Path(tmp) / "merged")
-    if bar:
-        bar.close()
-    return merged
+            folder = None if len(shards) == 1 else Path(tmp) / "merged"
+            res = sharded_stage1(store, specs, shards, _local_first(pool), Path(tmp), folder,
+                                 underlying=underlying, bar=bar)  # fmt: skip
+    bar.close()
+    return res
 
 
 @dataclass
@@ -336,19 +378,13 @@ class GridResult:
     stage2_s: float
 
 
-_SHARED: dict[str, Stage1Result] = {}  # in a pool worker: the merged stage 1 it has loaded
-
-
 def _stage2_share(
     folder: str, specs: list[StrategySpec], sessions: Any = None
 ) -> list[PortfolioResult]:
-    """A pool worker's share of stage 2: the merged stage-1 result (memory-mapped, loaded once
-    per worker), then each config."""
+    """A pool worker's share of stage 2: the merged stage-1 result (:func:`shared_stage1`),
+    then each config."""
     _use_sessions(sessions)
-    s1 = _SHARED.get(folder)
-    if s1 is None:
-        _SHARED.clear()
-        s1 = _SHARED[folder] = load_stage1(folder, mmap=True)
+    s1 = shared_stage1(folder)
     return [run_stage2(s1, spec) for spec in specs]
 
 
@@ -372,41 +408,45 @@ def run_grid(
     t0 = time.perf_counter()
     with _pool(store, start, end, underlying, workers, min_shard_days) as pool:
         days = _days(store, start, end, underlying)
-        n = _n_shards(days, workers, min_shard_days) if pool is not None else 1
-        if n == 1:
-            s1 = run_stage1(store, specs, days[0], days[-1], underlying=underlying)
-            t1 = time.perf_counter()
-            results = [run_stage2(s1, spec) for spec in specs]
-            return GridResult(s1, results, t1 - t0, time.perf_counter() - t1)
-        assert pool is not None
-        shards = _shards(days, n)
-        out: list[PortfolioResult | None] = [None] * len(specs)
+        shards = plan_shards(days, workers if pool is not None else 1, min_shard_days)
         with _scratch("quantlab-grid-") as tmp:
-            folders = [str(Path(tmp) / f"shard-{i}") for i in range(len(shards))]
-            merged = str(Path(tmp) / "merged")
-            first, done = _run_shards(store, specs, shards, underlying, pool, folders)
-            s1 = merge_stage1([first, *(load_stage1(f, mmap=True) for f in done)], merged)
-            del first
+            merged = Path(tmp) / "merged"
+            folder = None if pool is None or len(shards) == 1 else merged
+            s1 = sharded_stage1(store, specs, shards, _local_first(pool), Path(tmp), folder,
+                                underlying=underlying)  # fmt: skip
             t1 = time.perf_counter()
-            # stage 2, one task per config: the workers take them from the front, this process
-            # from the back (cancelling the tasks it takes over) until they meet
-            sessions = calendar.session_table()
-            futures = [pool.submit(_stage2_share, merged, [spec], sessions) for spec in specs]
-            for j in range(len(specs) - 1, -1, -1):
-                if not futures[j].cancel():  # a worker has it: it has every earlier one too
-                    break
-                out[j] = run_stage2(s1, specs[j])
-            for j, fut in enumerate(futures):
-                if out[j] is None:
-                    out[j] = fut.result()[0]
-    results = [r for r in out if r is not None]
-    return GridResult(s1, results, t1 - t0, time.perf_counter() - t1)
+            if folder is None:
+                results = [run_stage2(s1, spec) for spec in specs]
+                return GridResult(s1, results, t1 - t0, time.perf_counter() - t1)
+            assert pool is not None
+            out = _stage2_both_ends(pool, s1, str(merged), specs)
+    return GridResult(s1, out, t1 - t0, time.perf_counter() - t1)
 
 
-def _progress(total: int, desc: str) -> Any:
+def _stage2_both_ends(
+    pool: ProcessPoolExecutor, s1: Stage1Result, merged: str, specs: Sequence[StrategySpec]
+) -> list[PortfolioResult]:
+    """Stage 2, one task per config: the workers take them from the front, this process from
+    the back (cancelling the tasks it takes over) until they meet."""
+    out: list[PortfolioResult | None] = [None] * len(specs)
+    sessions = calendar.session_table()
+    futures = [pool.submit(_stage2_share, merged, [spec], sessions) for spec in specs]
+    for j in range(len(specs) - 1, -1, -1):
+        if not futures[j].cancel():  # a worker has it: it has every earlier one too
+            break
+        out[j] = run_stage2(s1, specs[j])
+    for j, fut in enumerate(futures):
+        if out[j] is None:
+            out[j] = fut.result()[0]
+    return [r for r in out if r is not None]
+
+
+def progress_bar(total: int, desc: str, enabled: bool = True) -> Any:
+    """The progress bar of long runs (tqdm; a no-op when disabled or empty)."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True,
+                disable=not enabled or total == 0)  # fmt: skip
 
 
 @dataclass

@@ -39,21 +39,16 @@ from quantlab.strategy.spec import StrategySpec
 from quantlab.sweep.config import ConfigPoint, SweepConfig, expand
 from quantlab.sweep.executors import make_executor
 
-_S1_CACHE: dict[str, Any] = {}
-
 
 def _stage2_task(s1_folder: str, spec_json: str, config_id: str, out_dir: str) -> dict[str, Any]:
-    from quantlab.backtest.stage1 import load_stage1
+    from quantlab.backtest.engine import shared_stage1
     from quantlab.backtest.stage2 import run_stage2
 
     t0 = time.perf_counter()
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        s1 = _S1_CACHE.get(s1_folder)
-        if s1 is None:
-            _S1_CACHE.clear()
-            s1 = _S1_CACHE[s1_folder] = load_stage1(s1_folder)
+        s1 = shared_stage1(s1_folder)
         spec = StrategySpec.model_validate_json(spec_json)
         res = run_stage2(s1, spec)
         res.trades.write_parquet(folder / "trades.parquet")
@@ -83,8 +78,6 @@ def _reset_if_stale(out_dir: Path, key: str, progress: bool) -> None:
     own data checksum)."""
     kfile = out_dir / "stage1_key"
     old = kfile.read_text().strip() if kfile.is_file() else None
-    if old is None and (out_dir / "configs").is_dir():
-        old = "unknown"  # a folder from before the key was recorded: cannot prove it matches
     if old is not None and old != key:
         if progress:
             print(f"sweep {out_dir}: data or candidate rules changed (stage 1 {old} -> {key}); "
@@ -130,8 +123,8 @@ def run_sweep(
     progress: bool = True,
 ) -> SweepResult:
     """Run (or resume) a sweep; see the module docstring for what it writes."""
-    from quantlab.backtest.engine import _shards, merge_stage1, stage1_shard
-    from quantlab.backtest.stage1 import data_checksum, load_stage1, save_stage1
+    from quantlab.backtest.engine import plan_shards, progress_bar, sharded_stage1
+    from quantlab.backtest.stage1 import data_checksum, load_stage1
 
     out_dir = Path(out) if out is not None else Path("out") / "sweeps" / cfg.name
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -157,16 +150,10 @@ def run_sweep(
     try:
         # -- stage 1: shards by date (skipped when already on disk) ---------------------------------
         if not merged.is_dir():
-            shards = _shards(days, max(1, min(workers, len(days) // 10)))
-            folders = [s1_root / f"shard-{x}-{y}" for x, y in shards]
-            todo = [i for i, f in enumerate(folders) if not f.is_dir()]
-            tasks = [(str(st.store_root(store)), specs, shards[i][0], shards[i][1], underlying,
-                      str(folders[i])) for i in todo]  # fmt: skip
-            bar = _bar(len(tasks), "stage 1 (date shards)", progress)
-            for _ in ex.run(stage1_shard, tasks):
-                bar.update(1)
+            bar = progress_bar(len(days), "stage 1 (date shards)", progress)
+            sharded_stage1(store, specs, plan_shards(days, workers), ex.run, s1_root, merged,
+                           underlying=underlying, bar=bar)  # fmt: skip
             bar.close()
-            save_stage1(merge_stage1([load_stage1(f, mmap=False) for f in folders]), merged)
         s1 = load_stage1(merged)
         # -- stage 2: by config ------------------------------------------------------------------
         status: dict[str, dict[str, Any]] = {}
@@ -186,7 +173,7 @@ def run_sweep(
                 status[p.config_id] = prev
                 continue
             tasks2.append((str(merged), p.spec.model_dump_json(), p.config_id, str(cdir)))
-        bar = _bar(len(tasks2), "stage 2 (configs)", progress)
+        bar = progress_bar(len(tasks2), "stage 2 (configs)", progress)
         failures = 0
         for _, res in ex.run(_stage2_task, tasks2):
             status[res["config_id"]] = res
@@ -224,14 +211,6 @@ def _reports(
         write_report(folder, res.trades, res.equity_daily, res.capital, decisions=res.decisions,
                      paths=trade_paths(s1, res), tp_pct=m.take_profit_pct, sl_pct=m.stop_loss_pct,
                      title=p.spec.name, n_boot=500)  # fmt: skip
-
-
-def _bar(total: int, desc: str, on: bool) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(
-        total=total, desc=desc, unit="task", disable=not on or total == 0, dynamic_ncols=True
-    )
 
 
 def _collect(
