@@ -675,27 +675,37 @@ def quotes_between(
     u = underlying.upper() if underlying else _find_underlying(store, d, ids)
     dq = load_day(store, u, d)
     pos = dq.positions(ids)
-    if ffill:
-        grid = dq.minutes()
-        grid = grid[(grid >= t0) & (grid <= t1)]
-        idx = dq.grid_index(grid, pos)  # [n_minutes, n_ids]
-        n_t, n_i = idx.shape
-        flat = idx.T.reshape(-1)
-        times = np.tile(grid, n_i)
-        a = dq._gather(flat, np.repeat(pos, n_t), times)
-        has = a["quote_ts"] >= 0
-        return pl.DataFrame(
-            {
-                "instrument_id": pl.Series(np.repeat(dq.instrument_id[pos], n_t), dtype=pl.UInt32),
-                "ts": pl.Series(times, dtype=pl.Int64),
-                "bid": pl.Series(a["bid"], nan_to_null=True),
-                "ask": pl.Series(a["ask"], nan_to_null=True),
-                "bid_size": pl.Series(a["bid_size"], dtype=pl.UInt32),
-                "ask_size": pl.Series(a["ask_size"], dtype=pl.UInt32),
-                "quote_ts": _nullable_ts("quote_ts", a["quote_ts"], has),
-                "age_s": pl.Series(a["age_s"], nan_to_null=True),
-            }
-        )
+    return _ffill_quotes(dq, pos, t0, t1) if ffill else _raw_quotes(dq, pos, t0, t1)
+
+
+def _ffill_quotes(dq: DayQuotes, pos: np.ndarray, t0: int, t1: int) -> pl.DataFrame:
+    """:func:`quotes_between` with ``ffill``: instruments ``pos`` of ``dq`` at each session
+    minute in ``[t0, t1]``, forward-filled."""
+    grid = dq.minutes()
+    grid = grid[(grid >= t0) & (grid <= t1)]
+    idx = dq.grid_index(grid, pos)  # [n_minutes, n_ids]
+    n_t, n_i = idx.shape
+    flat = idx.T.reshape(-1)
+    times = np.tile(grid, n_i)
+    a = dq._gather(flat, np.repeat(pos, n_t), times)
+    has = a["quote_ts"] >= 0
+    return pl.DataFrame(
+        {
+            "instrument_id": pl.Series(np.repeat(dq.instrument_id[pos], n_t), dtype=pl.UInt32),
+            "ts": pl.Series(times, dtype=pl.Int64),
+            "bid": pl.Series(a["bid"], nan_to_null=True),
+            "ask": pl.Series(a["ask"], nan_to_null=True),
+            "bid_size": pl.Series(a["bid_size"], dtype=pl.UInt32),
+            "ask_size": pl.Series(a["ask_size"], dtype=pl.UInt32),
+            "quote_ts": _nullable_ts("quote_ts", a["quote_ts"], has),
+            "age_s": pl.Series(a["age_s"], nan_to_null=True),
+        }
+    )
+
+
+def _raw_quotes(dq: DayQuotes, pos: np.ndarray, t0: int, t1: int) -> pl.DataFrame:
+    """:func:`quotes_between` without ``ffill``: the records of instruments ``pos`` of ``dq``
+    stamped in ``[t0, t1]``."""
     rows = []
     for p in pos:
         lo, hi = int(dq.lo[p]), int(dq.hi[p])
