@@ -499,10 +499,26 @@ def _page_html(
     ]
     if summary.get("decisions") is not None:
         parts += ["<h2>Decisions</h2>", _table(summary["decisions"])]
+    parts += _settlement_html(summary.get("settlements"))
     parts += _inspector_html(figures, inspected, no_paths)
     parts += ["<h2>Worst trades</h2>", _worst_trades(df), _notes(summary)]
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _settlement_html(st: Mapping[str, Any] | None) -> list[str]:
+    """How the trades held to expiry were settled (sources, estimates, their largest error)."""
+    if not st or not (st["n_settled"] or st["n_end_of_data"]):
+        return []
+    bits = [f"{n} on {html.escape(src)}" for src, n in st["by_source"].items()]
+    text = f"{st['n_settled']} trades settled at expiry ({', '.join(bits) or 'none'})."
+    if st["n_estimated"]:
+        text += (f" {st['n_estimated']} settled on put-call parity estimates; the largest "
+                 f"standard error is {st['max_std_error']:.2f} index points. Import official "
+                 "values with <code>quantlab data import-settlements</code>.")  # fmt: skip
+    if st["n_end_of_data"]:
+        text += f" {st['n_end_of_data']} were still open when the data ends (end_of_data)."
+    return ["<h2>Settlement</h2>", f"<p>{text}</p>"]
 
 
 def _inspector_html(
