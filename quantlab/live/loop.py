@@ -532,10 +532,28 @@ class LiveRunner:
         px = intrinsic_cents(settle_c, strikes, calls) / CENTS_PER_DOLLAR
         cost = settlement_cost_cents(settle_c, qty, strikes, calls) / CENTS_PER_DOLLAR
         src = getattr(self.broker, "settlement_source", None)
-        tr["settlement"] = {"source": src(tr["root"], tr["expiry"]) if src else "broker",
-                            "value": float(value)}  # fmt: skip
+        source = src(tr["root"], tr["expiry"]) if src else "broker"
+        tr["settlement"] = {"source": source, "value": float(value)}
+        if source == "broker":
+            self._record_settlement(tr["root"], tr["expiry"], float(value), ts)
         self._finish(tr, calendar.settlement_ns(tr["root"], tr["expiry"]), cost, list(px), 0.0,
                      "settlement")  # fmt: skip
+
+    def _record_settlement(self, root: str, expiry: str, value: float, ts: int) -> None:
+        """Keep the broker's settlement value in the store (source ``broker``), so the backtest
+        and the reconciliation of this day settle on the value the runner used; a store that
+        cannot take it is noted, never fatal."""
+        from quantlab.data import settlements
+
+        e = dt.date.fromisoformat(expiry)
+        s = settlements.Settlement(root=root, expiry=e, style=settlements.style_of(root),
+                                   value=value, source="broker", std_error=math.nan,
+                                   n_pairs=0, asof_ts=ts)  # fmt: skip
+        try:
+            settlements.write(self.config.store, settlements.to_frame([s], ["live runner"]),
+                              underlying=self.spec.underlying)  # fmt: skip
+        except Exception as exc:  # the trade settles regardless; the store is a record
+            self._note(ts, "settlement_not_stored", f"{root} {expiry}: {exc}", {})
 
     def _finish(self, tr: dict[str, Any], exit_ts: int, exit_cost: float, exit_px: list[float],
                 exit_fees: float, reason: str) -> None:  # fmt: skip

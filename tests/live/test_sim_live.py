@@ -14,11 +14,11 @@ from quantlab import calendar
 from quantlab.backtest.engine import backtest
 from quantlab.brokers import Broker, ComboLeg
 from quantlab.brokers.simulated import SimulatedBroker
-from quantlab.data import read
 from quantlab.errors import BrokerDisconnected, ConfigError
 from quantlab.live import Journal, LiveConfig, LiveRunner, Notifier, load_live_config
 from quantlab.strategy import StrategySpec
 from quantlab.strategy.occ import parse_occ
+from tests.conftest import WEEK, SyntheticStore
 
 DAYS = calendar.sessions(dt.date(2024, 3, 4), dt.date(2024, 3, 7))
 SPEC = StrategySpec.from_dict({
@@ -33,15 +33,9 @@ MONEY = ["credit_per_share", "exit_cost_per_share", "fees", "pnl", "max_loss", "
 
 
 @pytest.fixture(scope="session")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from quantlab.data.ingest import ingest
-    from quantlab.data.synth import synthesize
-
-    root = tmp_path_factory.mktemp("live_store")
-    synthesize(DAYS[0], DAYS[-1], 7, root, profile="demo")
-    ingest(None, root)
-    read.clear_cache()
-    return root
+def store(synthetic_store: SyntheticStore) -> Path:
+    """The shared synthetic week (read only); DAYS are its first sessions."""
+    return synthetic_store(*WEEK)
 
 
 def _cfg(tmp: Path, **kw: object) -> LiveConfig:
@@ -348,3 +342,34 @@ def test_live_equals_the_backtest_for_every_rule(store: Path, rules: dict) -> No
     assert set(run.open) == set(
         bt.trades.filter(pl.col("exit_reason") == "end_of_data")["trade_id"]
     )
+
+
+def test_a_broker_settlement_is_kept_in_the_store(store: Path, tmp_path: Path) -> None:
+    """A broker that reports only a value (IBKR reads the index after the close): the runner
+    settles on it and stores it as a ``broker`` settlement row."""
+    import shutil
+
+    from quantlab.data import settlements
+
+    class IndexOnly(SimulatedBroker):
+        settlement_source = None  # the value only, as a real broker gives it
+
+    copy = tmp_path / "store"
+    shutil.copytree(store, copy)
+    spec = StrategySpec.from_dict({
+        "name": "0dte", "dte": {"target": 0, "tolerance": 0}, "entry": {"times": ["15:00"]},
+        "short_delta": 0.3, "width": 25, "filters": {"min_credit": 0.0},
+        "management": {"take_profit_pct": None, "stop_loss_pct": None},
+    })  # fmt: skip
+    broker = IndexOnly(copy, DAYS[0], spec.fills, spec.fees)
+    run = LiveRunner(_cfg(tmp_path, store=str(copy)), broker, Journal(tmp_path / "j.duckdb"),
+                     spec=spec, notify=lambda *_: None)  # fmt: skip
+    run.run_day(DAYS[1])
+    trades = run.journal.table("trades", "paper")
+    assert trades.height == 1 and trades["exit_reason"][0] == "settlement"
+    assert trades["settlement_source"][0] == "broker"
+    rows = settlements.read(copy).filter(pl.col("source") == "broker")
+    assert rows.height == 1 and rows["expiry"][0] == DAYS[1]
+    assert rows["value"][0] == trades["settlement_value"][0]
+    # the store's most trusted value is still the index's (broker ranks below it)
+    assert settlements.lookup(copy, "SPXW", DAYS[1]).source == "index"
