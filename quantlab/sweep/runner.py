@@ -133,13 +133,7 @@ def run_sweep(
     if not valid:
         raise DataError(f"sweep {cfg.name}: no valid config; first error: {points[0].error}")
     underlying = valid[0].spec.underlying  # type: ignore[union-attr]
-    days_all = st.list_days(store, "quotes", underlying)
-    if not days_all:
-        raise DataError(f"store {st.store_root(store)} holds no {underlying} quotes")
-    a, b = cfg.start or days_all[0], cfg.end or days_all[-1]
-    days = [d for d in calendar.sessions(a, b) if d in set(days_all)]
-    if not days:
-        raise DataError(f"no stored sessions between {a} and {b}")
+    days = _sweep_days(cfg, store, underlying)
     workers = workers or min(os.cpu_count() or 1, 8)
     specs = [p.spec for p in valid if p.spec is not None]
     key = _stage1_key(specs, days[0], days[-1], data_checksum(store, underlying, days))
@@ -155,32 +149,7 @@ def run_sweep(
                            underlying=underlying, bar=bar)  # fmt: skip
             bar.close()
         s1 = load_stage1(merged)
-        # -- stage 2: by config ------------------------------------------------------------------
-        status: dict[str, dict[str, Any]] = {}
-        tasks2 = []
-        for p in points:
-            cdir = out_dir / "configs" / p.config_id
-            prev = _status(cdir)
-            if p.spec is None:
-                status[p.config_id] = {
-                    "config_id": p.config_id,
-                    "status": "failed",
-                    "error": p.error,
-                    "seconds": 0.0,
-                }
-                continue
-            if prev is not None and prev["status"] == "done":
-                status[p.config_id] = prev
-                continue
-            tasks2.append((str(merged), p.spec.model_dump_json(), p.config_id, str(cdir)))
-        bar = progress_bar(len(tasks2), "stage 2 (configs)", progress)
-        failures = 0
-        for _, res in ex.run(_stage2_task, tasks2):
-            status[res["config_id"]] = res
-            failures += res["status"] != "done"
-            bar.update(1)
-            bar.set_postfix(failed=failures)
-        bar.close()
+        status = _run_stage2(ex, points, out_dir, merged, progress)
     finally:
         ex.close()
     metrics = _collect(out_dir, points, status)
@@ -190,6 +159,56 @@ def run_sweep(
     if mlflow:
         _log_mlflow(cfg, out_dir, points, status, metrics, summary, s1.data_checksum, mlflow_root)
     return SweepResult(out_dir, points, status, metrics, summary)
+
+
+def _sweep_days(cfg: SweepConfig, store: str | Path, underlying: str) -> list[dt.date]:
+    """The stored sessions of ``underlying`` from ``cfg.start`` to ``cfg.end`` (default: all)."""
+    days_all = st.list_days(store, "quotes", underlying)
+    if not days_all:
+        raise DataError(f"store {st.store_root(store)} holds no {underlying} quotes")
+    a, b = cfg.start or days_all[0], cfg.end or days_all[-1]
+    days = [d for d in calendar.sessions(a, b) if d in set(days_all)]
+    if not days:
+        raise DataError(f"no stored sessions between {a} and {b}")
+    return days
+
+
+def _run_stage2(
+    ex: Any, points: list[ConfigPoint], out_dir: Path, merged: Path, progress: bool
+) -> dict[str, dict[str, Any]]:
+    """Stage 2 on ``ex`` of every valid config not done yet (stage 1 read from ``merged``).
+
+    Returns the status of every config: a new run's, a done config's as recorded, an
+    invalid config's as failed with its error.
+    """
+    from quantlab.backtest.engine import progress_bar
+
+    status: dict[str, dict[str, Any]] = {}
+    tasks = []
+    for p in points:
+        cdir = out_dir / "configs" / p.config_id
+        prev = _status(cdir)
+        if p.spec is None:
+            status[p.config_id] = {
+                "config_id": p.config_id,
+                "status": "failed",
+                "error": p.error,
+                "seconds": 0.0,
+            }
+            continue
+        if prev is not None and prev["status"] == "done":
+            status[p.config_id] = prev
+            continue
+        tasks.append((str(merged), p.spec.model_dump_json(), p.config_id, str(cdir)))
+    bar = progress_bar(len(tasks), "stage 2 (configs)", progress)
+    failures = 0
+    for _, res in ex.run(_stage2_task, tasks):
+        status[res["config_id"]] = res
+        failures += res["status"] != "done"
+        bar.update(1)
+        bar.set_postfix(failed=failures)
+    bar.close()
+    return status
 
 
 def _reports(
