@@ -16,14 +16,16 @@ from quantlab.cli import app
 from quantlab.execution import FillModel
 from quantlab.live import Journal, LiveRunner, load_live_config
 from quantlab.strategy import StrategySpec
+from tests.conftest import SyntheticStore
 from tests.live.test_reconcile import DAYS, SPEC, replayed_journal
 
 cli = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def replay(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return replayed_journal(tmp_path_factory)
+def replay(tmp_path_factory: pytest.TempPathFactory, synthetic_store: SyntheticStore
+           ) -> tuple[Path, Path]:  # fmt: skip
+    return replayed_journal(tmp_path_factory, synthetic_store)
 
 
 def _config(tmp: Path, store: Path, spec: StrategySpec = SPEC, **kw: object) -> Path:

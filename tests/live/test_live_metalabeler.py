@@ -1,8 +1,8 @@
 """The live runner's champion gate against the backtester's stage 2 with the same model's filter.
 
 A tiny real model is trained through :func:`quantlab.ml.train.train` (real Optuna, LightGBM and an
-MLflow sqlite registry in a temp folder) on a 5-session synthetic store, registered with the
-alias ``champion``; the simulated runner then trades the last two sessions with the gate on, and
+MLflow sqlite registry in a temp folder) on the first 5 sessions of the shared synthetic week
+(a private copy: training writes features), registered with the alias ``champion``; the simulated runner then trades the last two sessions with the gate on, and
 must take, skip and close exactly what stage 2 does with ``allowed = {p >= threshold}``.
 """
 
@@ -20,12 +20,13 @@ from quantlab import calendar
 from quantlab.backtest.engine import stage1
 from quantlab.backtest.stage2 import run_stage2
 from quantlab.brokers.simulated import SimulatedBroker
-from quantlab.data import read
 from quantlab.errors import ConfigError, DataError
 from quantlab.features import build_features
 from quantlab.features.live import CandidateFeatures
 from quantlab.live import Journal, LiveConfig, LiveRunner, MetaGate, MetaLabelerConfig
 from quantlab.strategy import StrategySpec
+from tests.conftest import WEEK, SyntheticStore
+from tests.live.parity import closed_by, open_after
 
 DAYS = calendar.sessions(dt.date(2024, 3, 4), dt.date(2024, 3, 8))
 LIVE_DAYS = DAYS[-2:]
@@ -45,15 +46,9 @@ LIVE_SPEC = StrategySpec.from_dict(TRAIN_SPEC | {
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from quantlab.data.ingest import ingest
-    from quantlab.data.synth import synthesize
-
-    root = tmp_path_factory.mktemp("gate_store")
-    synthesize(DAYS[0], DAYS[-1], 7, root, profile="demo")
-    ingest(None, root)
-    read.clear_cache()
-    return root
+def store(synthetic_store: SyntheticStore, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private copy of the shared synthetic week (training writes features into it)."""
+    return synthetic_store(*WEEK, copy_to=tmp_path_factory.mktemp("gate") / "store")
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +61,8 @@ def champion(store: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ig
     mp.chdir(work)
     mp.setenv("MLFLOW_TRACKING_URI", uri)
     cfg = TrainConfig.from_dict({
-        "strategy": TRAIN_SPEC, "store": str(store), "test_fraction": 0.3,
+        "strategy": TRAIN_SPEC, "store": str(store), "start": DAYS[0], "end": DAYS[-1],
+        "test_fraction": 0.3,
         "test_embargo_days": 0.5, "cv": {"kind": "purged_kfold", "n_splits": 3},
         "optuna": {"n_trials": 1, "seed": 1, "storage": str(work / "optuna.db"),
                    "study_name": "gate", "n_estimators": [10, 20]},
@@ -177,15 +173,13 @@ def test_gated_days_equal_stage2_with_the_models_filter(gated, backtested) -> No
         assert p == pytest.approx(proba[cid], abs=1e-12)
         assert (p < thr) == reason.startswith("meta_labeler p=")
     trades = gated.journal.table("trades", "paper").sort("trade_id")
-    closed = bt.trades.filter(pl.col("exit_reason") != "end_of_data").sort("trade_id")
+    closed = closed_by(bt.trades, LIVE_DAYS[-1])
     assert trades.height == closed.height > 0
     same = ["trade_id", "entry_ts", "exit_ts", "exit_reason", "contracts"]
     assert_frame_equal(trades.select(same), closed.select(same))
     np.testing.assert_allclose(trades["pnl"].to_numpy(), closed["pnl"].to_numpy(), atol=1e-6)
     assert all(proba[c] >= thr for c in trades["candidate_id"].to_list())
-    assert set(gated.open) == set(
-        bt.trades.filter(pl.col("exit_reason") == "end_of_data")["trade_id"]
-    )
+    assert set(gated.open) == open_after(bt.trades, LIVE_DAYS[-1])
 
 
 def test_reconciliation_with_the_gate_is_exact(gated, backtested, store: Path, champion) -> None:  # type: ignore[no-untyped-def]
@@ -225,7 +219,7 @@ def test_probability_sizing_live_equals_the_backtest(  # type: ignore[no-untyped
     for d in LIVE_DAYS:
         run.run_day(d)
     trades = run.journal.table("trades", "paper").sort("trade_id")
-    closed = bt.trades.filter(pl.col("exit_reason") != "end_of_data").sort("trade_id")
+    closed = closed_by(bt.trades, LIVE_DAYS[-1])
     cols = ["trade_id", "contracts", "exit_reason", "pnl", "fees"]
     assert trades.height > 0 and trades.select(cols).equals(closed.select(cols))
     want = [int(np.floor(6 * proba[c] + 0.5)) for c in bt.trades["candidate_id"].to_list()]

@@ -11,11 +11,11 @@ import pytest
 
 from quantlab import calendar
 from quantlab.brokers.simulated import SimulatedBroker
-from quantlab.data import read
 from quantlab.errors import DataError, InputError
 from quantlab.live import Journal, LiveConfig, LiveRunner
 from quantlab.live.reconcile import ReconcileReport, reconcile_day
 from quantlab.strategy import StrategySpec
+from tests.conftest import WEEK, SyntheticStore
 
 DAYS = calendar.sessions(dt.date(2024, 3, 4), dt.date(2024, 3, 6))
 SPEC = StrategySpec.from_dict({
@@ -27,17 +27,13 @@ SPEC = StrategySpec.from_dict({
 _BUILT: dict[str, Path] = {}
 
 
-def replayed_journal(factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A synthetic store of ``DAYS`` and the journal of a paper replay of them (built once per
-    session; ``tests/live/test_live_cli.py`` shares it)."""
+def replayed_journal(factory: pytest.TempPathFactory, synthetic_store: SyntheticStore
+                     ) -> tuple[Path, Path]:  # fmt: skip
+    """The shared synthetic week (``DAYS`` are its first sessions, read only) and the journal of
+    a paper replay of ``DAYS`` (built once per session; ``tests/live/test_live_cli.py`` shares
+    it)."""
     if not _BUILT:
-        from quantlab.data.ingest import ingest
-        from quantlab.data.synth import synthesize
-
-        root = factory.mktemp("reconcile_store")
-        synthesize(DAYS[0], DAYS[-1], 7, root, profile="demo")
-        ingest(None, root)
-        read.clear_cache()
+        root = synthetic_store(*WEEK)
         work = factory.mktemp("reconcile_run")
         cfg = LiveConfig.from_dict({"strategy": "unused.yaml", "kill_file": str(work / "KILL")})
         journal = Journal(work / "paper.duckdb")
@@ -51,8 +47,9 @@ def replayed_journal(factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def replay(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return replayed_journal(tmp_path_factory)
+def replay(tmp_path_factory: pytest.TempPathFactory, synthetic_store: SyntheticStore
+           ) -> tuple[Path, Path]:  # fmt: skip
+    return replayed_journal(tmp_path_factory, synthetic_store)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,8 @@ from quantlab.errors import BrokerDisconnected, ConfigError
 from quantlab.live import Journal, LiveConfig, LiveRunner, Notifier, load_live_config
 from quantlab.strategy import StrategySpec
 from quantlab.strategy.occ import parse_occ
-from tests.conftest import WEEK, SyntheticStore
+from tests.conftest import WEEK, SyntheticStore, copy_store
+from tests.live.parity import closed_by, open_after
 
 DAYS = calendar.sessions(dt.date(2024, 3, 4), dt.date(2024, 3, 7))
 SPEC = StrategySpec.from_dict({
@@ -66,14 +67,10 @@ def paper(store: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[LiveRu
     return run, events
 
 
-def _closed(df: pl.DataFrame) -> pl.DataFrame:
-    return df.filter(pl.col("exit_reason") != "end_of_data").sort("trade_id")
-
-
 def test_paper_trades_equal_the_backtest(bt, paper) -> None:  # type: ignore[no-untyped-def]
     run, _ = paper
     live = run.journal.table("trades", "paper").sort("trade_id")
-    ref = _closed(bt.trades)
+    ref = closed_by(bt.trades, DAYS[-1])
     assert ref.height >= 3, "the fixture market should produce several closed trades"
     assert live.height == ref.height
     assert live.select(COLS).equals(ref.select(COLS))
@@ -84,10 +81,9 @@ def test_paper_trades_equal_the_backtest(bt, paper) -> None:  # type: ignore[no-
             assert la["entry_price"] == lb["entry_price"]
             assert la["exit_price"] == lb["exit_price"]
             assert la["instrument_id_entry"] == lb["instrument_id_entry"]
-    # trades the backtest ran into the end of the data are still open live (intended)
-    assert set(run.open) == set(
-        bt.trades.filter(pl.col("exit_reason") == "end_of_data")["trade_id"]
-    )
+    # trades the backtest closes after the last live day (or runs into the end of the data)
+    # are still open live (intended)
+    assert set(run.open) == open_after(bt.trades, DAYS[-1])
 
 
 def test_paper_decisions_equal_the_backtest(bt, paper) -> None:  # type: ignore[no-untyped-def]
@@ -331,7 +327,7 @@ def test_live_equals_the_backtest_for_every_rule(store: Path, rules: dict) -> No
     live = run.journal.table("decisions", "paper").select(cols).sort("candidate_id")
     assert live.equals(bt.decisions.select(cols).sort("candidate_id"))
     lt = run.journal.table("trades", "paper").sort("trade_id")
-    ref = _closed(bt.trades)
+    ref = closed_by(bt.trades, DAYS[-1])
     if rules == _BUSY:  # the explicit examples do exercise their rules
         assert {"stopped_today", "max_new_trades_per_day"} <= set(bt.decisions["reason"])
     if rules.get("loss_limit") == 50.0 and rules["times"] == _BUSY["times"]:
@@ -339,23 +335,18 @@ def test_live_equals_the_backtest_for_every_rule(store: Path, rules: dict) -> No
     if rules["sizing"] == ("risk_pct", 12.5) and rules["times"] == _BUSY["times"]:
         assert set(bt.trades["contracts"]) == {2, 3}  # equity compounds across the size step
     assert lt.select(COLS + MONEY).equals(ref.select(COLS + MONEY))
-    assert set(run.open) == set(
-        bt.trades.filter(pl.col("exit_reason") == "end_of_data")["trade_id"]
-    )
+    assert set(run.open) == open_after(bt.trades, DAYS[-1])
 
 
 def test_a_broker_settlement_is_kept_in_the_store(store: Path, tmp_path: Path) -> None:
     """A broker that reports only a value (IBKR reads the index after the close): the runner
     settles on it and stores it as a ``broker`` settlement row."""
-    import shutil
-
     from quantlab.data import settlements
 
     class IndexOnly(SimulatedBroker):
         settlement_source = None  # the value only, as a real broker gives it
 
-    copy = tmp_path / "store"
-    shutil.copytree(store, copy)
+    copy = copy_store(store, tmp_path / "store")  # the runner writes a settlement row
     spec = StrategySpec.from_dict({
         "name": "0dte", "dte": {"target": 0, "tolerance": 0}, "entry": {"times": ["15:00"]},
         "short_delta": 0.3, "width": 25, "filters": {"min_credit": 0.0},
