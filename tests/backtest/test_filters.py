@@ -13,20 +13,17 @@ from quantlab import calendar
 from quantlab.backtest.stage1 import run_stage1
 from quantlab.backtest.stage2 import run_stage2
 from quantlab.data import read
-from quantlab.data.ingest import ingest
-from quantlab.data.synth import synthesize
 from quantlab.strategy import StrategySpec
 from quantlab.volatility import vix_from_chain
+from tests.conftest import WEEK, SyntheticStore
 
 CPI, AFTER = dt.date(2024, 3, 12), dt.date(2024, 3, 13)  # 2024-03-12: CPI release (events.csv)
 
 
 @pytest.fixture(scope="module")
-def market(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    store = tmp_path_factory.mktemp("filters")
-    synthesize(CPI, AFTER, seed=11, store=store, profile="demo")
-    ingest(None, store)
-    return store
+def market(synthetic_store: SyntheticStore) -> Path:
+    """The shared synthetic week (read only), which ends on CPI and AFTER."""
+    return synthetic_store(*WEEK)
 
 
 def spec(**filters) -> StrategySpec:  # type: ignore[no-untyped-def]

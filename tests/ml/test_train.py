@@ -1,7 +1,7 @@
 """Meta-labeling pipeline: labels, Optuna resumability, no-leak check, train end to end.
 
-One synthetic store (8 sessions, "demo" profile) through the real DBN writer and ingest; a put
-credit vertical entered every 20 minutes gives > 150 candidates.
+The shared synthetic week (8 sessions, "demo" profile, through the real DBN writer and ingest);
+a put credit vertical entered every 20 minutes gives > 150 candidates.
 """
 
 from __future__ import annotations
@@ -13,15 +13,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-from quantlab.data.ingest import ingest
-from quantlab.data.synth import synthesize
 from quantlab.errors import InputError
 from quantlab.ml.labels import labels_from_trades, outcome_spec
 from quantlab.ml.train import TrainConfig, contracts_for, train
 from quantlab.ml.tuning import cv_scores, make_cv, tune
 from quantlab.strategy.spec import StrategySpec
+from tests.conftest import WEEK, SyntheticStore
 
-START, END = dt.date(2024, 3, 4), dt.date(2024, 3, 13)
+START, END = (dt.date.fromisoformat(d) for d in WEEK[:2])  # the whole store
 TIMES = [f"{h:02d}:{m:02d}" for h in range(10, 16) for m in (0, 15, 30, 45)][:23]
 SPEC = {
     "name": "ml-put", "dte": {"target": 1, "tolerance": 1}, "entry": {"times": TIMES},
@@ -32,11 +31,9 @@ SPEC = {
 
 
 @pytest.fixture(scope="session")
-def ml_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("ml_store")
-    synthesize(START, END, 11, root, profile="demo")
-    ingest(None, root)
-    return root
+def ml_store(synthetic_store: SyntheticStore, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private copy of the shared synthetic week (training writes features into it)."""
+    return synthetic_store(*WEEK, copy_to=tmp_path_factory.mktemp("ml") / "store")
 
 
 @pytest.fixture(scope="session")
