@@ -18,7 +18,7 @@ BoolArray = npt.NDArray[np.bool_]
 Int8Array = npt.NDArray[np.int8]
 
 
-def _to_numpy(name: str, value: Any) -> np.ndarray:
+def to_numpy(name: str, value: Any) -> np.ndarray:
     if isinstance(value, np.ndarray):
         return value
     mod = type(value).__module__
@@ -38,7 +38,7 @@ def _to_numpy(name: str, value: Any) -> np.ndarray:
 
 def as_float(name: str, value: Any) -> FloatArray:
     """Return ``value`` as a float64 array, naming ``name`` in the error if it is not numeric."""
-    arr = _to_numpy(name, value)
+    arr = to_numpy(name, value)
     if arr.dtype == np.float64:
         return arr
     if arr.dtype.kind in "biuf":
@@ -60,7 +60,7 @@ _CALL_WORDS = {"c": True, "call": True, "p": False, "put": False}
 
 def as_bool_right(name: str, value: Any) -> BoolArray:
     """Option right as a bool array (True = call). Accepts bools, 0/1, or 'C'/'P'/'call'/'put'."""
-    arr = _to_numpy(name, value)
+    arr = to_numpy(name, value)
     if arr.dtype == np.bool_:
         return arr
     if arr.dtype.kind in "iuf":

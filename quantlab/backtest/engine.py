@@ -505,7 +505,7 @@ def write_outputs(
 def trade_paths(s1: Stage1Result, res: PortfolioResult) -> dict[str, pl.DataFrame]:
     """Per trade: minute cost to close at mid and through the fill model, entry to exit
     (dollars per share, clamped to the structure's payoff bounds as the exit rule sees them)."""
-    from quantlab.strategy import _kernels as k
+    from quantlab.strategy import kernels as k
     from quantlab.strategy.structure import strike_cents
 
     params = res.spec.fills.params

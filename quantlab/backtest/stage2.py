@@ -44,7 +44,7 @@ from quantlab.money import (
     SHARES_PER_CONTRACT,
     to_cents,
 )
-from quantlab.strategy import _kernels as k
+from quantlab.strategy import kernels as k
 from quantlab.strategy import ids
 from quantlab.strategy.book import DecisionBook
 from quantlab.strategy.exits import exit_deadline, level_bp, make_rule

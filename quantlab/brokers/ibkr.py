@@ -66,7 +66,7 @@ from quantlab.errors import BrokerDisconnected, BrokerError, ConfigError, InputE
 from quantlab.strategy.occ import parse_occ
 
 if TYPE_CHECKING:
-    from quantlab.live.config import IBKRConfig
+    from quantlab.brokers.ibkr_config import IBKRConfig
     from quantlab.strategy.spec import DTESpec, StrategySpec
 
 log = logging.getLogger("quantlab.brokers.ibkr")

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from quantlab._convert import _to_numpy
+from quantlab._convert import to_numpy
 from quantlab.errors import InputError
 
 IndexPair = tuple[np.ndarray, np.ndarray]
@@ -57,7 +57,7 @@ def as_times(name: str, value: Any) -> np.ndarray:
     """
     if value is None:
         raise InputError(f"{name} is required (got None). Pass one time per sample.")
-    arr = _to_numpy(name, value)
+    arr = to_numpy(name, value)
     if arr.dtype == object:
         try:
             arr = np.asarray(arr, dtype="datetime64[ns]")

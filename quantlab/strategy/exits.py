@@ -3,7 +3,7 @@
 An :class:`ExitRule` is built once per trade from the strategy's ``management`` section, the
 credit actually filled and the legs; the backtester scans a whole stage-1 path with it
 (:func:`scan_exit`) and the live runner asks it about one minute at a time (:meth:`ExitRule.
-check`): both go through the same kernels (:mod:`quantlab.strategy._kernels`), so the two can
+check`): both go through the same kernels (:mod:`quantlab.strategy.kernels`), so the two can
 only agree.
 
 Conventions (the strategy spec's): max profit is the credit ``C`` filled. "Take profit X %"
@@ -26,7 +26,7 @@ import numpy as np
 
 from quantlab import calendar
 from quantlab.money import BP, exact_units
-from quantlab.strategy import _kernels as k
+from quantlab.strategy import kernels as k
 from quantlab.strategy.spec import ManagementSpec, StrategySpec
 
 REASONS = k.REASONS
@@ -131,7 +131,7 @@ def scan_exit(
     can_settle: bool,
 ) -> tuple[int, int, int, int, int]:
     """Scan a path (int32 cents ``[m, W]``) for its exit; see :func:`quantlab.strategy.
-    _kernels.scan_exit`."""
+    kernels.scan_exit`."""
     i, code, cost, mae2, mfe2 = k.scan_exit(
         ts, bid_c, ask_c, qty, n_legs, fill_params, rule, settle_cost_c, can_settle
     )

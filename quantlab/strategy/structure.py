@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from quantlab.money import CENTS_PER_DOLLAR
-from quantlab.strategy import _kernels as k
+from quantlab.strategy import kernels as k
 
 UNBOUNDED = k.UNBOUNDED
 

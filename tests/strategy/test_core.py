@@ -14,7 +14,7 @@ from quantlab.errors import ConfigError, InputError
 from quantlab.execution import FeeSchedule
 from quantlab.money import NO_PRICE
 from quantlab.strategy import StrategySpec
-from quantlab.strategy import _kernels as k
+from quantlab.strategy import kernels as k
 from quantlab.strategy.book import DecisionBook
 from quantlab.strategy.exits import NEVER, ExitRule, exit_deadline, make_rule, scan_exit
 from quantlab.strategy.ids import candidate_id, rejection_id, trade_id
