@@ -1,40 +1,24 @@
-"""Fixtures of the research tests: one small synthetic store shared by every xdist worker."""
+"""Fixtures of the research tests: one small synthetic store, built once per run."""
 
 from __future__ import annotations
 
-import fcntl
-import os
-import shutil
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import SyntheticStore
 
 START, END, SEED = "2024-03-01", "2024-03-18", 7  # 12 sessions, trades and both label classes
 
 
 @pytest.fixture(scope="session")
-def research_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The synthetic store, built once per run (xdist workers share it under a file lock)."""
-    from quantlab.data import read
-    from quantlab.data.ingest import ingest
-    from quantlab.data.synth import synthesize
-
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent  # the run's folder, common to all workers
-    store, ready = base / "research_store", base / "research_store.ready"
-    with open(base / "research_store.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not ready.is_file():
-            tmp = base / f"research_store.tmp-{os.getpid()}"
-            shutil.rmtree(tmp, ignore_errors=True)
-            synthesize(START, END, SEED, tmp, profile="demo", dte_max=8, moneyness=0.06)
-            ingest(None, tmp)
-            shutil.rmtree(store, ignore_errors=True)
-            os.replace(tmp, store)
-            ready.write_text(f"{START}..{END} seed {SEED}\n")
-    read.clear_cache()
-    return store
+def research_store(synthetic_store: SyntheticStore, tmp_path_factory: pytest.TempPathFactory
+                   ) -> Path:  # fmt: skip
+    """The research store (a narrower strike band than the demo's), built once per run; each
+    worker's research tests share a private copy (the demo and the notebooks write features)."""
+    folder = tmp_path_factory.mktemp("research")
+    return synthetic_store(START, END, SEED, "demo", dte_max=8, moneyness=0.06,
+                           copy_to=folder / "store")  # fmt: skip
 
 
 @pytest.fixture(scope="session")
