@@ -39,6 +39,9 @@ def shared_data(*parts: str) -> Path:
 # The synthetic week most modules share: 8 sessions of the "demo" market, seed 7. Its first
 # days are byte-identical to a store of any sub-range (every day derives from (seed, date)).
 WEEK = ("2024-03-04", "2024-03-13", 7)
+# ... and of the "test" market (SPXW 0-3 DTE plus the 30-day pair), seed 7: a DST Monday to the
+# March monthly expiry. Pass "test" as the profile: synthetic_store(*TEST_WEEK, "test").
+TEST_WEEK = ("2024-03-11", "2024-03-15", 7)
 
 SyntheticStore = Callable[..., Path]
 

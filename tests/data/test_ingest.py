@@ -18,10 +18,13 @@ import numpy as np
 import polars as pl
 import pytest
 
+from quantlab import calendar, pricing
 from quantlab.data import layout, read
 from quantlab.data import store as st
 from quantlab.data.ingest import et_dates, ingest
+from quantlab.data.synth import true_vol
 from quantlab.errors import DataError
+from tests.conftest import TEST_WEEK, SyntheticStore
 
 REPO = Path(__file__).resolve().parents[2]
 DBN_ROOT = REPO / ".." / "shared" / "data" / "databento"
@@ -469,22 +472,17 @@ def test_kill_mid_ingest_leaves_whole_partitions(
 
 
 @pytest.fixture(scope="session")
-def synth_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    synth = pytest.importorskip("quantlab.data.synth")
-    root = tmp_path_factory.mktemp("synth")
-    synth.synthesize(
-        "2024-03-07", "2024-03-08", seed=11, store=root, profile="test", moneyness=0.03
-    )
-    rep = ingest(None, root)
-    assert rep.days == [dt.date(2024, 3, 7), dt.date(2024, 3, 8)]
+def synth_store(synthetic_store: SyntheticStore) -> Path:
+    """The shared synthetic "test" week (read only)."""
+    root = synthetic_store(*TEST_WEEK, "test")
+    assert st.list_days(root, "quotes", "SPX") == calendar.sessions(*TEST_WEEK[:2])
     return root
 
 
-@pytest.mark.parametrize("day", [dt.date(2024, 3, 7), dt.date(2024, 3, 8)])
+# the first session after the switch to daylight saving time, and a monthly expiry day
+@pytest.mark.parametrize("day", [dt.date(2024, 3, 11), dt.date(2024, 3, 15)])
 def test_synthetic_round_trip_forward_and_vol(synth_store: Path, day: dt.date) -> None:
     """Parity forwards and OTM mid vols from the ingested chain match the generator's truth."""
-    pricing = pytest.importorskip("quantlab.pricing")
-    synth = pytest.importorskip("quantlab.data.synth")
     truth = pl.read_parquet(layout.truth_file(synth_store, "SPX", day))
     minutes = read.load_day(synth_store, "SPX", day).minutes()
     checked = 0
@@ -522,7 +520,7 @@ def test_synthetic_round_trip_forward_and_vol(synth_store: Path, day: dt.date) -
             iv = pricing.implied_vol(
                 mid, F, otm["strike"].to_numpy(), T, df, (otm["right"] == "C").to_numpy()
             )
-            err = np.abs(iv - synth.true_vol(tr, otm["strike"].to_numpy()))
+            err = np.abs(iv - true_vol(tr, otm["strike"].to_numpy()))
             assert np.nanmedian(err) < 0.002 and np.nanmax(err[mid > 1.0]) < 0.005
             checked += 1
     assert checked >= 4

@@ -1,10 +1,11 @@
 """Official settlement values through the CLI (``quantlab data import-settlements``) and the
 settlement section of ``quantlab data check``, on one tiny synthetic day.
 
-The stores: the synthetic market of 2024-03-15 (a third Friday: SPXW settles at the close, the
-SPX monthly at the open), its DBN files ingested (a) into the synthetic store itself, which
-then holds ``index`` values, and (b) into a store of its own, which holds only the
-``parity_estimate`` values ingest derives from the quotes.
+The stores: the shared synthetic "test" week, which ends on 2024-03-15 (a third Friday: SPXW
+settles at the close, the SPX monthly at the open), its DBN files ingested (a) into the
+synthetic store itself, which then holds ``index`` values, and (b, the files of 03-15 only)
+into a store of its own, which holds only the ``parity_estimate`` values ingest derives from
+the quotes.
 """
 
 from __future__ import annotations
@@ -22,19 +23,17 @@ from quantlab.data import layout, quality, settlements
 from quantlab.data import store as st
 from quantlab.data.cli import app
 from quantlab.data.ingest import ingest
-from quantlab.data.synth import synthesize
+from tests.conftest import TEST_WEEK, SyntheticStore
 
-DAY = dt.date(2024, 3, 15)
-SEED = 5
+DAY = dt.date(2024, 3, 15)  # the last session of TEST_WEEK
 
 
 @pytest.fixture(scope="module")
-def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    synth = tmp_path_factory.mktemp("synth")
-    synthesize(DAY, DAY, SEED, synth, profile="test")
+def stores(synthetic_store: SyntheticStore, tmp_path_factory: pytest.TempPathFactory
+           ) -> dict[str, Path]:  # fmt: skip
+    synth = synthetic_store(*TEST_WEEK, "test")  # shared: read only
     parity = tmp_path_factory.mktemp("parity")
-    ingest([synth / "raw"], parity)
-    ingest(None, synth)
+    ingest([layout.raw_day_dir(synth, "SPX", DAY)], parity)
     return {"synth": synth, "parity": parity}
 
 

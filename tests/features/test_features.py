@@ -1,7 +1,8 @@
 """Point-in-time feature store: hand-checked values, reference values and invariants.
 
-One synthetic week (2024-03-11 .. 03-15, "test" profile: SPXW 0-3 DTE plus the 30-day SPXW
-pair) is written through the real DBN writer and ingest, run through stage 1 once, and shared.
+The shared synthetic "test" week (2024-03-11 .. 03-15, "test" profile: SPXW 0-3 DTE plus the
+30-day SPXW pair, through the real DBN writer and ingest; a private copy) is run through stage 1
+once and shared.
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ from quantlab import calendar
 from quantlab.backtest.stage1 import Stage1Result, run_stage1
 from quantlab.data import read
 from quantlab.data import store as st
-from quantlab.data.ingest import ingest
-from quantlab.data.synth import synthesize
 from quantlab.errors import InputError
 from quantlab.features import (
     DEFAULT,
@@ -42,8 +41,9 @@ from quantlab.features import build as fbuild
 from quantlab.features.definitions import EVENTS_FILE
 from quantlab.strategy import StrategySpec
 from quantlab.volatility import cboe_index, cboe_variance
+from tests.conftest import TEST_WEEK, SyntheticStore
 
-START, END = dt.date(2024, 3, 11), dt.date(2024, 3, 15)
+START, END = (dt.date.fromisoformat(d) for d in TEST_WEEK[:2])
 ET = calendar.ET
 NS_MIN = 60_000_000_000
 
@@ -53,10 +53,13 @@ def _ns(day: dt.date, h: int, m: int) -> int:
 
 
 @pytest.fixture(scope="session")
-def week(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Stage1Result]:
-    root = tmp_path_factory.mktemp("features_store")
-    synthesize(START, END, 7, root, profile="test")
-    ingest(None, root)
+def week(
+    synthetic_store: SyntheticStore, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Stage1Result]:
+    """A private copy of the shared "test" week (the tests build features into it)."""
+    root = synthetic_store(
+        *TEST_WEEK, "test", copy_to=tmp_path_factory.mktemp("features") / "store"
+    )
     spec = StrategySpec.from_dict({
         "name": "feat", "dte": {"target": 2, "tolerance": 1},
         "entry": {"times": ["10:00", "14:00"]}, "short_delta": 0.10, "width": 25,
