@@ -22,6 +22,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
+from quantlab.data import fetch as fetch_mod
 from quantlab.data import layout
 from quantlab.errors import ConfigError, DataError
 
@@ -31,7 +32,6 @@ DBN_DIR = (
 if not DBN_DIR.is_dir():
     pytest.skip(f"real DBN test files not found at {DBN_DIR}", allow_module_level=True)
 
-fetch_mod = pytest.importorskip("quantlab.data.fetch")
 SCHEMAS = ("definition", "cbbo-1m", "statistics")
 # 2025-02-20 (Thu) and 2025-02-21 (Fri), bracketing a weekend that must be skipped.
 START, END = "2025-02-20", "2025-02-24"
