@@ -28,8 +28,15 @@ def demo(
     from quantlab.errors import QuantlabError
 
     try:
-        run_demo(seed=seed, store=store, out=out, start=start, end=end, trials=trials,
-                 mlflow=not no_mlflow)  # fmt: skip
+        run_demo(
+            seed=seed,
+            store=store,
+            out=out,
+            start=start,
+            end=end,
+            trials=trials,
+            mlflow=not no_mlflow,
+        )
     except QuantlabError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -132,8 +132,10 @@ def run_demo(
     timed("market data", lambda: market_step(seed, paths, start, end, console))
     timed("seed grid sweep", lambda: sweep_step(paths, console, mlflow, workers))
     timed("seed backtest", lambda: backtest_step(paths, start, end, console, mlflow))
-    timed("meta-labeler",
-          lambda: metalabel_step(paths, console, mlflow, workers, trials, train_overrides))  # fmt: skip
+    timed(
+        "meta-labeler",
+        lambda: metalabel_step(paths, console, mlflow, workers, trials, train_overrides),
+    )
     final_table(steps, paths, console, mlflow)
     return steps
 
@@ -153,11 +155,19 @@ def market_step(seed: int, paths: DemoPaths, start: str, end: str, console: Cons
     if missing:
         with Progress(console=console) as bar:
             task = bar.add_task("synthesizing sessions", total=len(missing))
-            synthesize(missing[0], missing[-1], seed, paths.store, profile="demo",
-                       on_day=lambda _day: bar.advance(task))  # fmt: skip
+            synthesize(
+                missing[0],
+                missing[-1],
+                seed,
+                paths.store,
+                profile="demo",
+                on_day=lambda _day: bar.advance(task),
+            )
     rep = ingest(None, paths.store, progress=True)
-    msg = (f"{len(days)} sessions {days[0]}..{days[-1]}: synthesized {len(missing)}, "
-           f"ingested {len(rep.days)}")  # fmt: skip
+    msg = (
+        f"{len(days)} sessions {days[0]}..{days[-1]}: synthesized {len(missing)}, "
+        f"ingested {len(rep.days)}"
+    )
     console.print(f"{msg} ({paths.store})")
     return msg
 
@@ -200,8 +210,14 @@ def backtest_step(paths: DemoPaths, start: str, end: str, console: Console, mlfl
 
     console.rule("[bold]backtest: the seed SPXW put credit vertical")
     spec = StrategySpec.from_yaml(PIPELINES / "strategies" / "spxw_put_credit.yaml")
-    res = backtest(spec, paths.store, start=dt.date.fromisoformat(start),
-                   end=dt.date.fromisoformat(end), out=paths.report.parent, progress=True)  # fmt: skip
+    res = backtest(
+        spec,
+        paths.store,
+        start=dt.date.fromisoformat(start),
+        end=dt.date.fromisoformat(end),
+        out=paths.report.parent,
+        progress=True,
+    )
     r = res.results[0]
     summary = summarize(r.trades, r.equity_daily, r.capital, r.decisions, n_boot=500)
     console.print(summary_table(summary, spec.name))
@@ -213,12 +229,20 @@ def backtest_step(paths: DemoPaths, start: str, end: str, console: Console, mlfl
     console.print(f"report: {paths.report.resolve()}")
     pnl = float(r.trades["pnl"].sum()) if r.trades.height else 0.0
     perf, tr = summary["performance"], summary["trades"]
-    return (f"{r.trades.height} trades, P&L ${pnl:,.0f}, win rate {tr['win_rate']:.0%}, "
-            f"Sharpe {perf['sharpe_ratio']:.2f}, max drawdown {perf['max_drawdown']:.1%}")  # fmt: skip
+    return (
+        f"{r.trades.height} trades, P&L ${pnl:,.0f}, win rate {tr['win_rate']:.0%}, "
+        f"Sharpe {perf['sharpe_ratio']:.2f}, max drawdown {perf['max_drawdown']:.1%}"
+    )
 
 
-def metalabel_step(paths: DemoPaths, console: Console, mlflow: bool, workers: int | None,
-                   trials: int | None, overrides: dict[str, Any] | None = None) -> str:  # fmt: skip
+def metalabel_step(
+    paths: DemoPaths,
+    console: Console,
+    mlflow: bool,
+    workers: int | None,
+    trials: int | None,
+    overrides: dict[str, Any] | None = None,
+) -> str:
     """Features, labels, purged-CV Optuna, calibrated model; filtered vs unfiltered out of sample."""
     from quantlab.ml.cli import evaluation_table
     from quantlab.ml.train import TrainConfig, load_train_config, train
@@ -231,18 +255,26 @@ def metalabel_step(paths: DemoPaths, console: Console, mlflow: bool, workers: in
         cfg = cfg.model_copy(update={"optuna": cfg.optuna.model_copy(update={"n_trials": trials})})
     res = train(cfg, mlflow_log=mlflow, progress=True)
     m = res.test_metrics
-    console.print(f"{res.n_trials} Optuna trials; CV AUC {res.cv['mean']['auc']:.3f}; "
-                  f"threshold {res.threshold:.3f} (chosen in the training folds)")  # fmt: skip
+    console.print(
+        f"{res.n_trials} Optuna trials; CV AUC {res.cv['mean']['auc']:.3f}; "
+        f"threshold {res.threshold:.3f} (chosen in the training folds)"
+    )
     cols = ["variant", "allowed", "trades", "win_rate", "total_pnl", "sharpe", "max_drawdown"]
-    console.print(evaluation_table(res.evaluation.select(cols),
-                                   "held-out period: filtered vs unfiltered (portfolio pass)"))  # fmt: skip
+    console.print(
+        evaluation_table(
+            res.evaluation.select(cols), "held-out period: filtered vs unfiltered (portfolio pass)"
+        )
+    )
     ev = {r["variant"]: r for r in res.evaluation.iter_rows(named=True)}
     n_all, n_take = ev["unfiltered"]["allowed"], ev["filtered"]["allowed"]
     if n_take in (0, n_all):
         tp = cfg.strategy.management.take_profit_pct
-        why = (f"the strategy's {tp:g}% take-profit makes its outcomes nearly independent of the "
-               "synthetic market's planted volatility effect" if tp else
-               "the features carry little about this strategy's outcomes here")  # fmt: skip
+        why = (
+            f"the strategy's {tp:g}% take-profit makes its outcomes nearly independent of the "
+            "synthetic market's planted volatility effect"
+            if tp
+            else "the features carry little about this strategy's outcomes here"
+        )
         console.print(
             f"The threshold chosen in the training folds takes {'every' if n_take else 'no'} "
             f"held-out candidate (measured here: purged-CV AUC {res.cv['mean']['auc']:.2f}, "
@@ -280,8 +312,10 @@ def final_table(steps: list[DemoStep], paths: DemoPaths, console: Console, mlflo
     ]
     if mlflow:
         uri = tracking_uri()
-        lines += [f"MLflow store:  {uri}",
-                  f"open it with:  .venv/bin/mlflow ui --backend-store-uri {uri}"]  # fmt: skip
+        lines += [
+            f"MLflow store:  {uri}",
+            f"open it with:  .venv/bin/mlflow ui --backend-store-uri {uri}",
+        ]
     for line in lines:  # never wrapped: paths and commands are copied from here
         console.print(line, soft_wrap=True, markup=False, highlight=False)
 
@@ -336,10 +370,17 @@ def pricing_demo(seed: int = 7) -> str:
             cand = np.flatnonzero(side & np.isfinite(iv))
             j = cand[np.argmin(np.abs(np.abs(g["delta"][cand]) / df - target))]
             greeks.add_row(
-                f"{q['dte']:.0f}", right, f"{K[j]:.0f}", f"{bid[j]:.2f}", f"{ask[j]:.2f}",
-                f"{iv[j]:.4f}", f"{g['delta'][j]:+.3f}", f"{g['gamma'][j]:.5f}",
-                f"{g['vega'][j] / 100:.3f}", f"{np.asarray(q['true_vol'])[j]:.4f}",
-            )  # fmt: skip
+                f"{q['dte']:.0f}",
+                right,
+                f"{K[j]:.0f}",
+                f"{bid[j]:.2f}",
+                f"{ask[j]:.2f}",
+                f"{iv[j]:.4f}",
+                f"{g['delta'][j]:+.3f}",
+                f"{g['gamma'][j]:.5f}",
+                f"{g['vega'][j] / 100:.3f}",
+                f"{np.asarray(q['true_vol'])[j]:.4f}",
+            )
     console.print(smile)
     console.print(greeks)
     console.print(

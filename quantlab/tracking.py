@@ -32,10 +32,19 @@ def code_version() -> str:
     """Git commit of the working tree (with ``-dirty``), else the package version."""
     here = Path(__file__).resolve().parents[1]
     try:
-        rev = subprocess.run(["git", "-C", str(here), "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=5, check=True).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()  # fmt: skip
+        rev = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
         return rev + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         from importlib.metadata import version
@@ -72,8 +81,14 @@ class Tracker:
             t["mlflow.parentRunId"] = parent
         return self.client.create_run(self.experiment_id, run_name=name, tags=t).info.run_id
 
-    def log(self, run_id: str, *, params: dict[str, Any] | None = None, metrics: dict[str, float] | None = None,
-            tags: dict[str, str] | None = None) -> None:  # fmt: skip
+    def log(
+        self,
+        run_id: str,
+        *,
+        params: dict[str, Any] | None = None,
+        metrics: dict[str, float] | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> None:
         from mlflow.entities import Metric, Param, RunTag
 
         ps = [Param(k[:250], str(v)[:6000]) for k, v in (params or {}).items()]
@@ -120,14 +135,26 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def log_backtest(spec: Any, trades_out: Path, metrics: dict[str, float], data_checksum: str,
-                 *, root: Path | str = "mlruns") -> str:  # fmt: skip
+def log_backtest(
+    spec: Any,
+    trades_out: Path,
+    metrics: dict[str, float],
+    data_checksum: str,
+    *,
+    root: Path | str = "mlruns",
+) -> str:
     """Log one backtest as an MLflow run: strategy parameters, metrics, the config, the data
     checksum, the code version, and the output folder (trade log, decisions, report)."""
     tr = Tracker(root=root)
-    run = tr.start(spec.name, tags={"quantlab.kind": "backtest", "quantlab.config_hash": spec.config_hash(),
-                                    "quantlab.data_checksum": data_checksum,
-                                    "quantlab.code_version": code_version()})  # fmt: skip
+    run = tr.start(
+        spec.name,
+        tags={
+            "quantlab.kind": "backtest",
+            "quantlab.config_hash": spec.config_hash(),
+            "quantlab.data_checksum": data_checksum,
+            "quantlab.code_version": code_version(),
+        },
+    )
     tr.log(run, params=flatten(spec.model_dump(mode="json")), metrics=metrics)
     out = Path(trades_out)
     (out / "config.json").write_text(spec.model_dump_json(indent=2))

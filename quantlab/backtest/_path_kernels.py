@@ -25,9 +25,28 @@ def _cents(p):
 
 
 @jit
-def extend_paths(minutes, minute_keys, q_t, q_lo, q_hi, q_bid, q_ask, cents, missing, leg_pos,
-                 n_legs, start_ns, close_ns, last_bid, last_ask, cursor, out_ts, out_bid, out_ask,
-                 appended):  # fmt: skip
+def extend_paths(
+    minutes,
+    minute_keys,
+    q_t,
+    q_lo,
+    q_hi,
+    q_bid,
+    q_ask,
+    cents,
+    missing,
+    leg_pos,
+    n_legs,
+    start_ns,
+    close_ns,
+    last_bid,
+    last_ask,
+    cursor,
+    out_ts,
+    out_bid,
+    out_ask,
+    appended,
+):
     """Append this session's minutes in ``(start_ns[c], close_ns[c]]`` to each open candidate.
 
     Parameters

@@ -21,15 +21,29 @@ from quantlab.errors import InputError
 ET = "America/New_York"
 _DPI = 110
 _COLORS = dict(
-    mid="#1f4e79", exit="#e08a1e", credit="#555555", tp="#2e8b57", sl="#c0392b",
-    win="#2e8b57", loss="#c0392b", equity="#1f4e79", intraday="#9bb7d4",
-)  # fmt: skip
+    mid="#1f4e79",
+    exit="#e08a1e",
+    credit="#555555",
+    tp="#2e8b57",
+    sl="#c0392b",
+    win="#2e8b57",
+    loss="#c0392b",
+    equity="#1f4e79",
+    intraday="#9bb7d4",
+)
 _STYLE: dict[str, Any] = {
-    "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
-    "axes.spines.right": False, "axes.titlesize": 12, "axes.titleweight": "bold",
-    "axes.labelsize": 10, "legend.fontsize": 9, "legend.frameon": False,
-    "figure.dpi": _DPI, "savefig.dpi": _DPI,
-}  # fmt: skip
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.titlesize": 12,
+    "axes.titleweight": "bold",
+    "axes.labelsize": 10,
+    "legend.fontsize": 9,
+    "legend.frameon": False,
+    "figure.dpi": _DPI,
+    "savefig.dpi": _DPI,
+}
 _DASH = "\u2013"
 
 

@@ -571,8 +571,10 @@ def settlement_stats(trades: pl.DataFrame) -> dict[str, Any]:
     (trades still open when the store ends)."""
     df = _as_trades(trades)
     if "settlement_source" not in df.columns:
-        df = df.with_columns(pl.lit(None, pl.Utf8).alias("settlement_source"),
-                             pl.lit(None, pl.Float64).alias("settlement_std_error"))  # fmt: skip
+        df = df.with_columns(
+            pl.lit(None, pl.Utf8).alias("settlement_source"),
+            pl.lit(None, pl.Float64).alias("settlement_std_error"),
+        )
     settled = df.filter(pl.col("exit_reason") == "settlement")
     by = settled.group_by("settlement_source").len().sort("settlement_source")
     est = settled.filter(pl.col("settlement_source") == "parity_estimate")

@@ -41,8 +41,12 @@ def summary_table(summary: dict, title: str) -> Any:
     st = summary.get("settlements")
     if st and st["n_settled"]:
         srcs = ", ".join(f"{n} {src}" for src, n in st["by_source"].items())
-        est = (f"; {st['n_estimated']} on parity estimates (largest std error "
-               f"{st['max_std_error']:.2f} pts)" if st["n_estimated"] else "")  # fmt: skip
+        est = (
+            f"; {st['n_estimated']} on parity estimates (largest std error "
+            f"{st['max_std_error']:.2f} pts)"
+            if st["n_estimated"]
+            else ""
+        )
         rows.append(("settled at expiry", f"{st['n_settled']} ({srcs}){est}"))
     if st and st["n_end_of_data"]:
         rows.append(("open when the data ends", f"{st['n_end_of_data']} (end_of_data)"))
@@ -81,10 +85,15 @@ def backtest_cmd(
         cfg = load_config(config)
         out_dir = Path(out) if out else Path("out") / cfg.strategy.name
         res = backtest(
-            cfg, store, start=dt.date.fromisoformat(start) if start else None,
-            end=dt.date.fromisoformat(end) if end else None, out=out_dir, workers=workers,
-            progress=True, report=not no_report,
-        )  # fmt: skip
+            cfg,
+            store,
+            start=dt.date.fromisoformat(start) if start else None,
+            end=dt.date.fromisoformat(end) if end else None,
+            out=out_dir,
+            workers=workers,
+            progress=True,
+            report=not no_report,
+        )
     except QuantlabError as exc:
         con.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
@@ -95,8 +104,10 @@ def backtest_cmd(
             summary, f"{cfg.strategy.name}: {res.stage1.days[0]} .. {res.stage1.days[-1]}"
         )
     )
-    con.print(f"outputs: {out_dir}/ (trades.parquet, decisions.parquet, results.duckdb"
-              f"{'' if no_report else ', report.html'})")  # fmt: skip
+    con.print(
+        f"outputs: {out_dir}/ (trades.parquet, decisions.parquet, results.duckdb"
+        f"{'' if no_report else ', report.html'})"
+    )
     if not no_mlflow:
         from quantlab.tracking import log_backtest, tracking_uri
 

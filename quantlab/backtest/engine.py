@@ -291,16 +291,20 @@ def sharded_stage1(
     sessions = calendar.session_table()
     folders = [Path(scratch) / f"shard-{a}-{b}" for a, b in shards]
     todo = [i for i, f in enumerate(folders) if not f.is_dir()]
-    tasks = [(root, list(specs), shards[i][0], shards[i][1], underlying, str(folders[i]),
-              sessions) for i in todo]  # fmt: skip
+    tasks = [
+        (root, list(specs), shards[i][0], shards[i][1], underlying, str(folders[i]), sessions)
+        for i in todo
+    ]
     got: dict[int, Any] = {}
     for k, res in run_tasks(stage1_shard, tasks):
         got[todo[k]] = res
         if bar is not None:
             a, b = shards[todo[k]]
             bar.update(len(calendar.sessions(a, b)))
-    parts = [got[i] if isinstance(got.get(i), Stage1Result) else load_stage1(folders[i])
-             for i in range(len(shards))]  # fmt: skip
+    parts = [
+        got[i] if isinstance(got.get(i), Stage1Result) else load_stage1(folders[i])
+        for i in range(len(shards))
+    ]
     return merge_stage1(parts, folder)
 
 
@@ -361,8 +365,16 @@ def stage1(
         bar = progress_bar(len(days), "stage 1: sessions", progress)
         with _scratch("quantlab-stage1-") as tmp:
             folder = None if len(shards) == 1 else Path(tmp) / "merged"
-            res = sharded_stage1(store, specs, shards, _local_first(pool), Path(tmp), folder,
-                                 underlying=underlying, bar=bar)  # fmt: skip
+            res = sharded_stage1(
+                store,
+                specs,
+                shards,
+                _local_first(pool),
+                Path(tmp),
+                folder,
+                underlying=underlying,
+                bar=bar,
+            )
     bar.close()
     return res
 
@@ -412,8 +424,9 @@ def run_grid(
         with _scratch("quantlab-grid-") as tmp:
             merged = Path(tmp) / "merged"
             folder = None if pool is None or len(shards) == 1 else merged
-            s1 = sharded_stage1(store, specs, shards, _local_first(pool), Path(tmp), folder,
-                                underlying=underlying)  # fmt: skip
+            s1 = sharded_stage1(
+                store, specs, shards, _local_first(pool), Path(tmp), folder, underlying=underlying
+            )
             t1 = time.perf_counter()
             if folder is None:
                 results = [run_stage2(s1, spec) for spec in specs]
@@ -445,8 +458,14 @@ def progress_bar(total: int, desc: str, enabled: bool = True) -> Any:
     """The progress bar of long runs (tqdm; a no-op when disabled or empty)."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True,
-                disable=not enabled or total == 0)  # fmt: skip
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit="step",
+        leave=False,
+        dynamic_ncols=True,
+        disable=not enabled or total == 0,
+    )
 
 
 @dataclass
@@ -495,10 +514,17 @@ def write_outputs(
 
         m = res.spec.management
         write_report(
-            out, res.trades, res.equity_daily, res.capital, equity_minutes=res.equity_minutes,
-            decisions=res.decisions, paths=trade_paths(s1, res), tp_pct=m.take_profit_pct,
-            sl_pct=m.stop_loss_pct, title=f"quantlab backtest: {res.spec.name}",
-        )  # fmt: skip
+            out,
+            res.trades,
+            res.equity_daily,
+            res.capital,
+            equity_minutes=res.equity_minutes,
+            decisions=res.decisions,
+            paths=trade_paths(s1, res),
+            tp_pct=m.take_profit_pct,
+            sl_pct=m.stop_loss_pct,
+            title=f"quantlab backtest: {res.spec.name}",
+        )
     return out
 
 
@@ -540,10 +566,14 @@ def quote_times(store: st.StoreLike, underlying: str, day: dt.date) -> str:
     q = st.read_partition(store, "quotes", underlying, day, columns=["ts"])
     if q is None or q.height == 0:
         return "no quotes"
-    hm = (
-        q.select(pl.col("ts").cast(pl.Datetime("ns", "UTC")).dt.convert_time_zone(str(calendar.ET))
-              .dt.strftime("%H:%M").unique().sort())["ts"].to_list()
-    )  # fmt: skip
+    hm = q.select(
+        pl.col("ts")
+        .cast(pl.Datetime("ns", "UTC"))
+        .dt.convert_time_zone(str(calendar.ET))
+        .dt.strftime("%H:%M")
+        .unique()
+        .sort()
+    )["ts"].to_list()
     if len(hm) <= 3:
         return f"{', '.join(hm)} ET only"
     return f"{hm[0]}-{hm[-1]} ET, {len(hm)} distinct minutes"
@@ -564,9 +594,11 @@ def warn_missing_quotes(store: st.StoreLike, s1: Stage1Result, underlying: str) 
         return ""
     day = miss["entry_date"][0]
     times = sorted(set(miss["entry_time"].to_list()))
-    msg = (f"{miss.height} of {n} decisions found no quote at their time ({', '.join(times)} ET): "
-           f"this store holds quotes at {quote_times(store, underlying, day)} on {day}. "
-           "Use entry times at which the store has quotes.")  # fmt: skip
+    msg = (
+        f"{miss.height} of {n} decisions found no quote at their time ({', '.join(times)} ET): "
+        f"this store holds quotes at {quote_times(store, underlying, day)} on {day}. "
+        "Use entry times at which the store has quotes."
+    )
     warnings.warn(msg, DataWarning, stacklevel=2)
     return msg
 

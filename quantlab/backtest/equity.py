@@ -67,9 +67,7 @@ def build_equity(
         pos = np.searchsorted(g, closes, side="right") - 1
         daily = np.where(pos >= 0, e[np.maximum(pos, 0)], capital)
     pnl = np.diff(np.concatenate([[capital], daily]))
-    eq_day = pl.DataFrame(
-        {"date": list(days), "equity": daily, "pnl": pnl}, schema=DAILY_SCHEMA
-    )
+    eq_day = pl.DataFrame({"date": list(days), "equity": daily, "pnl": pnl}, schema=DAILY_SCHEMA)
     return eq_min, eq_day
 
 

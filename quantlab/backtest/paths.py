@@ -122,13 +122,22 @@ class PathBook:
     def n_open(self) -> int:
         return int(self._rows.size) + len(self._new)
 
-    def add(self, row: int, day: dt.date, legs: tuple[str, ...], entry_ns: int, close_ns: int,
-            entry_bid: np.ndarray, entry_ask: np.ndarray) -> None:  # fmt: skip
+    def add(
+        self,
+        row: int,
+        day: dt.date,
+        legs: tuple[str, ...],
+        entry_ns: int,
+        close_ns: int,
+        entry_bid: np.ndarray,
+        entry_ask: np.ndarray,
+    ) -> None:
         """Open candidate ``row`` (rows are added in order) entered at ``entry_ns`` on ``day``;
         ``entry_bid``/``entry_ask`` are its legs' quotes then (carried until a leg quotes)."""
         if row != len(self.day_ids):
-            raise QuantlabError(f"candidates must be added in row order (got {row}, "
-                                f"expected {len(self.day_ids)})")  # fmt: skip
+            raise QuantlabError(
+                f"candidates must be added in row order (got {row}, expected {len(self.day_ids)})"
+            )
         self._reserve(self.path_length(day, entry_ns, close_ns))
         self.day_ids.append([])
         self._new.append((row, legs, entry_ns, close_ns, entry_bid, entry_ask))
@@ -172,10 +181,27 @@ class PathBook:
         appended = np.zeros(n, bool)
         q_t, scale, q_bid, q_ask, cents = dq.kernel_arrays()
         extend_paths(
-            minutes, minutes // np.int64(scale), q_t, dq.lo, dq.hi, q_bid, q_ask, cents,
-            NO_CENTS, leg_pos, self._n_legs, self._start, self._close, self._last_bid,
-            self._last_ask, self._cursor, self.ts, self.bid, self.ask, appended,
-        )  # fmt: skip
+            minutes,
+            minutes // np.int64(scale),
+            q_t,
+            dq.lo,
+            dq.hi,
+            q_bid,
+            q_ask,
+            cents,
+            NO_CENTS,
+            leg_pos,
+            self._n_legs,
+            self._start,
+            self._close,
+            self._last_bid,
+            self._last_ask,
+            self._cursor,
+            self.ts,
+            self.bid,
+            self.ask,
+            appended,
+        )
         ids = np.where(leg_pos >= 0, dq.instrument_id[np.maximum(leg_pos, 0)], 0).astype(np.uint32)
         offs = self.offsets
         for c in np.flatnonzero(appended).tolist():

@@ -73,10 +73,17 @@ _BREAKDOWN_COLUMNS = tuple(
     ).split()
 )
 _LABELS = {
-    "n_trades": "trades", "total_pnl": "total P&L", "cvar_5": "CVaR 5%",
-    "avg_return_on_risk": "avg P&L / max loss", "avg_holding_minutes": "avg hold",
-    "total_fees": "fees", "largest_loss": "worst trade", "peak_date": "peak", "entry_time": "entry time (ET)", "dte": "DTE",
-}  # fmt: skip
+    "n_trades": "trades",
+    "total_pnl": "total P&L",
+    "cvar_5": "CVaR 5%",
+    "avg_return_on_risk": "avg P&L / max loss",
+    "avg_holding_minutes": "avg hold",
+    "total_fees": "fees",
+    "largest_loss": "worst trade",
+    "peak_date": "peak",
+    "entry_time": "entry time (ET)",
+    "dte": "DTE",
+}
 
 
 def _label(column: str) -> str:
@@ -513,9 +520,11 @@ def _settlement_html(st: Mapping[str, Any] | None) -> list[str]:
     bits = [f"{n} on {html.escape(src)}" for src, n in st["by_source"].items()]
     text = f"{st['n_settled']} trades settled at expiry ({', '.join(bits) or 'none'})."
     if st["n_estimated"]:
-        text += (f" {st['n_estimated']} settled on put-call parity estimates; the largest "
-                 f"standard error is {st['max_std_error']:.2f} index points. Import official "
-                 "values with <code>quantlab data import-settlements</code>.")  # fmt: skip
+        text += (
+            f" {st['n_estimated']} settled on put-call parity estimates; the largest "
+            f"standard error is {st['max_std_error']:.2f} index points. Import official "
+            "values with <code>quantlab data import-settlements</code>."
+        )
     if st["n_end_of_data"]:
         text += f" {st['n_end_of_data']} were still open when the data ends (end_of_data)."
     return ["<h2>Settlement</h2>", f"<p>{text}</p>"]

@@ -58,8 +58,9 @@ class Selection:
         return not self.reason
 
 
-def pick_expiry(expiries: pl.DataFrame, day: dt.date, spec: DTESpec, roots: tuple[str, ...] | None = None
-                ) -> tuple[str, dt.date, float] | None:  # fmt: skip
+def pick_expiry(
+    expiries: pl.DataFrame, day: dt.date, spec: DTESpec, roots: tuple[str, ...] | None = None
+) -> tuple[str, dt.date, float] | None:
     """Choose (root, expiry, forward) from the snapshot's expiry table (``root, expiry, forward``).
 
     Only expiries with a fitted forward (and, when given, of ``roots``) are eligible.
@@ -184,10 +185,17 @@ def select_structure(
         return Selection(root, expiry, ndte, fwd, (), "no_quotes_for_expiry")
     sym = c["raw_symbol"]
     group = _Group(
-        c["strike"][rows], c["is_call"][rows], c["delta"][rows], c["iv"][rows],
-        c["usable"][rows], c["buyable"][rows], c["bid"][rows], c["ask"][rows],
-        c["instrument_id"][rows], lambda k: str(sym[int(rows[k])]),
-    )  # fmt: skip
+        c["strike"][rows],
+        c["is_call"][rows],
+        c["delta"][rows],
+        c["iv"][rows],
+        c["usable"][rows],
+        c["buyable"][rows],
+        c["bid"][rows],
+        c["ask"][rows],
+        c["instrument_id"][rows],
+        lambda k: str(sym[int(rows[k])]),
+    )
     return _choose_legs(group, legs, match, root, expiry, ndte, fwd)
 
 
@@ -329,10 +337,17 @@ def _view_group(view: ChainView, root: str, expiry: dt.date) -> _Group | None:
     vols = view.vols(root, expiry)
     sym = view.dq.symbols()
     group = _Group(
-        view.strike[a:b], view.is_call[a:b], vols.delta, vols.iv, usable,
-        usable | (flag == int(QuoteFlag.ZERO_BID)), view.bid[a:b], view.ask[a:b],
-        view.dq.instrument_id[pos], lambda k: str(sym[int(pos[k])]),
-    )  # fmt: skip
+        view.strike[a:b],
+        view.is_call[a:b],
+        vols.delta,
+        vols.iv,
+        usable,
+        usable | (flag == int(QuoteFlag.ZERO_BID)),
+        view.bid[a:b],
+        view.ask[a:b],
+        view.dq.instrument_id[pos],
+        lambda k: str(sym[int(pos[k])]),
+    )
     view.cache[key] = group
     return group
 

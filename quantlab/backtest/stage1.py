@@ -128,7 +128,9 @@ class Stage1Result:
 
 def _candidate_id(entry_ns: int, sel: Selection) -> str:
     assert sel.expiry is not None
-    return ids.candidate_id(entry_ns, sel.root, sel.expiry, ((lg.occ, lg.quantity) for lg in sel.legs))
+    return ids.candidate_id(
+        entry_ns, sel.root, sel.expiry, ((lg.occ, lg.quantity) for lg in sel.legs)
+    )
 
 
 @functools.lru_cache(maxsize=4096)
@@ -296,15 +298,34 @@ def _propose(
         assert sel.expiry is not None
         row = len(acc.cand_rows)
         close_ns = _close_ns(sel.root, sel.expiry)
-        acc.cand_rows.append(base | {
-            "candidate_id": _candidate_id(ts, sel), "root": sel.root, "expiry": sel.expiry,
-            "dte": sel.dte, "forward": sel.forward, "n_legs": len(sel.legs),
-            "short_delta": next((abs(leg.delta) for leg in sel.legs if leg.quantity < 0), math.nan),
-            "legs": [{"occ": leg.occ, "right": leg.right, "strike": leg.strike, "quantity": leg.quantity,
-                      "instrument_id_entry": leg.instrument_id, "delta": leg.delta, "iv": leg.iv}
-                     for leg in sel.legs],
-            "close_ts": close_ns, "vix": vix,
-        })  # fmt: skip
+        acc.cand_rows.append(
+            base
+            | {
+                "candidate_id": _candidate_id(ts, sel),
+                "root": sel.root,
+                "expiry": sel.expiry,
+                "dte": sel.dte,
+                "forward": sel.forward,
+                "n_legs": len(sel.legs),
+                "short_delta": next(
+                    (abs(leg.delta) for leg in sel.legs if leg.quantity < 0), math.nan
+                ),
+                "legs": [
+                    {
+                        "occ": leg.occ,
+                        "right": leg.right,
+                        "strike": leg.strike,
+                        "quantity": leg.quantity,
+                        "instrument_id_entry": leg.instrument_id,
+                        "delta": leg.delta,
+                        "iv": leg.iv,
+                    }
+                    for leg in sel.legs
+                ],
+                "close_ts": close_ns,
+                "vix": vix,
+            }
+        )
         acc.legs.append(sel.legs)
         nb = np.full(MAX_LEGS, np.nan)
         na = np.full(MAX_LEGS, np.nan)
@@ -314,14 +335,33 @@ def _propose(
 
 
 CAND_SCHEMA: dict[str, Any] = {
-    "select_key": pl.Utf8, "entry_ts": pl.Int64, "entry_date": pl.Date, "entry_time": pl.Utf8,
-    "candidate_id": pl.Utf8, "root": pl.Utf8, "expiry": pl.Date, "dte": pl.Int32, "forward": pl.Float64,
-    "n_legs": pl.Int32, "short_delta": pl.Float64,
-    "legs": pl.List(pl.Struct({"occ": pl.Utf8, "right": pl.Utf8, "strike": pl.Float64, "quantity": pl.Int32,
-                               "instrument_id_entry": pl.UInt32, "delta": pl.Float64, "iv": pl.Float64})),
+    "select_key": pl.Utf8,
+    "entry_ts": pl.Int64,
+    "entry_date": pl.Date,
+    "entry_time": pl.Utf8,
+    "candidate_id": pl.Utf8,
+    "root": pl.Utf8,
+    "expiry": pl.Date,
+    "dte": pl.Int32,
+    "forward": pl.Float64,
+    "n_legs": pl.Int32,
+    "short_delta": pl.Float64,
+    "legs": pl.List(
+        pl.Struct(
+            {
+                "occ": pl.Utf8,
+                "right": pl.Utf8,
+                "strike": pl.Float64,
+                "quantity": pl.Int32,
+                "instrument_id_entry": pl.UInt32,
+                "delta": pl.Float64,
+                "iv": pl.Float64,
+            }
+        )
+    ),
     "close_ts": pl.Int64,
     "vix": pl.Float64,
-}  # fmt: skip
+}
 REJ_SCHEMA: dict[str, Any] = {
     "candidate_id": pl.Utf8,
     "select_key": pl.Utf8,
@@ -346,9 +386,12 @@ def candidate_settlements(
     value = np.array([found[k].value if found[k] else math.nan for k in keys], np.float64)
     source = [found[k].source if found[k] else None for k in keys]
     se = np.array(
-        [(found[k].std_error if found[k] and found[k].std_error is not None else math.nan)
-         for k in keys], np.float64,
-    )  # fmt: skip
+        [
+            (found[k].std_error if found[k] and found[k].std_error is not None else math.nan)
+            for k in keys
+        ],
+        np.float64,
+    )
     return value, source, se
 
 
@@ -377,8 +420,9 @@ def _result(
     keys = list(zip(cands["root"].to_list(), cands["expiry"].to_list(), strict=True))
     value, source, se = candidate_settlements(store, underlying, keys)
     day_sums = {d: day_checksum(store, underlying, d) for d in days_read}
-    sums = _candidate_checksums(cands, offsets, path_ts, days, day_sums, store, underlying,
-                                value, source)  # fmt: skip
+    sums = _candidate_checksums(
+        cands, offsets, path_ts, days, day_sums, store, underlying, value, source
+    )
     cands = cands.with_columns(
         pl.Series("settlement_source", source, pl.Utf8),
         pl.Series("settlement_std_error", se, pl.Float64),
@@ -387,11 +431,21 @@ def _result(
     return Stage1Result(
         candidates=cands,
         rejections=pl.DataFrame(acc.rej_rows, schema=REJ_SCHEMA),
-        offsets=offsets, path_ts=path_ts, path_bid=path_bid, path_ask=path_ask, qty=qty,
-        strike=strike, is_call=is_call, entry_bid=eb, entry_ask=ea, settle_value=value,
-        day_ids=book.day_ids, data_checksum=combine_checksums(day_sums), days=days_read,
+        offsets=offsets,
+        path_ts=path_ts,
+        path_bid=path_bid,
+        path_ask=path_ask,
+        qty=qty,
+        strike=strike,
+        is_call=is_call,
+        entry_bid=eb,
+        entry_ask=ea,
+        settle_value=value,
+        day_ids=book.day_ids,
+        data_checksum=combine_checksums(day_sums),
+        days=days_read,
         day_sums=day_sums,
-    )  # fmt: skip
+    )
 
 
 def _candidate_checksums(
@@ -435,8 +489,9 @@ _ARRAYS = (
 )
 
 
-def _pack_day_ids(day_ids: list[list[tuple[int, np.ndarray]]]
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+def _pack_day_ids(
+    day_ids: list[list[tuple[int, np.ndarray]]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``day_ids`` as arrays: segments per candidate, each segment's path position, its ids."""
     counts = np.array([len(segs) for segs in day_ids], np.int64)
     pos = np.array([p for segs in day_ids for p, _ in segs], np.int64)
@@ -449,8 +504,9 @@ def _pack_day_ids(day_ids: list[list[tuple[int, np.ndarray]]]
     return counts, pos, ids
 
 
-def _unpack_day_ids(counts: np.ndarray, pos: np.ndarray, ids: np.ndarray
-                    ) -> list[list[tuple[int, np.ndarray]]]:  # fmt: skip
+def _unpack_day_ids(
+    counts: np.ndarray, pos: np.ndarray, ids: np.ndarray
+) -> list[list[tuple[int, np.ndarray]]]:
     """Inverse of :func:`_pack_day_ids`."""
     plist = pos.tolist()
     out: list[list[tuple[int, np.ndarray]]] = []

@@ -44,8 +44,8 @@ from quantlab.money import (
     SHARES_PER_CONTRACT,
     to_cents,
 )
-from quantlab.strategy import kernels as k
 from quantlab.strategy import ids
+from quantlab.strategy import kernels as k
 from quantlab.strategy.book import DecisionBook
 from quantlab.strategy.exits import exit_deadline, level_bp, make_rule
 from quantlab.strategy.rules import FILTER_REASONS, decision_kind, entry_filter_codes
@@ -71,9 +71,22 @@ class PortfolioResult:
 
 
 #: candidate columns the pass reads, as lists in decision order
-_COLUMNS = ("candidate_id", "entry_ts", "entry_date", "entry_time", "expiry", "dte", "root",
-            "close_ts", "legs", "short_delta", "forward", "settlement_source",
-            "settlement_std_error", "data_checksum")  # fmt: skip
+_COLUMNS = (
+    "candidate_id",
+    "entry_ts",
+    "entry_date",
+    "entry_time",
+    "expiry",
+    "dte",
+    "root",
+    "close_ts",
+    "legs",
+    "short_delta",
+    "forward",
+    "settlement_source",
+    "settlement_std_error",
+    "data_checksum",
+)
 
 
 @dataclass
@@ -151,8 +164,14 @@ def run_stage2(
         credit = int(x.credit[j])
         gate = "filtered_by_model" if allow is not None and cid not in allow else ""
         p = None if probabilities is None else probabilities.get(cid)
-        d = book.decide(ts, day, filter_reason=FILTER_REASONS[x.codes[j]], gate_reason=gate,
-                        max_loss_c=int(x.hi[j]) - credit, probability=p)  # fmt: skip
+        d = book.decide(
+            ts,
+            day,
+            filter_reason=FILTER_REASONS[x.codes[j]],
+            gate_reason=gate,
+            max_loss_c=int(x.hi[j]) - credit,
+            probability=p,
+        )
         reason = d.reason
         if d.taken:
             t = _trade(s1, ctx, x, j, d.contracts)
@@ -161,16 +180,17 @@ def run_stage2(
             else:
                 row, mk = t
                 book.open_trade(row["trade_id"], day)
-                book.close_trade(row["trade_id"], row["exit_ts"], row.pop("_pnl_mc"),
-                                 row["exit_reason"])  # fmt: skip
+                book.close_trade(
+                    row["trade_id"], row["exit_ts"], row.pop("_pnl_mc"), row["exit_reason"]
+                )
                 trades.append(row)
                 marks.append(mk)
         dec.add(cols, j, credit, reason)
     rej = s1.rejections
     rej = rej.filter(np.isin(rej["select_key"].to_numpy(), list(keys))) if rej.height else rej
     decisions = dec.frame(rej)
-    trades_df = pl.DataFrame(trades, schema=TRADE_SCHEMA) if trades else pl.DataFrame(
-        schema=TRADE_SCHEMA
+    trades_df = (
+        pl.DataFrame(trades, schema=TRADE_SCHEMA) if trades else pl.DataFrame(schema=TRADE_SCHEMA)
     )
     eq_min, eq_day = build_equity(marks, spec.sizing.capital, s1.days)
     return PortfolioResult(spec, trades_df, decisions, eq_min, eq_day)
@@ -181,9 +201,20 @@ class _Decisions:
 
     def __init__(self, spec: StrategySpec) -> None:
         self.spec, self.cfg = spec, spec.config_hash()
-        self.c: dict[str, list] = {n: [] for n in (
-            "candidate_id", "entry_ts", "entry_date", "entry_time", "expiry", "dte",
-            "credit_per_share", "decision", "reason")}  # fmt: skip
+        self.c: dict[str, list] = {
+            n: []
+            for n in (
+                "candidate_id",
+                "entry_ts",
+                "entry_date",
+                "entry_time",
+                "expiry",
+                "dte",
+                "credit_per_share",
+                "decision",
+                "reason",
+            )
+        }
 
     def add(self, cols: dict[str, list], j: int, credit_c: int, reason: str) -> None:
         c = self.c
@@ -201,12 +232,18 @@ class _Decisions:
         )
         if rej.height:
             r = rej.select(
-                pl.col("candidate_id"), pl.lit(self.spec.name).alias("strategy"),
-                pl.lit(self.cfg).alias("config_hash"), "entry_ts", "entry_date", "entry_time",
-                pl.lit(None, pl.Date).alias("expiry"), pl.lit(None, pl.Int32).alias("dte"),
+                pl.col("candidate_id"),
+                pl.lit(self.spec.name).alias("strategy"),
+                pl.lit(self.cfg).alias("config_hash"),
+                "entry_ts",
+                "entry_date",
+                "entry_time",
+                pl.lit(None, pl.Date).alias("expiry"),
+                pl.lit(None, pl.Int32).alias("dte"),
                 pl.lit(None, pl.Float64).alias("credit_per_share"),
-                pl.lit("rejected").alias("decision"), "reason",
-            )  # fmt: skip
+                pl.lit("rejected").alias("decision"),
+                "reason",
+            )
             df = pl.concat([df, r.cast(DECISION_SCHEMA)])  # type: ignore[arg-type]
         return df.sort(["entry_ts", "candidate_id"])
 
@@ -245,7 +282,9 @@ class _Context:
         return r
 
 
-def _leg_fills(bid: np.ndarray, ask: np.ndarray, sell: np.ndarray, params: np.ndarray) -> np.ndarray:
+def _leg_fills(
+    bid: np.ndarray, ask: np.ndarray, sell: np.ndarray, params: np.ndarray
+) -> np.ndarray:
     out = np.empty(bid.shape[0], np.int64)
     fill_cents_1d(bid.astype(np.int64), ask.astype(np.int64), sell, params, out)
     return out
@@ -269,8 +308,9 @@ def _trade(
     settle_c = round(settle * CENTS_PER_DOLLAR) if settle == settle else 0
     settle_cost = int(k.settlement_cost(settle_c, qty, x.strike[j], x.is_call[j], n))
     rule = ctx.rule(credit, lo, hi, ctx.deadline(root, expiry))
-    idx, code, cost, mae2, mfe2 = k.scan_exit(ts, pb, pa, qty, n, ctx.fills, rule, settle_cost,
-                                              can_settle)  # fmt: skip
+    idx, code, cost, mae2, mfe2 = k.scan_exit(
+        ts, pb, pa, qty, n, ctx.fills, rule, settle_cost, can_settle
+    )
     if code == k.REASON_END_OF_DATA and idx < 0:
         return None
     fee_params = ctx.fees
@@ -291,17 +331,49 @@ def _trade(
     mid2 = np.empty(upto, np.int64)
     k.mark_path(pb, pa, qty, n, ctx.fills, lo, hi, upto, mid2)
     ok = mid2 != NO_NET
-    mtm = np.where(ok, (2 * credit - mid2) * contracts / 2.0, 0.0) - entry_fees / MILLICENTS_PER_DOLLAR
+    mtm = (
+        np.where(ok, (2 * credit - mid2) * contracts / 2.0, 0.0)
+        - entry_fees / MILLICENTS_PER_DOLLAR
+    )
     marks = TradeMarks(ts[:upto], mtm, exit_ts, pnl_mc / MILLICENTS_PER_DOLLAR)
-    row = _record(s1, ctx, x, j, contracts, idx, code, cost, entry_px, exit_px, fees, pnl_mc,
-                  mae2, mfe2, exit_ts)  # fmt: skip
+    row = _record(
+        s1,
+        ctx,
+        x,
+        j,
+        contracts,
+        idx,
+        code,
+        cost,
+        entry_px,
+        exit_px,
+        fees,
+        pnl_mc,
+        mae2,
+        mfe2,
+        exit_ts,
+    )
     row["_pnl_mc"] = pnl_mc
     return row, marks
 
 
-def _record(s1: Stage1Result, ctx: _Context, x: _Inputs, j: int, contracts: int, idx: int,
-            code: int, cost: int, entry_px: np.ndarray, exit_px: np.ndarray, fees: int,
-            pnl_mc: int, mae2: int, mfe2: int, exit_ts: int) -> dict:  # fmt: skip
+def _record(
+    s1: Stage1Result,
+    ctx: _Context,
+    x: _Inputs,
+    j: int,
+    contracts: int,
+    idx: int,
+    code: int,
+    cost: int,
+    entry_px: np.ndarray,
+    exit_px: np.ndarray,
+    fees: int,
+    pnl_mc: int,
+    mae2: int,
+    mfe2: int,
+    exit_ts: int,
+) -> dict:
     """The trade record (:data:`~quantlab.backtest.records.TRADE_SCHEMA`)."""
     spec = ctx.spec
     i = int(x.rows[j])
@@ -315,28 +387,53 @@ def _record(s1: Stage1Result, ctx: _Context, x: _Inputs, j: int, contracts: int,
     ml = max(hi - credit, 0)
     se = c.get("settlement_std_error")
     return {
-        "trade_id": ids.trade_id(c["candidate_id"], cfg), "candidate_id": c["candidate_id"],
-        "strategy": spec.name, "config_hash": cfg, "entry_ts": c["entry_ts"], "exit_ts": exit_ts,
-        "entry_date": c["entry_date"], "exit_date": calendar.et_date(exit_ts),
-        "entry_time": c["entry_time"], "root": c["root"], "expiry": c["expiry"], "dte": c["dte"],
-        "structure": spec.structure, "delta_target": spec.short_delta,
-        "short_delta": c["short_delta"], "forward": c["forward"],
+        "trade_id": ids.trade_id(c["candidate_id"], cfg),
+        "candidate_id": c["candidate_id"],
+        "strategy": spec.name,
+        "config_hash": cfg,
+        "entry_ts": c["entry_ts"],
+        "exit_ts": exit_ts,
+        "entry_date": c["entry_date"],
+        "exit_date": calendar.et_date(exit_ts),
+        "entry_time": c["entry_time"],
+        "root": c["root"],
+        "expiry": c["expiry"],
+        "dte": c["dte"],
+        "structure": spec.structure,
+        "delta_target": spec.short_delta,
+        "short_delta": c["short_delta"],
+        "forward": c["forward"],
         "width": structure_width([lg["strike"] for lg in legs], [lg["right"] for lg in legs]),
-        "legs": [{"occ": lg["occ"], "root": c["root"], "expiry": c["expiry"], "right": lg["right"],
-                  "strike": lg["strike"], "quantity": lg["quantity"],
-                  "instrument_id_entry": lg["instrument_id_entry"],
-                  "instrument_id_exit": int(exit_ids[m]), "entry_price": int(entry_px[m]) / cd,
-                  "exit_price": int(exit_px[m]) / cd} for m, lg in enumerate(legs)],
-        "contracts": contracts, "credit_per_share": credit / cd, "exit_cost_per_share": cost / cd,
-        "max_loss_per_share": ml / cd, "max_loss": ml * contracts * SHARES_PER_CONTRACT / cd,
-        "fees": fees / MILLICENTS_PER_DOLLAR, "pnl": pnl_mc / MILLICENTS_PER_DOLLAR,
-        "exit_reason": k.REASONS[code], "mae_per_share": mae2 / (2 * cd),
+        "legs": [
+            {
+                "occ": lg["occ"],
+                "root": c["root"],
+                "expiry": c["expiry"],
+                "right": lg["right"],
+                "strike": lg["strike"],
+                "quantity": lg["quantity"],
+                "instrument_id_entry": lg["instrument_id_entry"],
+                "instrument_id_exit": int(exit_ids[m]),
+                "entry_price": int(entry_px[m]) / cd,
+                "exit_price": int(exit_px[m]) / cd,
+            }
+            for m, lg in enumerate(legs)
+        ],
+        "contracts": contracts,
+        "credit_per_share": credit / cd,
+        "exit_cost_per_share": cost / cd,
+        "max_loss_per_share": ml / cd,
+        "max_loss": ml * contracts * SHARES_PER_CONTRACT / cd,
+        "fees": fees / MILLICENTS_PER_DOLLAR,
+        "pnl": pnl_mc / MILLICENTS_PER_DOLLAR,
+        "exit_reason": k.REASONS[code],
+        "mae_per_share": mae2 / (2 * cd),
         "mfe_per_share": mfe2 / (2 * cd),
         "settlement_source": c.get("settlement_source") if code == k.REASON_SETTLEMENT else None,
         "settlement_value": float(s1.settle_value[i]) if code == k.REASON_SETTLEMENT else None,
         "settlement_std_error": se if code == k.REASON_SETTLEMENT and se == se else None,
         "data_checksum": c.get("data_checksum") or s1.data_checksum,
-    }  # fmt: skip
+    }
 
 
 __all__ = ["PortfolioResult", "run_stage2"]

@@ -24,5 +24,15 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'quantlab.brokers' has no attribute {name!r}")
 
 
-__all__ = ["TERMINAL", "AccountSummary", "Broker", "BrokerDisconnected", "BrokerError",
-           "ComboLeg", "Fill", "IBKRBroker", "Order", "Position"]  # fmt: skip
+__all__ = [
+    "TERMINAL",
+    "AccountSummary",
+    "Broker",
+    "BrokerDisconnected",
+    "BrokerError",
+    "ComboLeg",
+    "Fill",
+    "IBKRBroker",
+    "Order",
+    "Position",
+]

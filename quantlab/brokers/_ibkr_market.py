@@ -30,11 +30,21 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("quantlab.brokers.ibkr")
 _CHAIN_SCHEMA = {
-    "instrument_id": pl.UInt32, "raw_symbol": pl.Utf8, "root": pl.Utf8, "expiry": pl.Date,
-    "settlement": pl.Utf8, "strike": pl.Float64, "right": pl.Utf8, "multiplier": pl.Int32,
-    "bid": pl.Float64, "ask": pl.Float64, "bid_size": pl.UInt32, "ask_size": pl.UInt32,
-    "quote_ts": pl.Int64, "age_s": pl.Float64,
-}  # fmt: skip
+    "instrument_id": pl.UInt32,
+    "raw_symbol": pl.Utf8,
+    "root": pl.Utf8,
+    "expiry": pl.Date,
+    "settlement": pl.Utf8,
+    "strike": pl.Float64,
+    "right": pl.Utf8,
+    "multiplier": pl.Int32,
+    "bid": pl.Float64,
+    "ask": pl.Float64,
+    "bid_size": pl.UInt32,
+    "ask_size": pl.UInt32,
+    "quote_ts": pl.Int64,
+    "age_s": pl.Float64,
+}
 SETTLE_DELAY_NS = 15 * calendar.NS_PER_MINUTE  # the closing print is final by then
 
 
@@ -110,19 +120,24 @@ class MarketDataMixin:
         if self._params is None or self._params[0] != day:
             idx = self.index_contract()
             self._pace(1)
-            rows = self._req("reqSecDefOptParams SPX", self.ib.reqSecDefOptParams, "SPX", "",
-                             "IND", idx.conId)  # fmt: skip
+            rows = self._req(
+                "reqSecDefOptParams SPX", self.ib.reqSecDefOptParams, "SPX", "", "IND", idx.conId
+            )
             exps: dict[str, list[str]] = {}
             strikes: set[float] = set()
             for exch in ("SMART", "CBOE"):
                 for r in rows:
-                    if r.exchange == exch and r.tradingClass in ("SPX", "SPXW") and \
-                            r.tradingClass not in exps:  # fmt: skip
+                    if (
+                        r.exchange == exch
+                        and r.tradingClass in ("SPX", "SPXW")
+                        and r.tradingClass not in exps
+                    ):
                         exps[r.tradingClass] = sorted(r.expirations)
                         strikes.update(float(k) for k in r.strikes)
             if not exps:
-                raise BrokerError("IB returned no SPX/SPXW option parameters for SPX "
-                                  f"(conId {idx.conId}).")  # fmt: skip
+                raise BrokerError(
+                    f"IB returned no SPX/SPXW option parameters for SPX (conId {idx.conId})."
+                )
             self._params = (day, exps, sorted(strikes))
         _, exps, listed = self._params
         return {tc: ([_ymd(e) for e in v], list(listed)) for tc, v in exps.items()}
@@ -135,13 +150,20 @@ class MarketDataMixin:
         parse_occ(occ)  # InputError for a malformed symbol
         from ib_async import Contract as IBContract
 
-        q = IBContract(secType="OPT", symbol="SPX", localSymbol=occ, exchange="SMART",
-                       currency="USD", tradingClass=occ_root(occ))  # fmt: skip
+        q = IBContract(
+            secType="OPT",
+            symbol="SPX",
+            localSymbol=occ,
+            exchange="SMART",
+            currency="USD",
+            tradingClass=occ_root(occ),
+        )
         self._pace(1)
         got = self._req(f"qualify {occ!r}", self.ib.qualifyContracts, q)
         if not got or got[0] is None:
-            raise BrokerError(f"IB has no security definition for option {occ!r}"
-                              f"{self._recent_error(q)}")  # fmt: skip
+            raise BrokerError(
+                f"IB has no security definition for option {occ!r}{self._recent_error(q)}"
+            )
         self._by_occ[occ] = q
         return q
 
@@ -159,8 +181,9 @@ class MarketDataMixin:
 
             q = Option("SPX", expiry, 0.0, right, "SMART", currency="USD", tradingClass=root)
             self._pace(1)
-            details = self._req(f"contract details {root} {expiry} {right}",
-                                self.ib.reqContractDetails, q)  # fmt: skip
+            details = self._req(
+                f"contract details {root} {expiry} {right}", self.ib.reqContractDetails, q
+            )
             table: dict[float, Contract] = {}
             for d in details:
                 c = d.contract
@@ -191,8 +214,9 @@ class MarketDataMixin:
                 self._denied.clear()
                 t0 = dt.datetime.now(dt.UTC)
                 self._pace(len(batch))
-                tickers = self._req(f"snapshot of {len(batch)} contracts", self.ib.reqTickers,
-                                    *batch)  # fmt: skip
+                tickers = self._req(
+                    f"snapshot of {len(batch)} contracts", self.ib.reqTickers, *batch
+                )
                 for c, t in zip(batch, tickers, strict=True):
                     fresh = t.time is not None and t.time >= t0
                     out[c.conId] = t if fresh else None
@@ -208,8 +232,11 @@ class MarketDataMixin:
         if self.market_data_type not in (1, 2):
             return False
         self.market_data_type = 3 if self.market_data_type == 1 else 4
-        log.warning("IB: live market data is not subscribed; falling back to delayed data "
-                    "(reqMarketDataType %d)", self.market_data_type)  # fmt: skip
+        log.warning(
+            "IB: live market data is not subscribed; falling back to delayed data "
+            "(reqMarketDataType %d)",
+            self.market_data_type,
+        )
         self._pace(1)
         self.ib.reqMarketDataType(self.market_data_type)
         return True
@@ -220,17 +247,23 @@ class MarketDataMixin:
         for v in (getattr(t, "last", math.nan), getattr(t, "close", math.nan)):
             if v is not None and math.isfinite(v) and v > 0:
                 return float(v)
-        raise BrokerError("IB sent no SPX index price (last/close): is the index data "
-                          "subscribed (or delayed data enabled)?")  # fmt: skip
+        raise BrokerError(
+            "IB sent no SPX index price (last/close): is the index data "
+            "subscribed (or delayed data enabled)?"
+        )
 
     def _plan(self, day: dt.date, ts: int, expirations: Any, roots: Any) -> list[tuple[str, str]]:
         """(trading class, expiration) pairs to snapshot, the preferred first."""
         params = self.option_params(day)
         want_roots = tuple(roots) if roots is not None else self.roots
-        want_exp = None if expirations is None else {
-            e if isinstance(e, dt.date) else dt.date.fromisoformat(str(e))
-            for e in ([expirations] if isinstance(expirations, (str, dt.date)) else expirations)
-        }  # fmt: skip
+        want_exp = (
+            None
+            if expirations is None
+            else {
+                e if isinstance(e, dt.date) else dt.date.fromisoformat(str(e))
+                for e in ([expirations] if isinstance(expirations, (str, dt.date)) else expirations)
+            }
+        )
         cands = []
         for root in want_roots:
             for e in params.get(root, ([], []))[0]:
@@ -255,8 +288,9 @@ class MarketDataMixin:
         keep = cands if want_exp is not None else cands[: self.max_expiries]
         return [(root, e) for _, root, e in keep]
 
-    def chain_snapshot(self, underlying: str, ts: int, *, expirations: Any = None,
-                       roots: Any = None) -> pl.DataFrame:  # fmt: skip
+    def chain_snapshot(
+        self, underlying: str, ts: int, *, expirations: Any = None, roots: Any = None
+    ) -> pl.DataFrame:
         """The chain now, as :func:`quantlab.data.read.chain_at` shapes it, for the strikes
         within ``strike_window`` points of the index and the expiries the strategy can pick
         (``dte`` and ``max_expiries``; or exactly ``expirations`` / ``roots`` when given).
@@ -289,16 +323,24 @@ class MarketDataMixin:
             ask = tick_px(t.ask, "ask") if t is not None else math.nan
             quoted = not (math.isnan(bid) and math.isnan(ask))
             lag_ns = DELAYED_LAG_NS if self.market_data_type in (3, 4) else 0
-            rows.append({
-                "instrument_id": int(c.conId), "raw_symbol": c.localSymbol, "root": root,
-                "expiry": expiry, "settlement": "AM" if root in calendar.AM_ROOTS else "PM",
-                "strike": strike, "right": right, "multiplier": int(c.multiplier or 100),
-                "bid": None if math.isnan(bid) else bid, "ask": None if math.isnan(ask) else ask,
-                "bid_size": _size(t.bidSize) if t is not None and bid > 0 else 0,
-                "ask_size": _size(t.askSize) if t is not None and ask == ask else 0,
-                "quote_ts": (taken - lag_ns) if quoted else None,
-                "age_s": lag_ns / 1e9 if quoted else None,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "instrument_id": int(c.conId),
+                    "raw_symbol": c.localSymbol,
+                    "root": root,
+                    "expiry": expiry,
+                    "settlement": "AM" if root in calendar.AM_ROOTS else "PM",
+                    "strike": strike,
+                    "right": right,
+                    "multiplier": int(c.multiplier or 100),
+                    "bid": None if math.isnan(bid) else bid,
+                    "ask": None if math.isnan(ask) else ask,
+                    "bid_size": _size(t.bidSize) if t is not None and bid > 0 else 0,
+                    "ask_size": _size(t.askSize) if t is not None and ask == ask else 0,
+                    "quote_ts": (taken - lag_ns) if quoted else None,
+                    "age_s": lag_ns / 1e9 if quoted else None,
+                }
+            )
         frame = pl.DataFrame(rows, schema=_CHAIN_SCHEMA).sort(["expiry", "root", "strike", "right"])
         self._chain_cache = (key, frame)
         return frame
@@ -321,8 +363,10 @@ class MarketDataMixin:
                 continue
             c = self.contract_for(occ)
             if len(self._streams) >= self.max_lines:
-                raise BrokerError(f"{len(self._streams)} market-data lines in use (max_lines "
-                                  f"{self.max_lines}): cannot stream {occ!r}.")  # fmt: skip
+                raise BrokerError(
+                    f"{len(self._streams)} market-data lines in use (max_lines "
+                    f"{self.max_lines}): cannot stream {occ!r}."
+                )
             self._subscribe(occ, c, stamp)
             new.append(occ)
         if new:
@@ -352,7 +396,7 @@ class MarketDataMixin:
                 self._streams[o][0].conId in self._denied
                 or not (math.isnan(self._streams[o][1].bid) and math.isnan(self._streams[o][1].ask))
                 for o in occs
-            )  # fmt: skip
+            )
 
         while not ready() and time.monotonic() < end:
             self.ib.waitOnUpdate(timeout=max(end - time.monotonic(), 0.01))

@@ -61,9 +61,14 @@ class Pacer:
         Monotonic seconds and a sleep that keeps the client's event loop running.
     """
 
-    def __init__(self, per_s: float, *, slack: float = 0.05,
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Any] = time.sleep) -> None:  # fmt: skip
+    def __init__(
+        self,
+        per_s: float,
+        *,
+        slack: float = 0.05,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Any] = time.sleep,
+    ) -> None:
         if not per_s >= 1.0:
             raise ConfigError(f"pacing_per_s must be >= 1 message per second (got {per_s!r}).")
         self.capacity = int(per_s)
@@ -98,9 +103,15 @@ def bag_legs(legs: Iterable[ComboLeg], con_ids: Iterable[int]) -> list[Any]:
     """ib_async ``ComboLeg`` list of a combo: ratio = |ratio|, action BUY (> 0) / SELL (< 0)."""
     from ib_async import ComboLeg as IBLeg
 
-    return [IBLeg(conId=int(cid), ratio=abs(int(leg.ratio)),
-                  action="BUY" if leg.ratio > 0 else "SELL", exchange="SMART")
-            for leg, cid in zip(legs, con_ids, strict=True)]  # fmt: skip
+    return [
+        IBLeg(
+            conId=int(cid),
+            ratio=abs(int(leg.ratio)),
+            action="BUY" if leg.ratio > 0 else "SELL",
+            exchange="SMART",
+        )
+        for leg, cid in zip(legs, con_ids, strict=True)
+    ]
 
 
 def trade_status(trade: Any) -> str:

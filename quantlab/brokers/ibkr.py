@@ -117,15 +117,31 @@ class IBKRBroker(MarketDataMixin):
         How to wait between reconnect attempts (default ``time.sleep``).
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 7497, client_id: int = 1,
-                 timeout: float = 10.0, *, account: str | None = None, live: bool = False,
-                 roots: Iterable[str] = ("SPXW",), dte: DTESpec | None = None,
-                 max_expiries: int = 2, strike_window: float = 200.0, market_data_type: int = 1,
-                 pacing_per_s: float = 45.0, max_lines: int = 90, request_timeout: float = 15.0,
-                 quote_timeout: float = 3.0, stream_idle_s: float = 300.0,
-                 reconnect_attempts: int = 6, backoff_s: float = 1.0, backoff_max_s: float = 30.0,
-                 clock: Callable[[], int] | None = None,
-                 sleep: Callable[[float], Any] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 7497,
+        client_id: int = 1,
+        timeout: float = 10.0,
+        *,
+        account: str | None = None,
+        live: bool = False,
+        roots: Iterable[str] = ("SPXW",),
+        dte: DTESpec | None = None,
+        max_expiries: int = 2,
+        strike_window: float = 200.0,
+        market_data_type: int = 1,
+        pacing_per_s: float = 45.0,
+        max_lines: int = 90,
+        request_timeout: float = 15.0,
+        quote_timeout: float = 3.0,
+        stream_idle_s: float = 300.0,
+        reconnect_attempts: int = 6,
+        backoff_s: float = 1.0,
+        backoff_max_s: float = 30.0,
+        clock: Callable[[], int] | None = None,
+        sleep: Callable[[float], Any] | None = None,
+    ) -> None:
         from ib_async import IB
 
         if market_data_type not in (1, 2, 3, 4):
@@ -136,8 +152,10 @@ class IBKRBroker(MarketDataMixin):
         if bad_roots:
             raise ConfigError(f"roots must be SPX and/or SPXW (got {bad_roots}).")
         if reconnect_attempts < 1 or backoff_s <= 0 or backoff_max_s < backoff_s:
-            raise ConfigError("reconnect_attempts must be >= 1 and 0 < backoff_s <= backoff_max_s "
-                              f"(got {reconnect_attempts}, {backoff_s}, {backoff_max_s}).")  # fmt: skip
+            raise ConfigError(
+                "reconnect_attempts must be >= 1 and 0 < backoff_s <= backoff_max_s "
+                f"(got {reconnect_attempts}, {backoff_s}, {backoff_max_s})."
+            )
         if account is not None:
             check_account(account, live)
         self.host, self.port = host, int(port)
@@ -178,20 +196,39 @@ class IBKRBroker(MarketDataMixin):
         self._settlements: dict[tuple[str, dt.date], float] = {}
 
     @classmethod
-    def from_config(cls, cfg: IBKRConfig, *, account: str | None = None, live: bool = False,
-                    spec: StrategySpec | None = None,
-                    clock: Callable[[], int] | None = None) -> IBKRBroker:  # fmt: skip
+    def from_config(
+        cls,
+        cfg: IBKRConfig,
+        *,
+        account: str | None = None,
+        live: bool = False,
+        spec: StrategySpec | None = None,
+        clock: Callable[[], int] | None = None,
+    ) -> IBKRBroker:
         """Build from the ``ibkr:`` config section. The account is ``account`` when given,
         else the environment variable ``cfg.account_env``, else the gateway's only account;
         roots and DTE rule come from the strategy ``spec``."""
         acct = account or os.environ.get(cfg.account_env) or None
-        return cls(cfg.host, cfg.port, cfg.client_id, cfg.connect_timeout, account=acct, live=live,
-                   roots=spec.roots if spec else ("SPXW",), dte=spec.dte if spec else None,
-                   max_expiries=cfg.max_expiries, strike_window=cfg.strike_window,
-                   market_data_type=cfg.market_data_type, pacing_per_s=cfg.pacing_per_s,
-                   max_lines=cfg.max_market_data_lines, request_timeout=cfg.request_timeout,
-                   reconnect_attempts=cfg.reconnect_attempts, backoff_s=cfg.reconnect_backoff_s,
-                   backoff_max_s=cfg.reconnect_backoff_max_s, clock=clock)  # fmt: skip
+        return cls(
+            cfg.host,
+            cfg.port,
+            cfg.client_id,
+            cfg.connect_timeout,
+            account=acct,
+            live=live,
+            roots=spec.roots if spec else ("SPXW",),
+            dte=spec.dte if spec else None,
+            max_expiries=cfg.max_expiries,
+            strike_window=cfg.strike_window,
+            market_data_type=cfg.market_data_type,
+            pacing_per_s=cfg.pacing_per_s,
+            max_lines=cfg.max_market_data_lines,
+            request_timeout=cfg.request_timeout,
+            reconnect_attempts=cfg.reconnect_attempts,
+            backoff_s=cfg.reconnect_backoff_s,
+            backoff_max_s=cfg.reconnect_backoff_max_s,
+            clock=clock,
+        )
 
     # -- plumbing ---------------------------------------------------------------------------
     def _wait(self, seconds: float) -> None:
@@ -262,16 +299,22 @@ class IBKRBroker(MarketDataMixin):
                 self._open()
                 if self._ever_connected:
                     self.reconnects += 1
-                    log.warning("IB: reconnected to %s:%s (attempt %d)", self.host, self.port,
-                                attempt)  # fmt: skip
+                    log.warning(
+                        "IB: reconnected to %s:%s (attempt %d)", self.host, self.port, attempt
+                    )
                 self._ever_connected = True
                 return
             except (TimeoutError, OSError, BrokerDisconnected) as exc:
                 last = exc
                 self.ib.disconnect()
             if attempt < self.reconnect_attempts:
-                log.warning("IB: connect to %s:%s failed (%s); retrying in %.2f s", self.host,
-                            self.port, type(last).__name__, delay)  # fmt: skip
+                log.warning(
+                    "IB: connect to %s:%s failed (%s); retrying in %.2f s",
+                    self.host,
+                    self.port,
+                    type(last).__name__,
+                    delay,
+                )
                 self._sleep(delay)
                 delay = min(delay * 2.0, self.backoff_max_s)
         raise BrokerDisconnected(
@@ -284,20 +327,30 @@ class IBKRBroker(MarketDataMixin):
         self._pace(8)  # startApi and the start-up sync requests
         # raiseSyncErrors: a start-up sync that timed out (open/completed orders, executions)
         # fails the connection; with an incomplete list a restart could re-send an order
-        self.ib.connect(self.host, self.port, clientId=self.client_id, timeout=self.timeout,
-                        account=self.account or "", raiseSyncErrors=True)  # fmt: skip
+        self.ib.connect(
+            self.host,
+            self.port,
+            clientId=self.client_id,
+            timeout=self.timeout,
+            account=self.account or "",
+            raiseSyncErrors=True,
+        )
         accounts = self.ib.managedAccounts()
         REDACTOR.add(accounts)
         try:
             if self.account is None:
                 if len(accounts) != 1:
-                    raise ConfigError(f"the gateway manages {len(accounts)} accounts: set the "
-                                      "account (config 'account' or the environment).")  # fmt: skip
+                    raise ConfigError(
+                        f"the gateway manages {len(accounts)} accounts: set the "
+                        "account (config 'account' or the environment)."
+                    )
                 check_account(accounts[0], self.live)
                 self.account = accounts[0]
             elif self.account not in accounts:
-                raise ConfigError(f"account {mask_account(self.account)} is not managed by the "
-                                  f"gateway at {self.host}:{self.port}.")  # fmt: skip
+                raise ConfigError(
+                    f"account {mask_account(self.account)} is not managed by the "
+                    f"gateway at {self.host}:{self.port}."
+                )
         except ConfigError:
             self.ib.disconnect()
             raise
@@ -330,8 +383,10 @@ class IBKRBroker(MarketDataMixin):
         """IBKR trades the current session only: ``day`` must be today (ET, broker clock)."""
         today = _et_day(self.now())
         if day != today:
-            raise InputError(f"the IBKR broker trades the current session only: asked for {day}, "
-                             f"today is {today}.")  # fmt: skip
+            raise InputError(
+                f"the IBKR broker trades the current session only: asked for {day}, "
+                f"today is {today}."
+            )
 
     # -- account ----------------------------------------------------------------------------
     def account_summary(self) -> AccountSummary:
@@ -364,8 +419,7 @@ class IBKRBroker(MarketDataMixin):
         return out
 
     def _held_occs(self) -> set[str]:
-        held = {p.contract.localSymbol for p in self.ib.positions(self.account or "")
-                if p.position}  # fmt: skip
+        held = {p.contract.localSymbol for p in self.ib.positions(self.account or "") if p.position}
         for t in self.ib.openTrades():
             held.update(self._occ_of(leg.conId) for leg in t.contract.comboLegs or [])
         return held
@@ -388,8 +442,9 @@ class IBKRBroker(MarketDataMixin):
         return q.localSymbol
 
     # -- orders -----------------------------------------------------------------------------
-    def place_combo(self, legs: tuple[ComboLeg, ...], quantity: int, limit_price: float,
-                    order_ref: str) -> str:  # fmt: skip
+    def place_combo(
+        self, legs: tuple[ComboLeg, ...], quantity: int, limit_price: float, order_ref: str
+    ) -> str:
         """Send a BAG limit order (IB price = -limit_price); idempotent on ``order_ref``."""
         if not legs or any(leg.ratio == 0 for leg in legs):
             raise InputError(f"a combo needs legs with nonzero ratios (got {legs!r}).")
@@ -413,11 +468,23 @@ class IBKRBroker(MarketDataMixin):
         from ib_async import Contract as IBContract
         from ib_async import LimitOrder
 
-        bag = IBContract(secType="BAG", symbol="SPX", exchange="SMART", currency="USD",
-                         comboLegs=bag_legs(legs, con_ids))  # fmt: skip
+        bag = IBContract(
+            secType="BAG",
+            symbol="SPX",
+            exchange="SMART",
+            currency="USD",
+            comboLegs=bag_legs(legs, con_ids),
+        )
         px = round(-float(limit_price), 2) + 0.0  # IB: a credit is a negative BUY price
-        order = LimitOrder("BUY", int(quantity), px, orderRef=order_ref, transmit=True,
-                           tif="DAY", account=self.account or "")  # fmt: skip
+        order = LimitOrder(
+            "BUY",
+            int(quantity),
+            px,
+            orderRef=order_ref,
+            transmit=True,
+            tif="DAY",
+            account=self.account or "",
+        )
         rec = _Rec(tuple(legs), int(quantity), float(limit_price), self.now())
         self._recs[order_ref] = rec
         self._pace(1)
@@ -436,8 +503,10 @@ class IBKRBroker(MarketDataMixin):
         if trade.isDone():
             log.warning("IB rejected order %s: %s", order_ref, reject_reason(trade))
             return f"ref:{order_ref}"
-        raise BrokerError(f"order {order_ref!r} was sent but IB did not acknowledge it within "
-                          f"{self.request_timeout:g} s; a restart reconciles it by orderRef.")  # fmt: skip
+        raise BrokerError(
+            f"order {order_ref!r} was sent but IB did not acknowledge it within "
+            f"{self.request_timeout:g} s; a restart reconciles it by orderRef."
+        )
 
     def _trade_of(self, ref: str) -> Any:
         hits = [t for t in self.ib.trades() if t.order.orderRef == ref]
@@ -451,7 +520,8 @@ class IBKRBroker(MarketDataMixin):
         """The id of an order TWS already knows under ``ref`` (None when it knows none)."""
         trade, fills = self._trade_of(ref), self._fills_of(ref)
         perm = (trade.order.permId if trade is not None else 0) or next(
-            (f.execution.permId for f in fills if f.execution.permId), 0)  # fmt: skip
+            (f.execution.permId for f in fills if f.execution.permId), 0
+        )
         if perm:
             return str(perm)
         if trade is not None:
@@ -470,21 +540,31 @@ class IBKRBroker(MarketDataMixin):
         for f in self.ib.fills():
             if str(f.execution.permId) == order_id and f.execution.orderRef:
                 return str(f.execution.orderRef)
-        raise InputError(f"unknown order id {order_id!r}: not among this gateway's open or "
-                         "completed orders nor today's executions.")  # fmt: skip
+        raise InputError(
+            f"unknown order id {order_id!r}: not among this gateway's open or "
+            "completed orders nor today's executions."
+        )
 
     def _legs_of(self, ref: str, trade: Any, fills: list[Any]) -> tuple[ComboLeg, ...]:
         if ref in self._recs:
             return self._recs[ref].legs
         if trade is not None and trade.contract.comboLegs:
             sign = 1 if trade.order.action == "BUY" else -1
-            return tuple(ComboLeg(self._occ_of(leg.conId),
-                                  sign * leg.ratio * (1 if leg.action == "BUY" else -1))
-                         for leg in trade.contract.comboLegs)  # fmt: skip
+            return tuple(
+                ComboLeg(
+                    self._occ_of(leg.conId), sign * leg.ratio * (1 if leg.action == "BUY" else -1)
+                )
+                for leg in trade.contract.comboLegs
+            )
         bag = sum(f.execution.shares for f in fills if f.contract.secType == "BAG") or 1.0
-        return tuple(ComboLeg(f.contract.localSymbol, round(f.execution.shares / bag) *
-                              (1 if f.execution.side == "BOT" else -1))
-                     for f in fills if f.contract.secType == "OPT")  # fmt: skip
+        return tuple(
+            ComboLeg(
+                f.contract.localSymbol,
+                round(f.execution.shares / bag) * (1 if f.execution.side == "BOT" else -1),
+            )
+            for f in fills
+            if f.contract.secType == "OPT"
+        )
 
     def _combo_fill(self, ref: str, trade: Any, wait: bool = True) -> Fill | None:
         """The whole-combo fill of ``ref`` once all its leg executions are in (None before)."""
@@ -499,31 +579,45 @@ class IBKRBroker(MarketDataMixin):
         for f in fills:
             if f.contract.secType == "OPT":
                 by_occ.setdefault(f.contract.localSymbol, []).append(f)
-        if not qty or any(sum(f.execution.shares for f in by_occ.get(leg.occ, []))
-                          < qty * abs(leg.ratio) - 1e-9 for leg in legs):  # fmt: skip
+        if not qty or any(
+            sum(f.execution.shares for f in by_occ.get(leg.occ, [])) < qty * abs(leg.ratio) - 1e-9
+            for leg in legs
+        ):
             return None
         if wait and ref not in self._fees_waited:  # commission reports trail the executions
             self._fees_waited.add(ref)
             end = time.monotonic() + self.request_timeout
-            while any(not f.commissionReport.execId for fs in by_occ.values() for f in fs) and \
-                    time.monotonic() < end:  # fmt: skip
+            while (
+                any(not f.commissionReport.execId for fs in by_occ.values() for f in fs)
+                and time.monotonic() < end
+            ):
                 self.ib.waitOnUpdate(timeout=max(end - time.monotonic(), 0.01))
             if any(not f.commissionReport.execId for fs in by_occ.values() for f in fs):
                 log.warning("IB: commission reports missing for order %s: fees incomplete", ref)
         px = []
         for leg in legs:
             fs = by_occ[leg.occ]
-            px.append(sum(f.execution.shares * f.execution.price for f in fs) /
-                      sum(f.execution.shares for f in fs))  # fmt: skip
+            px.append(
+                sum(f.execution.shares * f.execution.price for f in fs)
+                / sum(f.execution.shares for f in fs)
+            )
         net = 0.0
         for leg, p in zip(legs, px, strict=True):
             net += -leg.ratio * p
         bag = [f for f in fills if f.contract.secType == "BAG"]
         last = max(fills, key=exec_ns)
         perm = next((f.execution.permId for f in fills if f.execution.permId), 0)
-        return Fill((bag[-1] if bag else last).execution.execId, str(perm) if perm else f"ref:{ref}",
-                    ref, exec_ns(last), legs, int(qty), round(net, 6), tuple(px),
-                    round(sum(f.commissionReport.commission for f in fills), 6))  # fmt: skip
+        return Fill(
+            (bag[-1] if bag else last).execution.execId,
+            str(perm) if perm else f"ref:{ref}",
+            ref,
+            exec_ns(last),
+            legs,
+            int(qty),
+            round(net, 6),
+            tuple(px),
+            round(sum(f.commissionReport.commission for f in fills), 6),
+        )
 
     def order_status(self, order_id: str) -> Order:
         """The order's state; ``filled`` once its executions are in."""
@@ -542,12 +636,24 @@ class IBKRBroker(MarketDataMixin):
         legs = rec.legs if rec else self._legs_of(ref, trade, self._fills_of(ref))
         qty = rec.quantity if rec else int(trade.order.totalQuantity if trade else fill.quantity)  # type: ignore[union-attr]
         limit = rec.limit if rec else (-float(trade.order.lmtPrice) if trade else math.nan)
-        placed = rec.placed_ts if rec else (calendar.to_ns(trade.log[0].time)
-                                            if trade is not None and trade.log else 0)  # fmt: skip
+        placed = (
+            rec.placed_ts
+            if rec
+            else (calendar.to_ns(trade.log[0].time) if trade is not None and trade.log else 0)
+        )
         done = int(trade.orderStatus.filled) if trade is not None else 0
-        return Order(order_id, ref, legs, qty, limit, placed, status,  # type: ignore[arg-type]
-                     fill.ts if fill else None, fill.price if fill else None,
-                     max(done, fill.quantity if fill else 0))  # fmt: skip
+        return Order(
+            order_id,
+            ref,
+            legs,
+            qty,
+            limit,
+            placed,
+            status,  # type: ignore[arg-type]
+            fill.ts if fill else None,
+            fill.price if fill else None,
+            max(done, fill.quantity if fill else 0),
+        )
 
     def cancel(self, order_id: str) -> None:
         """Cancel a working order and wait until TWS confirms a terminal state (BrokerError
@@ -562,8 +668,10 @@ class IBKRBroker(MarketDataMixin):
         while not trade.isDone() and time.monotonic() < end:
             self.ib.waitOnUpdate(timeout=max(end - time.monotonic(), 0.01))
         if not trade.isDone():
-            raise BrokerError(f"IB did not confirm the cancel of order {order_id} within "
-                              f"{self.request_timeout:g} s (status {trade.orderStatus.status}).")  # fmt: skip
+            raise BrokerError(
+                f"IB did not confirm the cancel of order {order_id} within "
+                f"{self.request_timeout:g} s (status {trade.orderStatus.status})."
+            )
 
     def executions_since(self, ts: int) -> list[Fill]:
         """Whole-combo fills of orders with an orderRef executed at or after ``ts``, in time
@@ -571,8 +679,12 @@ class IBKRBroker(MarketDataMixin):
         count, and so do all executions of orders this process placed at or after ``ts``."""
         self._ensure()
         mine = {ref for ref, rec in self._recs.items() if rec.placed_ts >= ts}
-        refs = {f.execution.orderRef for f in self.ib.fills() if f.execution.orderRef and (
-            f.execution.orderRef in mine or exec_ns(f) >= ts - EXEC_GRACE_NS)}  # fmt: skip
+        refs = {
+            f.execution.orderRef
+            for f in self.ib.fills()
+            if f.execution.orderRef
+            and (f.execution.orderRef in mine or exec_ns(f) >= ts - EXEC_GRACE_NS)
+        }
         out = [self._combo_fill(ref, self._trade_of(ref)) for ref in sorted(refs)]
         return sorted((f for f in out if f is not None), key=lambda f: f.ts)
 
@@ -582,8 +694,9 @@ class IBKRBroker(MarketDataMixin):
         out = []
         for t in self.ib.openTrades():
             if t.order.orderRef:
-                o = self.order_status(str(t.order.permId) if t.order.permId else
-                                      f"ref:{t.order.orderRef}")  # fmt: skip
+                o = self.order_status(
+                    str(t.order.permId) if t.order.permId else f"ref:{t.order.orderRef}"
+                )
                 if o.status not in TERMINAL:
                     out.append(o)
         return out

@@ -65,9 +65,19 @@ class SimulatedBroker:
         Underlying of the store, starting cash, account name, rate for a parity settlement value.
     """
 
-    def __init__(self, store: st.StoreLike, day: dt.date, fill_model: FillModel,
-                 fees: FeeSchedule, clock: ReplayClock | None = None, *, underlying: str = "SPX",
-                 capital: float = 100_000.0, account: str = "SIM", rate: float = 0.045) -> None:  # fmt: skip
+    def __init__(
+        self,
+        store: st.StoreLike,
+        day: dt.date,
+        fill_model: FillModel,
+        fees: FeeSchedule,
+        clock: ReplayClock | None = None,
+        *,
+        underlying: str = "SPX",
+        capital: float = 100_000.0,
+        account: str = "SIM",
+        rate: float = 0.045,
+    ) -> None:
         self.store = store
         self.fill_model = fill_model
         self.fees = fees
@@ -173,8 +183,9 @@ class SimulatedBroker:
         return [Position(o, int(q), p) for o, (q, p) in self._pos.items() if q != 0]
 
     # -- orders -----------------------------------------------------------------------------
-    def place_combo(self, legs: tuple[ComboLeg, ...], quantity: int, limit_price: float,
-                    order_ref: str) -> str:  # fmt: skip
+    def place_combo(
+        self, legs: tuple[ComboLeg, ...], quantity: int, limit_price: float, order_ref: str
+    ) -> str:
         if order_ref in self._by_ref:  # idempotent: the same order_ref is the same order
             return self._by_ref[order_ref]
         if not legs or any(leg.ratio == 0 for leg in legs):
@@ -220,8 +231,17 @@ class SimulatedBroker:
         fees = self.fees.order_fees(px, qty)
         order.status, order.filled_ts, order.fill_price = "filled", self.now(), net
         order.filled_quantity = order.quantity
-        fill = Fill(f"{order.order_id}-E1", order.order_id, order.order_ref, self.now(),
-                    order.legs, order.quantity, net, tuple(float(p) for p in px), fees)  # fmt: skip
+        fill = Fill(
+            f"{order.order_id}-E1",
+            order.order_id,
+            order.order_ref,
+            self.now(),
+            order.legs,
+            order.quantity,
+            net,
+            tuple(float(p) for p in px),
+            fees,
+        )
         self.fills.append(fill)
         self.cash += net * 100.0 * order.quantity - fees
         for leg, p in zip(order.legs, px, strict=True):
@@ -268,5 +288,12 @@ class SimulatedBroker:
             intrinsic = max(value - strike, 0.0) if right == "C" else max(strike - value, 0.0)
             q = self._pos.pop(occ)[0]
             self.cash += q * intrinsic * 100.0
-            self.settlements.append({"ts": self.now(), "occ": occ, "quantity": int(q),
-                                     "settlement_value": value, "intrinsic": intrinsic})  # fmt: skip
+            self.settlements.append(
+                {
+                    "ts": self.now(),
+                    "occ": occ,
+                    "quantity": int(q),
+                    "settlement_value": value,
+                    "intrinsic": intrinsic,
+                }
+            )

@@ -142,8 +142,18 @@ def build_snapshot(
         fit = implied_forward(
             ks, bid[ci], ask[ci], bid[pi], ask[pi], t, r=rate, fresh=fresh, n_pairs=n_pairs
         )
-        rows.append({"root": root, "expiry": expiry, "T": t, "forward": fit.forward, "df": df,
-                     "forward_stderr": fit.stderr, "pairs_used": fit.n_used, "reason": fit.reason})  # fmt: skip
+        rows.append(
+            {
+                "root": root,
+                "expiry": expiry,
+                "T": t,
+                "forward": fit.forward,
+                "df": df,
+                "forward_stderr": fit.stderr,
+                "pairs_used": fit.n_used,
+                "reason": fit.reason,
+            }
+        )
         T[idx] = t
         dfs[idx] = df
         if not fit.ok:
@@ -163,9 +173,13 @@ def build_snapshot(
         iv[idx[hit]] = v[order][pos[hit]]
         iv_status[idx[hit]] = s[order][pos[hit]]
     greeks = black76_greeks(
-        np.where(np.isfinite(fwd), fwd, 1.0), strike, np.where(np.isfinite(T), T, 0.0),
-        np.where(np.isfinite(iv), iv, 0.0), np.where(np.isfinite(dfs), dfs, 1.0), is_call,
-    )  # fmt: skip
+        np.where(np.isfinite(fwd), fwd, 1.0),
+        strike,
+        np.where(np.isfinite(T), T, 0.0),
+        np.where(np.isfinite(iv), iv, 0.0),
+        np.where(np.isfinite(dfs), dfs, 1.0),
+        is_call,
+    )
     delta = np.where(np.isfinite(iv) & np.isfinite(fwd), greeks["delta"], np.nan)
     out = base.with_columns(
         pl.Series("flag", flag, dtype=pl.Int8),
@@ -178,8 +192,16 @@ def build_snapshot(
         pl.Series("delta", delta, nan_to_null=True),
         ((pl.col("expiry") - pl.lit(day)).dt.total_days()).alias("dte"),
     )
-    exp_schema = {"root": pl.Utf8, "expiry": pl.Date, "T": pl.Float64, "forward": pl.Float64, "df": pl.Float64,
-                  "forward_stderr": pl.Float64, "pairs_used": pl.Int64, "reason": pl.Utf8}  # fmt: skip
+    exp_schema = {
+        "root": pl.Utf8,
+        "expiry": pl.Date,
+        "T": pl.Float64,
+        "forward": pl.Float64,
+        "df": pl.Float64,
+        "forward_stderr": pl.Float64,
+        "pairs_used": pl.Int64,
+        "reason": pl.Utf8,
+    }
     expiries = pl.DataFrame(rows, schema=exp_schema)
     return Snapshot(ts=ts, chain=out, expiries=expiries)
 
@@ -227,8 +249,9 @@ def _groups(dq: Any, sel: np.ndarray) -> list[tuple[str, dt.date, int, int]]:
     return sorted(out, key=lambda g: (g[0], g[1]))
 
 
-def _iv(price: np.ndarray, F: float, K: np.ndarray, t: float, df: float, is_call: np.ndarray
-        ) -> np.ndarray:  # fmt: skip
+def _iv(
+    price: np.ndarray, F: float, K: np.ndarray, t: float, df: float, is_call: np.ndarray
+) -> np.ndarray:
     """:func:`~quantlab.pricing.implied_vol` of one expiry (the same serial kernel, called
     without the argument conversion of the public function)."""
     n = price.shape[0]
@@ -237,28 +260,43 @@ def _iv(price: np.ndarray, F: float, K: np.ndarray, t: float, df: float, is_call
     sigma = np.empty(n)
     status = np.empty(n, np.int8)
     implied_vol_1d(
-        np.ascontiguousarray(price, np.float64), np.full(n, float(F)),
-        np.ascontiguousarray(K, np.float64), np.full(n, float(t)), np.full(n, float(df)),
-        np.ascontiguousarray(is_call, np.bool_), sigma, status,
-    )  # fmt: skip
+        np.ascontiguousarray(price, np.float64),
+        np.full(n, float(F)),
+        np.ascontiguousarray(K, np.float64),
+        np.full(n, float(t)),
+        np.full(n, float(df)),
+        np.ascontiguousarray(is_call, np.bool_),
+        sigma,
+        status,
+    )
     return sigma
 
 
-def _delta(F: float, K: np.ndarray, t: float, sigma: np.ndarray, df: float, is_call: np.ndarray
-           ) -> np.ndarray:  # fmt: skip
+def _delta(
+    F: float, K: np.ndarray, t: float, sigma: np.ndarray, df: float, is_call: np.ndarray
+) -> np.ndarray:
     """Black-76 delta of one expiry: :func:`~quantlab.pricing.black76_greeks` (the same serial
     kernel; the public function, with its checks, when an input is out of its domain)."""
     n = K.shape[0]
-    if n >= PARALLEL_MIN or not (F > 0 and df > 0 and t >= 0) or n == 0 or K.min() <= 0 \
-            or sigma.min() < 0:  # fmt: skip
+    if (
+        n >= PARALLEL_MIN
+        or not (F > 0 and df > 0 and t >= 0)
+        or n == 0
+        or K.min() <= 0
+        or sigma.min() < 0
+    ):
         g = black76_greeks(np.full(n, F), K, np.full(n, t), sigma, np.full(n, df), is_call)
         return g["delta"]
     outs = [np.empty(n) for _ in range(4)]
     b76_greeks_1d(
-        np.full(n, float(F)), np.ascontiguousarray(K, np.float64), np.full(n, float(t)),
-        np.ascontiguousarray(sigma, np.float64), np.full(n, float(df)),
-        np.ascontiguousarray(is_call, np.bool_), *outs,
-    )  # fmt: skip
+        np.full(n, float(F)),
+        np.ascontiguousarray(K, np.float64),
+        np.full(n, float(t)),
+        np.ascontiguousarray(sigma, np.float64),
+        np.full(n, float(df)),
+        np.ascontiguousarray(is_call, np.bool_),
+        *outs,
+    )
     return outs[1]
 
 
@@ -362,9 +400,16 @@ class ChainView:
         pi = puts[np.searchsorted(strike[puts], ks)]
         fresh = (flag[ci] == QuoteFlag.OK) & (flag[pi] == QuoteFlag.OK)
         fit = implied_forward(
-            ks, bid[ci], ask[ci], bid[pi], ask[pi], t, r=self.rate, fresh=fresh,
+            ks,
+            bid[ci],
+            ask[ci],
+            bid[pi],
+            ask[pi],
+            t,
+            r=self.rate,
+            fresh=fresh,
             n_pairs=self.n_pairs,
-        )  # fmt: skip
+        )
         return ExpiryFit(root, expiry, t, df, fit.forward, fit.ok)
 
     def vols(self, root: str, expiry: dt.date) -> ExpiryVols:

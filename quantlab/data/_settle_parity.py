@@ -116,10 +116,15 @@ class _Pairs:
     def usable(self) -> np.ndarray:
         with np.errstate(invalid="ignore"):
             return (
-                np.isfinite(self.cb) & np.isfinite(self.ca) & np.isfinite(self.pb)
-                & np.isfinite(self.pa) & (self.cb > 0) & (self.pb > 0)
-                & (self.ca >= self.cb) & (self.pa >= self.pb)
-            )  # fmt: skip
+                np.isfinite(self.cb)
+                & np.isfinite(self.ca)
+                & np.isfinite(self.pb)
+                & np.isfinite(self.pa)
+                & (self.cb > 0)
+                & (self.pb > 0)
+                & (self.ca >= self.cb)
+                & (self.pa >= self.pb)
+            )
 
 
 def _pairs(dq: DayQuotes, series: str, expiry: dt.date, minutes: np.ndarray) -> _Pairs | None:

@@ -268,20 +268,35 @@ def synth_cmd(
     try:
         n_days = len(calendar.sessions(start, end))
         with Progress(
-            TextColumn("synth {task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TextColumn("{task.fields[rate]}"),
-        ) as bar:  # fmt: skip
+            TextColumn("synth {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[rate]}"),
+        ) as bar:
             task = bar.add_task(start, total=n_days, rate="")
             seen = [0]
 
             def tick(res: object) -> None:
                 seen[0] += getattr(res, "n_quotes", 0)
                 rate = seen[0] / max(bar.tasks[0].elapsed or 1e-9, 1e-9)
-                bar.update(task, advance=1, description=str(getattr(res, "day", "")),
-                           rate=f"{rate:,.0f} quotes/s")  # fmt: skip
+                bar.update(
+                    task,
+                    advance=1,
+                    description=str(getattr(res, "day", "")),
+                    rate=f"{rate:,.0f} quotes/s",
+                )
 
-            rep = synthesize(start, end, seed, store, profile=profile, dte_max=dte_max,
-                             moneyness=moneyness, on_day=tick)  # fmt: skip
+            rep = synthesize(
+                start,
+                end,
+                seed,
+                store,
+                profile=profile,
+                dte_max=dte_max,
+                moneyness=moneyness,
+                on_day=tick,
+            )
     except QuantlabError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -306,8 +321,10 @@ def cache_cmd(
     files = [p for p in root.rglob("*") if p.is_file()] if root.is_dir() else []
     size = sum(p.stat().st_size for p in files)
     days = {p.parent for p in files}
-    typer.echo(f"{root}: {len(days)} cached day folder(s), {size / 1e6:,.1f} MB"
-               f"{'' if daycache.enabled() else ' (disabled by QUANTLAB_DAY_CACHE)'}")  # fmt: skip
+    typer.echo(
+        f"{root}: {len(days)} cached day folder(s), {size / 1e6:,.1f} MB"
+        f"{'' if daycache.enabled() else ' (disabled by QUANTLAB_DAY_CACHE)'}"
+    )
     if clear:
         daycache.clear(store)
         typer.echo(f"cleared {size / 1e6:,.1f} MB")

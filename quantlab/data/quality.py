@@ -298,10 +298,16 @@ def print_report(report: pl.DataFrame | dict[str, Any], console: Any = None) -> 
 
 
 _GAPS_SCHEMA = {
-    "underlying": pl.Utf8, "root": pl.Utf8, "expiry": pl.Date, "style": pl.Utf8,
-    "best_source": pl.Utf8, "value": pl.Float64, "std_error": pl.Float64, "n_pairs": pl.Int32,
+    "underlying": pl.Utf8,
+    "root": pl.Utf8,
+    "expiry": pl.Date,
+    "style": pl.Utf8,
+    "best_source": pl.Utf8,
+    "value": pl.Float64,
+    "std_error": pl.Float64,
+    "n_pairs": pl.Int32,
     "stored": pl.Utf8,
-}  # fmt: skip
+}
 
 
 def _stored_text(rows: pl.DataFrame) -> str:
@@ -372,10 +378,15 @@ def print_settlement_gaps(gaps: pl.DataFrame, console: Any = None) -> None:
     table.add_column("stored sources")
     for r in gaps.iter_rows(named=True):
         table.add_row(
-            r["underlying"], r["root"], str(r["expiry"]), r["style"], r["best_source"] or "none",
+            r["underlying"],
+            r["root"],
+            str(r["expiry"]),
+            r["style"],
+            r["best_source"] or "none",
             "-" if r["value"] is None else f"{r['value']:.2f}",
-            "-" if r["std_error"] is None else f"{r['std_error']:.2f}", r["stored"],
-        )  # fmt: skip
+            "-" if r["std_error"] is None else f"{r['std_error']:.2f}",
+            r["stored"],
+        )
     console.print(table)
 
 

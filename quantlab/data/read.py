@@ -180,8 +180,11 @@ class DayQuotes:
         # rows of instrument k: from the first row of its id to the first row of the next id
         ids, starts = qa.ids, qa.starts
         j = np.searchsorted(ids, self.instrument_id)
-        hit = (j < ids.size) & (ids[np.minimum(j, ids.size - 1)] == self.instrument_id) \
-            if ids.size else np.zeros(j.size, bool)  # fmt: skip
+        hit = (
+            (j < ids.size) & (ids[np.minimum(j, ids.size - 1)] == self.instrument_id)
+            if ids.size
+            else np.zeros(j.size, bool)
+        )
         self.lo = starts[j].astype(np.int64)
         self.hi = np.where(hit, starts[np.minimum(j + 1, ids.size)], self.lo).astype(np.int64)
         self._bid_size: np.ndarray | None = None

@@ -713,9 +713,14 @@ def missing(store: st.StoreLike, *, underlying: str = "SPX") -> pl.DataFrame:
     """
     u = _underlying(underlying)
     schema = {
-        "root": pl.Utf8, "expiry": pl.Date, "style": pl.Utf8, "best_source": pl.Utf8,
-        "value": pl.Float64, "std_error": pl.Float64, "n_pairs": pl.Int32,
-    }  # fmt: skip
+        "root": pl.Utf8,
+        "expiry": pl.Date,
+        "style": pl.Utf8,
+        "best_source": pl.Utf8,
+        "value": pl.Float64,
+        "std_error": pl.Float64,
+        "n_pairs": pl.Int32,
+    }
     base = layout.table_dir(st.store_root(store), "instruments") / f"underlying={u}"
     files = sorted(base.glob("date=*/part-0.parquet"))
     last = max(
@@ -725,13 +730,17 @@ def missing(store: st.StoreLike, *, underlying: str = "SPX") -> pl.DataFrame:
     if not files or last is None:
         return pl.DataFrame(schema=schema)
     listed = (
-        pl.concat([pl.scan_parquet(files).select("root", "expiry"), read(store, underlying=u)
-                   .lazy().select("root", "expiry")])
+        pl.concat(
+            [
+                pl.scan_parquet(files).select("root", "expiry"),
+                read(store, underlying=u).lazy().select("root", "expiry"),
+            ]
+        )
         .filter(pl.col("root").is_in(list(ROOTS)) & (pl.col("expiry") <= last))
         .unique()
         .sort("expiry", "root")
         .collect()
-    )  # fmt: skip
+    )
     rows = []
     for r, e in listed.iter_rows():
         try:

@@ -38,13 +38,34 @@ from quantlab.config import StrictModel
 from quantlab.money import CENTS_PER_DOLLAR, MILLICENTS_PER_DOLLAR, exact_units, to_cents
 
 # index of each rate in FeeSchedule.params (millicents, or cents for the premium tiers)
-(F_COMM_HIGH, F_COMM_HIGH_FROM, F_COMM_MID, F_COMM_MID_FROM, F_COMM_LOW, F_MIN_COMM, F_EXCH_LOW,
- F_EXCH_HIGH, F_EXCH_BREAK, F_REG, F_CLEAR, F_SELL) = range(12)  # fmt: skip
+(
+    F_COMM_HIGH,
+    F_COMM_HIGH_FROM,
+    F_COMM_MID,
+    F_COMM_MID_FROM,
+    F_COMM_LOW,
+    F_MIN_COMM,
+    F_EXCH_LOW,
+    F_EXCH_HIGH,
+    F_EXCH_BREAK,
+    F_REG,
+    F_CLEAR,
+    F_SELL,
+) = range(12)
 _FIELDS = (
-    "commission_high", "commission_high_from", "commission_mid", "commission_mid_from",
-    "commission_low", "min_commission_per_order", "exchange_fee_low", "exchange_fee_high",
-    "exchange_fee_break", "regulatory_fee", "clearing_fee", "sell_fee",
-)  # fmt: skip
+    "commission_high",
+    "commission_high_from",
+    "commission_mid",
+    "commission_mid_from",
+    "commission_low",
+    "min_commission_per_order",
+    "exchange_fee_low",
+    "exchange_fee_high",
+    "exchange_fee_break",
+    "regulatory_fee",
+    "clearing_fee",
+    "sell_fee",
+)
 _TIERS = frozenset({"commission_high_from", "commission_mid_from", "exchange_fee_break"})
 
 
@@ -148,10 +169,12 @@ class FeeSchedule(StrictModel):
         p = np.atleast_1d(np.abs(as_float("premium", premium)))
         sell = np.broadcast_to(np.asarray(is_sell, dtype=bool), p.shape)
         out = np.array(
-            [self.order_fees_cents_mc([c], [-1 if s else 1], apply_minimum=False)
-             for c, s in zip(to_cents(p).tolist(), sell.tolist(), strict=True)],
+            [
+                self.order_fees_cents_mc([c], [-1 if s else 1], apply_minimum=False)
+                for c, s in zip(to_cents(p).tolist(), sell.tolist(), strict=True)
+            ],
             dtype=np.int64,
-        )  # fmt: skip
+        )
         return out / MILLICENTS_PER_DOLLAR
 
     def order_fees_cents_mc(

@@ -47,11 +47,20 @@ def build_cmd(
         if not days:
             con.print(f"[red]error:[/red] store {root} holds no {spec.underlying} quotes")
             raise typer.Exit(1)
-        s1 = stage1(root, [spec], a or days[0], b or days[-1], underlying=spec.underlying,
-                    workers=workers, progress=True)  # fmt: skip
+        s1 = stage1(
+            root,
+            [spec],
+            a or days[0],
+            b or days[-1],
+            underlying=spec.underlying,
+            workers=workers,
+            progress=True,
+        )
         feats = build_features(root, s1, fs, underlying=spec.underlying, progress=True)
     except QuantlabError as exc:
         con.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
-    con.print(f"{feats.height} candidates, {len(fs.columns)} features, version {fs.version}: "
-              f"{features_dir(root, fs)} and {st.store_root(root) / 'features.duckdb'}")  # fmt: skip
+    con.print(
+        f"{feats.height} candidates, {len(fs.columns)} features, version {fs.version}: "
+        f"{features_dir(root, fs)} and {st.store_root(root) / 'features.duckdb'}"
+    )

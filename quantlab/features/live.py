@@ -45,12 +45,24 @@ from quantlab.errors import DataError, InputError
 from quantlab.features.build import _compute_day, _SpotCache
 from quantlab.features.definitions import DEFAULT, MAX_LEGS, FeatureSet
 
-_LEG = pl.Struct({"occ": pl.Utf8, "right": pl.Utf8, "strike": pl.Float64, "quantity": pl.Int32,
-                  "delta": pl.Float64})  # fmt: skip
+_LEG = pl.Struct(
+    {
+        "occ": pl.Utf8,
+        "right": pl.Utf8,
+        "strike": pl.Float64,
+        "quantity": pl.Int32,
+        "delta": pl.Float64,
+    }
+)
 _CAND_SCHEMA: dict[str, Any] = {
-    "candidate_id": pl.Utf8, "entry_ts": pl.Int64, "entry_date": pl.Date, "root": pl.Utf8,
-    "expiry": pl.Date, "dte": pl.Int32, "legs": pl.List(_LEG),
-}  # fmt: skip
+    "candidate_id": pl.Utf8,
+    "entry_ts": pl.Int64,
+    "entry_date": pl.Date,
+    "root": pl.Utf8,
+    "expiry": pl.Date,
+    "dte": pl.Int32,
+    "legs": pl.List(_LEG),
+}
 
 
 @dataclass
@@ -80,8 +92,9 @@ class CandidateFeatures:
     >>> row = cf.from_selection(sel, ts, candidate_id)  # doctest: +SKIP
     """
 
-    def __init__(self, store: st.StoreLike, feature_set: FeatureSet = DEFAULT, *,
-                 underlying: str = "SPX") -> None:  # fmt: skip
+    def __init__(
+        self, store: st.StoreLike, feature_set: FeatureSet = DEFAULT, *, underlying: str = "SPX"
+    ) -> None:
         if not isinstance(feature_set, FeatureSet):
             raise InputError(
                 f"feature_set must be a FeatureSet (got {type(feature_set).__name__})."
@@ -90,8 +103,16 @@ class CandidateFeatures:
         self.events = calendar.load_events(feature_set.events_file)
         self._spot = _SpotCache(store, underlying, feature_set)
 
-    def row(self, *, candidate_id: str, entry_ts: int, root: str, expiry: dt.date, dte: int,
-            legs: Sequence[Mapping[str, Any]]) -> pl.DataFrame:  # fmt: skip
+    def row(
+        self,
+        *,
+        candidate_id: str,
+        entry_ts: int,
+        root: str,
+        expiry: dt.date,
+        dte: int,
+        legs: Sequence[Mapping[str, Any]],
+    ) -> pl.DataFrame:
         """The feature row of one candidate decided at ``entry_ts`` (int64 UTC ns).
 
         Parameters
@@ -130,24 +151,59 @@ class CandidateFeatures:
         for j, leg in enumerate(legs):
             qty[0, j] = int(leg["quantity"])
             eb[0, j], ea[0, j] = float(leg["bid"]), float(leg["ask"])
-        cand = pl.DataFrame([{
-            "candidate_id": candidate_id, "entry_ts": ts, "entry_date": day, "root": root,
-            "expiry": expiry, "dte": dte,
-            "legs": [{k: leg[k] for k in ("occ", "right", "strike", "quantity", "delta")}
-                     for leg in legs],
-        }], schema=_CAND_SCHEMA)  # fmt: skip
-        return _compute_day(self.store, self.underlying, day, cand, np.zeros(1, np.int64),
-                            _EntryArrays(qty, eb, ea), self.feature_set, self.events,
-                            self._spot)  # fmt: skip
+        cand = pl.DataFrame(
+            [
+                {
+                    "candidate_id": candidate_id,
+                    "entry_ts": ts,
+                    "entry_date": day,
+                    "root": root,
+                    "expiry": expiry,
+                    "dte": dte,
+                    "legs": [
+                        {k: leg[k] for k in ("occ", "right", "strike", "quantity", "delta")}
+                        for leg in legs
+                    ],
+                }
+            ],
+            schema=_CAND_SCHEMA,
+        )
+        return _compute_day(
+            self.store,
+            self.underlying,
+            day,
+            cand,
+            np.zeros(1, np.int64),
+            _EntryArrays(qty, eb, ea),
+            self.feature_set,
+            self.events,
+            self._spot,
+        )
 
     def from_selection(self, sel: Any, entry_ts: int, candidate_id: str) -> pl.DataFrame:
         """:meth:`row` of a :class:`~quantlab.backtest.select.Selection` (the live runner's)."""
         if not sel.ok or sel.expiry is None:
             raise InputError(f"no structure was selected ({sel.reason!r}); nothing to featurize.")
-        legs = [{"occ": lg.occ, "right": lg.right, "strike": lg.strike, "quantity": lg.quantity,
-                 "delta": lg.delta, "bid": lg.bid, "ask": lg.ask} for lg in sel.legs]  # fmt: skip
-        return self.row(candidate_id=candidate_id, entry_ts=entry_ts, root=sel.root,
-                        expiry=sel.expiry, dte=sel.dte, legs=legs)  # fmt: skip
+        legs = [
+            {
+                "occ": lg.occ,
+                "right": lg.right,
+                "strike": lg.strike,
+                "quantity": lg.quantity,
+                "delta": lg.delta,
+                "bid": lg.bid,
+                "ask": lg.ask,
+            }
+            for lg in sel.legs
+        ]
+        return self.row(
+            candidate_id=candidate_id,
+            entry_ts=entry_ts,
+            root=sel.root,
+            expiry=sel.expiry,
+            dte=sel.dte,
+            legs=legs,
+        )
 
 
 def matrix(rows: pl.DataFrame, columns: Sequence[str]) -> Any:

@@ -2,8 +2,10 @@
 the evening reconciliation against the backtester, and the ``quantlab live`` commands."""
 
 from quantlab.live.config import LiveConfig, MetaLabelerConfig, NotifyConfig, load_live_config
+from quantlab.live.gate import MetaGate
 from quantlab.live.journal import Journal, journal_path
-from quantlab.live.loop import LiveRunner, MetaGate, Notifier
+from quantlab.live.loop import LiveRunner
+from quantlab.live.notify import Notifier
 from quantlab.live.reconcile import ReconcileReport, reconcile_day
 from quantlab.strategy.rules import entry_filter_reason
 

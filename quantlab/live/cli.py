@@ -78,8 +78,10 @@ def stop_cmd(
     path.parent.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     path.write_text(f"{stamp} quantlab live stop{': ' + reason if reason else ''}\n")
-    typer.echo(f"kill file created: {path.resolve()}\nthe runner stops new entries and cancels "
-               "its own entry orders at its next minute; open positions keep their exits.")  # fmt: skip
+    typer.echo(
+        f"kill file created: {path.resolve()}\nthe runner stops new entries and cancels "
+        "its own entry orders at its next minute; open positions keep their exits."
+    )
 
 
 @app.command("status")
@@ -124,10 +126,13 @@ def status_cmd(
         j.close()
     con = Console()
     taken = int((dec["decision"] == "taken").sum()) if dec.height else 0
-    con.print(f"[bold]{cfg.account} [{m}] {day}[/bold]: realized P&L "
-              f"{float(trades['pnl'].sum()) if trades.height else 0.0:,.2f} $ from "
-              f"{trades.height} closed trade(s); {taken} of {dec.height} candidates taken; "
-              f"{len(opened)} open", highlight=False)  # fmt: skip
+    con.print(
+        f"[bold]{cfg.account} [{m}] {day}[/bold]: realized P&L "
+        f"{float(trades['pnl'].sum()) if trades.height else 0.0:,.2f} $ from "
+        f"{trades.height} closed trade(s); {taken} of {dec.height} candidates taken; "
+        f"{len(opened)} open",
+        highlight=False,
+    )
     if last.len():
         when = dt.datetime.fromtimestamp(int(last[0]) / 1e9, tz=calendar.ET)
         con.print(f"last minute processed: {when:%Y-%m-%d %H:%M} ET", highlight=False)
@@ -142,18 +147,30 @@ def status_cmd(
                 f"{lg['quantity']:+d} {lg['right']}{lg['strike']:g}" for lg in s["legs"]
             )
             credit = s.get("credit")
-            t.add_row(tid, s["status"], f"{s['entry_date']} {s['entry_time']}", s["expiry"], legs,
-                      str(s["contracts"]), "" if credit is None or credit != credit
-                      else f"{credit:.2f}")  # fmt: skip
+            t.add_row(
+                tid,
+                s["status"],
+                f"{s['entry_date']} {s['entry_time']}",
+                s["expiry"],
+                legs,
+                str(s["contracts"]),
+                "" if credit is None or credit != credit else f"{credit:.2f}",
+            )
         con.print(t)
     if trades.height:
         t = Table(title=f"Closed {day}", header_style="bold")
         for h in ("trade", "entry", "exit reason", "n", "credit", "exit cost", "P&L"):
             t.add_column(h)
         for r in trades.sort("exit_ts").iter_rows(named=True):
-            t.add_row(r["trade_id"], f"{r['entry_date']} {r['entry_time']}", r["exit_reason"],
-                      str(r["contracts"]), f"{r['credit_per_share']:.2f}",
-                      f"{r['exit_cost_per_share']:.2f}", f"{r['pnl']:,.2f}")  # fmt: skip
+            t.add_row(
+                r["trade_id"],
+                f"{r['entry_date']} {r['entry_time']}",
+                r["exit_reason"],
+                str(r["contracts"]),
+                f"{r['credit_per_share']:.2f}",
+                f"{r['exit_cost_per_share']:.2f}",
+                f"{r['pnl']:,.2f}",
+            )
         con.print(t)
 
 
@@ -177,8 +194,8 @@ def reconcile_cmd(
 
     from quantlab.errors import QuantlabError
     from quantlab.live.config import load_live_config
+    from quantlab.live.gate import MetaGate
     from quantlab.live.journal import journal_path
-    from quantlab.live.loop import MetaGate
     from quantlab.live.reconcile import reconcile_day, report_path
 
     try:
@@ -188,8 +205,16 @@ def reconcile_cmd(
         gate = MetaGate.load(cfg.meta_labeler) if cfg.meta_labeler is not None else None
         j = _open_journal(jp)
         try:
-            rep = reconcile_day(j, cfg.store, spec, day, cfg.mode, gate=gate, workers=None,
-                                since=dt.date.fromisoformat(since) if since else None)  # fmt: skip
+            rep = reconcile_day(
+                j,
+                cfg.store,
+                spec,
+                day,
+                cfg.mode,
+                gate=gate,
+                workers=None,
+                since=dt.date.fromisoformat(since) if since else None,
+            )
         finally:
             j.close()
     except (QuantlabError, ValueError) as exc:

@@ -91,15 +91,36 @@ class Journal:
             df = df.with_columns(pl.lit(mode).alias("mode"), pl.lit(p, pl.Float64).alias("meta_p"))
             self._insert("decisions", df)
 
-    def order(self, ref: str, order_id: str, trade_id: str, purpose: str, ts: int, quantity: int,
-              limit_price: float, legs: Any, status: str, mode: str) -> None:  # fmt: skip
+    def order(
+        self,
+        ref: str,
+        order_id: str,
+        trade_id: str,
+        purpose: str,
+        ts: int,
+        quantity: int,
+        limit_price: float,
+        legs: Any,
+        status: str,
+        mode: str,
+    ) -> None:
         self.writes += 1
         self.con.execute(
             "INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_ref) "
             "DO UPDATE SET status = excluded.status",
-            [ref, order_id, trade_id, purpose, ts, quantity, limit_price,
-             json.dumps([[leg.occ, leg.ratio] for leg in legs]), status, mode],
-        )  # fmt: skip
+            [
+                ref,
+                order_id,
+                trade_id,
+                purpose,
+                ts,
+                quantity,
+                limit_price,
+                json.dumps([[leg.occ, leg.ratio] for leg in legs]),
+                status,
+                mode,
+            ],
+        )
 
     def order_status(self, ref: str, status: str) -> None:
         self.writes += 1
@@ -109,9 +130,18 @@ class Journal:
         self.writes += 1
         self.con.execute(
             "INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            [f.exec_id, f.order_ref, f.order_id, f.ts, f.quantity, f.price,
-             json.dumps(list(f.leg_prices)), f.fees, mode],
-        )  # fmt: skip
+            [
+                f.exec_id,
+                f.order_ref,
+                f.order_id,
+                f.ts,
+                f.quantity,
+                f.price,
+                json.dumps(list(f.leg_prices)),
+                f.fees,
+                mode,
+            ],
+        )
 
     def save_open(self, trade_id: str, state: dict[str, Any], mode: str) -> None:
         self.writes += 1
@@ -155,8 +185,15 @@ class Journal:
     # -- reads ------------------------------------------------------------------------------
     def table(self, name: str, mode: str | None = None) -> pl.DataFrame:
         """A whole table (optionally one mode's rows) as polars."""
-        if name not in {"decisions", "orders", "fills", "open_trades", "trades", "events",
-                        "progress"}:  # fmt: skip
+        if name not in {
+            "decisions",
+            "orders",
+            "fills",
+            "open_trades",
+            "trades",
+            "events",
+            "progress",
+        }:
             raise ValueError(f"no journal table {name!r}")
         if mode is None:
             return _pl(self.con.execute(f"SELECT * FROM {name}"))

@@ -35,12 +35,8 @@ the chain at the exit minute (0 when not listed, e.g. at an AM settlement).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
-import sys
 import time
-import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,10 +47,12 @@ from quantlab import calendar
 from quantlab.backtest.select import select_structure
 from quantlab.brokers.base import TERMINAL, Broker, ComboLeg, Fill
 from quantlab.chain.snapshot import build_snapshot
-from quantlab.errors import BrokerDisconnected, BrokerError, ConfigError, DataError
+from quantlab.errors import BrokerDisconnected, BrokerError, DataError
 from quantlab.execution.fills import net_of_legs
-from quantlab.live.config import LiveConfig, MetaLabelerConfig
+from quantlab.live.config import LiveConfig
+from quantlab.live.gate import MetaGate
 from quantlab.live.journal import Journal
+from quantlab.live.notify import Notifier, Notify
 from quantlab.money import (
     CENTS_PER_DOLLAR,
     MILLICENTS_PER_CENT,
@@ -67,7 +65,7 @@ from quantlab.money import (
 from quantlab.strategy import ids
 from quantlab.strategy.book import DecisionBook
 from quantlab.strategy.exits import ExitRule, exit_deadline
-from quantlab.strategy.rules import entry_filter_reason, meta_label_reason
+from quantlab.strategy.rules import entry_filter_reason
 from quantlab.strategy.spec import StrategySpec
 from quantlab.strategy.structure import (
     intrinsic_cents,
@@ -77,33 +75,6 @@ from quantlab.strategy.structure import (
 )
 from quantlab.strategy.structure import width as structure_width
 
-Notify = Callable[[str, str, dict[str, Any]], None]
-
-
-class Notifier:
-    """Console lines and, if configured, a JSON webhook POST per notification."""
-
-    def __init__(self, console: bool = True, webhook_url: str | None = None,
-                 post: Callable[[str, bytes], None] | None = None) -> None:  # fmt: skip
-        self.console, self.webhook_url = console, webhook_url
-        self.post = post or _post_json
-
-    def __call__(self, kind: str, message: str, data: dict[str, Any]) -> None:
-        if self.console:
-            print(f"[quantlab live] {kind}: {message}", file=sys.stderr)
-        if self.webhook_url:
-            body = json.dumps({"kind": kind, "message": message, "data": data}, default=str)
-            try:
-                self.post(self.webhook_url, body.encode())
-            except OSError as exc:  # a notification failure never stops trading
-                print(f"[quantlab live] webhook failed: {exc}", file=sys.stderr)
-
-
-def _post_json(url: str, body: bytes) -> None:
-    req = urllib.request.Request(url, body, {"Content-Type": "application/json"}, method="POST")
-    with urllib.request.urlopen(req, timeout=5):
-        pass
-
 
 def _et(ns: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ns / 1e9, tz=calendar.ET)
@@ -111,100 +82,6 @@ def _et(ns: int) -> dt.datetime:
 
 def _tick_round(price: float) -> float:
     return round(round(price / 0.05) * 0.05, 2)
-
-
-class MetaGate:
-    """A registered meta-labeler with its threshold and feature set, as live applies it.
-
-    Parameters
-    ----------
-    model : mlflow.pyfunc.PyFuncModel or object with ``predict(pandas.DataFrame)``
-        Returns P(take) per row (:class:`quantlab.ml.train.ProbaModel`).
-    threshold : float
-        Candidates with ``p < threshold`` are skipped.
-    feature_set : FeatureSet
-        The set the model was trained on.
-    columns : list of str, optional
-        The model's input columns (default: the feature set's).
-    name, version, run_id : str
-        Where it came from (for records and messages).
-    """
-
-    def __init__(self, model: Any, threshold: float, feature_set: Any,
-                 columns: list[str] | None = None, *, name: str = "", version: str = "",
-                 run_id: str = "") -> None:  # fmt: skip
-        if not 0.0 <= threshold <= 1.0:
-            raise ConfigError(f"meta_labeler threshold must be in [0, 1] (got {threshold!r}).")
-        self.model, self.threshold, self.feature_set = model, float(threshold), feature_set
-        self.columns = list(columns or feature_set.columns)
-        self.name, self.version, self.run_id = name, version, run_id
-
-    @classmethod
-    def load(cls, cfg: MetaLabelerConfig) -> MetaGate:
-        """Resolve ``models:/MODEL@ALIAS`` in the registry, load that version, and read the
-        threshold (unless ``cfg.threshold``) and feature set its training run logged."""
-        import mlflow
-        from mlflow.exceptions import MlflowException
-        from mlflow.tracking import MlflowClient
-
-        from quantlab.features import FeatureSet
-        from quantlab.tracking import tracking_uri
-
-        uri = cfg.tracking_uri or tracking_uri()
-        client = MlflowClient(uri)
-        where = f"models:/{cfg.model}@{cfg.alias} (registry {uri})"
-        try:
-            mv = client.get_model_version_by_alias(cfg.model, cfg.alias)
-            if not mv.run_id:
-                raise ConfigError(f"meta_labeler: {where} has no training run to read the "
-                                  "threshold and feature set from; register it with quantlab train")  # fmt: skip
-            run = client.get_run(mv.run_id)
-        except MlflowException as exc:
-            raise ConfigError(
-                f"meta_labeler: cannot resolve {where}: {exc.message}. Train and register one "
-                "with `quantlab train CONFIG`, or fix meta_labeler.model / alias / tracking_uri."
-            ) from exc
-        params, tags = run.data.params, run.data.tags
-        if cfg.threshold is not None:
-            thr = cfg.threshold
-        elif "threshold" in params:
-            thr = float(params["threshold"])
-        else:
-            raise ConfigError(
-                f"meta_labeler: the training run {mv.run_id} of {where} logged no 'threshold'; "
-                "set meta_labeler.threshold."
-            )
-        fs = FeatureSet(params.get("feature_set", "core"))
-        logged = params.get("feature_set_version") or tags.get("quantlab.feature_set_version")
-        if logged and logged != fs.version:
-            raise ConfigError(
-                f"meta_labeler: {where} was trained on feature set {fs.name!r} version {logged}, "
-                f"but this code computes version {fs.version} (definitions, parameters or the "
-                "event calendar changed): retrain the model."
-            )
-        prev = mlflow.get_tracking_uri()
-        mlflow.set_tracking_uri(uri)
-        try:  # the version the alias resolved to above, not whatever it points to now
-            model = mlflow.pyfunc.load_model(f"models:/{cfg.model}/{mv.version}")
-        finally:
-            mlflow.set_tracking_uri(prev)
-        schema = model.metadata.get_input_schema()
-        columns = schema.input_names() if schema is not None else None
-        return cls(model, thr, fs, columns, name=cfg.model, version=str(mv.version),
-                   run_id=str(mv.run_id))  # fmt: skip
-
-    def proba(self, rows: Any) -> np.ndarray:
-        """P(take) of feature rows (a polars frame of :func:`quantlab.features.build_features`
-        columns), float64."""
-        from quantlab.features.live import matrix
-
-        if rows.height == 0:
-            return np.empty(0)
-        return np.asarray(self.model.predict(matrix(rows, self.columns)), dtype=np.float64)
-
-    def reason(self, p: float) -> str:
-        """Empty when ``p`` passes, else ``meta_labeler p=0.41<0.55`` (digits enough to differ)."""
-        return meta_label_reason(p, self.threshold)
 
 
 @dataclass
@@ -236,9 +113,16 @@ class LiveRunner:
         simulated broker's) else ``config.store``.
     """
 
-    def __init__(self, config: LiveConfig, broker: Broker, journal: Journal, *,
-                 spec: StrategySpec | None = None, notify: Notify | None = None,
-                 gate: MetaGate | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config: LiveConfig,
+        broker: Broker,
+        journal: Journal,
+        *,
+        spec: StrategySpec | None = None,
+        notify: Notify | None = None,
+        gate: MetaGate | None = None,
+    ) -> None:
         self.config, self.broker, self.journal = config, broker, journal
         self.spec = spec or config.spec()
         if gate is None and config.meta_labeler is not None:
@@ -249,8 +133,9 @@ class LiveRunner:
             from quantlab.features.live import CandidateFeatures
 
             store = getattr(broker, "store", None) or config.store
-            self.features = CandidateFeatures(store, gate.feature_set,
-                                              underlying=self.spec.underlying)  # fmt: skip
+            self.features = CandidateFeatures(
+                store, gate.feature_set, underlying=self.spec.underlying
+            )
         self.mode = config.mode
         self.notify = notify or Notifier(config.notify.console, config.notify.webhook_url)
         self.cfg_hash = self.spec.config_hash()
@@ -306,12 +191,22 @@ class LiveRunner:
             g = self.gate
             msg = f"{day}: gate {g.name} v{g.version} threshold {g.threshold:.4f}"
             if not self.journal.has_event("meta_labeler", msg, self.mode):
-                self._note(calendar.option_open_ns(day), "meta_labeler", msg,
-                           {"model": g.name, "version": g.version, "threshold": g.threshold,
-                            "feature_set_version": g.feature_set.version})  # fmt: skip
+                self._note(
+                    calendar.option_open_ns(day),
+                    "meta_labeler",
+                    msg,
+                    {
+                        "model": g.name,
+                        "version": g.version,
+                        "threshold": g.threshold,
+                        "feature_set_version": g.feature_set.version,
+                    },
+                )
         self._reconcile()
-        entry_ns = {calendar.to_ns(dt.datetime.combine(day, t, tzinfo=calendar.ET)): t
-                    for t in self.spec.entry.times}  # fmt: skip
+        entry_ns = {
+            calendar.to_ns(dt.datetime.combine(day, t, tzinfo=calendar.ET)): t
+            for t in self.spec.entry.times
+        }
         for ts in calendar.quote_minutes_ns(day).tolist():
             if (done is not None and ts <= done) or ts < self.broker.now():
                 continue  # checkpointed, or past (a restart resumes at the broker's minute)
@@ -361,12 +256,19 @@ class LiveRunner:
             self._enter(day, ts, entry_time, ds)
 
     # -- orders ------------------------------------------------------------------------------
-    def _place(self, tr: dict[str, Any], purpose: str, legs: tuple[ComboLeg, ...], limit: float,
-               ts: int) -> None:  # fmt: skip
+    def _place(
+        self, tr: dict[str, Any], purpose: str, legs: tuple[ComboLeg, ...], limit: float, ts: int
+    ) -> None:
         """Journal the intent first, then send (idempotent on the deterministic order_ref)."""
         ref = f"{tr['trade_id']}-{purpose}-{tr['attempt']}"
-        tr.update(order_id=None, order_ref=ref, placed_ts=ts, limit=limit, status=purpose,
-                  order_legs=[[leg.occ, leg.ratio] for leg in legs])  # fmt: skip
+        tr.update(
+            order_id=None,
+            order_ref=ref,
+            placed_ts=ts,
+            limit=limit,
+            status=purpose,
+            order_legs=[[leg.occ, leg.ratio] for leg in legs],
+        )
         self.journal.save_open(tr["trade_id"], tr, self.mode)
         self._send(tr)
         if self.mode == "shadow":
@@ -388,8 +290,18 @@ class LiveRunner:
                 self._note(tr["placed_ts"], "disconnected", f"{ref} not sent: {exc}", {})
                 return
         tr["order_id"] = oid
-        self.journal.order(ref, oid, tr["trade_id"], tr["status"], tr["placed_ts"],
-                           tr["contracts"], tr["limit"], legs, "submitted", self.mode)  # fmt: skip
+        self.journal.order(
+            ref,
+            oid,
+            tr["trade_id"],
+            tr["status"],
+            tr["placed_ts"],
+            tr["contracts"],
+            tr["limit"],
+            legs,
+            "submitted",
+            self.mode,
+        )
         self.journal.save_open(tr["trade_id"], tr, self.mode)
 
     def _shadow_fill(self, tr: dict[str, Any], legs: tuple[ComboLeg, ...], ts: int) -> None:
@@ -402,15 +314,27 @@ class LiveRunner:
         if net < tr["limit"] - 1e-9:
             return
         fees = self.spec.fees.order_fees(px, ratio * tr["contracts"])
-        fill = Fill(f"{tr['order_id']}-E1", tr["order_id"], tr["order_ref"], ts, legs,
-                    tr["contracts"], net, tuple(float(p) for p in px), fees)  # fmt: skip
+        fill = Fill(
+            f"{tr['order_id']}-E1",
+            tr["order_id"],
+            tr["order_ref"],
+            ts,
+            legs,
+            tr["contracts"],
+            net,
+            tuple(float(p) for p in px),
+            fees,
+        )
         self._on_fill(tr, fill)
 
     def _poll(self, tr: dict[str, Any]) -> None:
         order = self.broker.order_status(tr["order_id"])
         if order.status == "filled":
-            fills = [f for f in self.broker.executions_since(tr["placed_ts"])
-                     if f.order_id == tr["order_id"]]  # fmt: skip
+            fills = [
+                f
+                for f in self.broker.executions_since(tr["placed_ts"])
+                if f.order_id == tr["order_id"]
+            ]
             if fills:  # else the execution report is not in yet: the next minute polls again
                 self._on_fill(tr, fills[-1])
         elif order.status in TERMINAL:
@@ -474,26 +398,41 @@ class LiveRunner:
         self.journal.order_status(tr["order_ref"], "filled")
         if tr["status"] == "opening":
             if 0 < fill.quantity < tr["contracts"]:  # partly filled, the rest cancelled
-                self._note(fill.ts, "partial_fill", f"{tr['trade_id']}: {fill.quantity} of "
-                           f"{tr['contracts']} filled; managing {fill.quantity}",
-                           {"trade_id": tr["trade_id"]})  # fmt: skip
+                self._note(
+                    fill.ts,
+                    "partial_fill",
+                    f"{tr['trade_id']}: {fill.quantity} of "
+                    f"{tr['contracts']} filled; managing {fill.quantity}",
+                    {"trade_id": tr["trade_id"]},
+                )
                 tr["contracts"] = fill.quantity
-            tr.update(status="open", credit=fill.price, credit_c=cents(fill.price),
-                      entry_fees=fill.fees, entry_prices=list(fill.leg_prices),
-                      entry_fill_ts=fill.ts)  # fmt: skip
+            tr.update(
+                status="open",
+                credit=fill.price,
+                credit_c=cents(fill.price),
+                entry_fees=fill.fees,
+                entry_prices=list(fill.leg_prices),
+                entry_fill_ts=fill.ts,
+            )
             self.journal.save_open(tr["trade_id"], tr, self.mode)
-            self._note(fill.ts, "fill", f"opened {tr['trade_id']} x{tr['contracts']} for a credit "
-                       f"of {fill.price:.2f}", {"trade_id": tr["trade_id"]})  # fmt: skip
+            self._note(
+                fill.ts,
+                "fill",
+                f"opened {tr['trade_id']} x{tr['contracts']} for a credit of {fill.price:.2f}",
+                {"trade_id": tr["trade_id"]},
+            )
         elif tr["status"] == "closing":
-            self._finish(tr, fill.ts, -fill.price, list(fill.leg_prices), fill.fees,
-                         tr["exit_reason"])  # fmt: skip
+            self._finish(
+                tr, fill.ts, -fill.price, list(fill.leg_prices), fill.fees, tr["exit_reason"]
+            )
 
     # -- exits ------------------------------------------------------------------------------
     def _exit_rule(self, tr: dict[str, Any]) -> ExitRule:
         """The trade's exit rule on the credit filled (:class:`~quantlab.strategy.exits.
         ExitRule`, the backtester's)."""
-        return ExitRule(self.spec, int(tr["credit_c"]), int(tr["lo_c"]), int(tr["hi_c"]),
-                        int(tr["deadline"]))  # fmt: skip
+        return ExitRule(
+            self.spec, int(tr["credit_c"]), int(tr["lo_c"]), int(tr["hi_c"]), int(tr["deadline"])
+        )
 
     def _manage(self, tid: str, ts: int) -> float:
         """Check one trade's exits at minute ``ts``; returns its mark-to-market P&L (dollars)."""
@@ -536,8 +475,9 @@ class LiveRunner:
         tr["settlement"] = {"source": source, "value": float(value)}
         if source == "broker":
             self._record_settlement(tr["root"], tr["expiry"], float(value), ts)
-        self._finish(tr, calendar.settlement_ns(tr["root"], tr["expiry"]), cost, list(px), 0.0,
-                     "settlement")  # fmt: skip
+        self._finish(
+            tr, calendar.settlement_ns(tr["root"], tr["expiry"]), cost, list(px), 0.0, "settlement"
+        )
 
     def _record_settlement(self, root: str, expiry: str, value: float, ts: int) -> None:
         """Keep the broker's settlement value in the store (source ``broker``), so the backtest
@@ -546,17 +486,34 @@ class LiveRunner:
         from quantlab.data import settlements
 
         e = dt.date.fromisoformat(expiry)
-        s = settlements.Settlement(root=root, expiry=e, style=settlements.style_of(root),
-                                   value=value, source="broker", std_error=math.nan,
-                                   n_pairs=0, asof_ts=ts)  # fmt: skip
+        s = settlements.Settlement(
+            root=root,
+            expiry=e,
+            style=settlements.style_of(root),
+            value=value,
+            source="broker",
+            std_error=math.nan,
+            n_pairs=0,
+            asof_ts=ts,
+        )
         try:
-            settlements.write(self.config.store, settlements.to_frame([s], ["live runner"]),
-                              underlying=self.spec.underlying)  # fmt: skip
+            settlements.write(
+                self.config.store,
+                settlements.to_frame([s], ["live runner"]),
+                underlying=self.spec.underlying,
+            )
         except Exception as exc:  # the trade settles regardless; the store is a record
             self._note(ts, "settlement_not_stored", f"{root} {expiry}: {exc}", {})
 
-    def _finish(self, tr: dict[str, Any], exit_ts: int, exit_cost: float, exit_px: list[float],
-                exit_fees: float, reason: str) -> None:  # fmt: skip
+    def _finish(
+        self,
+        tr: dict[str, Any],
+        exit_ts: int,
+        exit_cost: float,
+        exit_px: list[float],
+        exit_fees: float,
+        reason: str,
+    ) -> None:
         n = tr["contracts"]
         fees_mc = round(tr["entry_fees"] * MILLICENTS_PER_DOLLAR) + round(
             exit_fees * MILLICENTS_PER_DOLLAR
@@ -568,33 +525,66 @@ class LiveRunner:
         ids = self._instrument_ids([lg["occ"] for lg in tr["legs"]], exit_ts)
         d = dt.date.fromisoformat
         row = {
-            "trade_id": tr["trade_id"], "candidate_id": tr["candidate_id"], "strategy": self.spec.name,
-            "config_hash": self.cfg_hash, "entry_ts": tr["entry_ts"], "exit_ts": exit_ts,
-            "entry_date": d(tr["entry_date"]), "exit_date": _et(exit_ts).date(),
-            "entry_time": tr["entry_time"], "root": tr["root"], "expiry": d(tr["expiry"]),
-            "dte": tr["dte"], "structure": self.spec.structure, "delta_target": self.spec.short_delta,
-            "short_delta": tr["short_delta"], "width": tr["width"], "forward": tr["forward"],
-            "legs": [{"occ": lg["occ"], "root": tr["root"], "expiry": d(tr["expiry"]),
-                      "right": lg["right"], "strike": lg["strike"], "quantity": lg["quantity"],
-                      "instrument_id_entry": lg["instrument_id_entry"],
-                      "instrument_id_exit": ids.get(lg["occ"], 0),
-                      "entry_price": tr["entry_prices"][j], "exit_price": float(exit_px[j])}
-                     for j, lg in enumerate(tr["legs"])],
-            "contracts": n, "credit_per_share": tr["credit"], "exit_cost_per_share": exit_cost,
+            "trade_id": tr["trade_id"],
+            "candidate_id": tr["candidate_id"],
+            "strategy": self.spec.name,
+            "config_hash": self.cfg_hash,
+            "entry_ts": tr["entry_ts"],
+            "exit_ts": exit_ts,
+            "entry_date": d(tr["entry_date"]),
+            "exit_date": _et(exit_ts).date(),
+            "entry_time": tr["entry_time"],
+            "root": tr["root"],
+            "expiry": d(tr["expiry"]),
+            "dte": tr["dte"],
+            "structure": self.spec.structure,
+            "delta_target": self.spec.short_delta,
+            "short_delta": tr["short_delta"],
+            "width": tr["width"],
+            "forward": tr["forward"],
+            "legs": [
+                {
+                    "occ": lg["occ"],
+                    "root": tr["root"],
+                    "expiry": d(tr["expiry"]),
+                    "right": lg["right"],
+                    "strike": lg["strike"],
+                    "quantity": lg["quantity"],
+                    "instrument_id_entry": lg["instrument_id_entry"],
+                    "instrument_id_exit": ids.get(lg["occ"], 0),
+                    "entry_price": tr["entry_prices"][j],
+                    "exit_price": float(exit_px[j]),
+                }
+                for j, lg in enumerate(tr["legs"])
+            ],
+            "contracts": n,
+            "credit_per_share": tr["credit"],
+            "exit_cost_per_share": exit_cost,
             "max_loss_per_share": tr["max_loss_ps"],
-            "max_loss": round(tr["max_loss_ps"] * CENTS_PER_DOLLAR) * n * SHARES_PER_CONTRACT
+            "max_loss": round(tr["max_loss_ps"] * CENTS_PER_DOLLAR)
+            * n
+            * SHARES_PER_CONTRACT
             / CENTS_PER_DOLLAR,
-            "fees": fees, "pnl": pnl, "exit_reason": reason, "mae_per_share": tr["mae"],
-            "mfe_per_share": tr["mfe"], "settlement_source": settle.get("source"),
-            "settlement_value": settle.get("value"), "settlement_std_error": None,
+            "fees": fees,
+            "pnl": pnl,
+            "exit_reason": reason,
+            "mae_per_share": tr["mae"],
+            "mfe_per_share": tr["mfe"],
+            "settlement_source": settle.get("source"),
+            "settlement_value": settle.get("value"),
+            "settlement_std_error": None,
             "data_checksum": f"live:{self.mode}",
-        }  # fmt: skip
+        }
         self.journal.close_trade(row, self.mode)
         del self.open[tr["trade_id"]]
         self.book.close_trade(tr["trade_id"], exit_ts, pnl_mc, reason)
         kind = "stop" if reason == "stop_loss" else "exit"
-        self._note(exit_ts, kind, f"closed {tr['trade_id']} ({reason}) P&L {pnl:,.2f}",
-                   {"trade_id": tr["trade_id"], "pnl": pnl})  # fmt: skip
+        self._note(
+            exit_ts,
+            kind,
+            f"closed {tr['trade_id']} ({reason}) P&L {pnl:,.2f}",
+            {"trade_id": tr["trade_id"], "pnl": pnl},
+        )
         total, _ = self._realized(exit_ts)
         equity = self.spec.sizing.capital + total
         for mult in self.config.equity_milestones:
@@ -666,14 +656,29 @@ class LiveRunner:
             vix = vix_from_chain(chain, ts, s.rate)
         chain = chain.filter(chain["root"].is_in(list(s.roots)))
         snap = build_snapshot(chain, ts, rate=s.rate, max_age_s=s.filters.max_quote_age_s)
-        sel = select_structure(snap.chain, snap.expiries, day, s.dte, s.roots, s.leg_specs(),
-                               s.delta_match)  # fmt: skip
+        sel = select_structure(
+            snap.chain, snap.expiries, day, s.dte, s.roots, s.leg_specs(), s.delta_match
+        )
         key = self.rule_key[t]
-        base: dict[str, Any] = {"strategy": s.name, "config_hash": self.cfg_hash, "entry_ts": ts,
-                                "entry_date": day, "entry_time": t.strftime("%H:%M")}  # fmt: skip
+        base: dict[str, Any] = {
+            "strategy": s.name,
+            "config_hash": self.cfg_hash,
+            "entry_ts": ts,
+            "entry_date": day,
+            "entry_time": t.strftime("%H:%M"),
+        }
         if not sel.ok:
-            self._decide(base | {"candidate_id": ids.rejection_id(key, ts), "expiry": None,
-                                 "dte": None, "credit_per_share": None}, "rejected", sel.reason)  # fmt: skip
+            self._decide(
+                base
+                | {
+                    "candidate_id": ids.rejection_id(key, ts),
+                    "expiry": None,
+                    "dte": None,
+                    "credit_per_share": None,
+                },
+                "rejected",
+                sel.reason,
+            )
             return
         assert sel.expiry is not None
         cid = ids.candidate_id(ts, sel.root, sel.expiry, ((lg.occ, lg.quantity) for lg in sel.legs))
@@ -684,13 +689,20 @@ class LiveRunner:
         strikes = strike_cents([lg.strike for lg in sel.legs])
         lo_c, hi_c = payoff_bounds(qty, strikes, [lg.right == "C" for lg in sel.legs])
         credit = None if credit_c == NO_NET else credit_c / CENTS_PER_DOLLAR
-        row = base | {"candidate_id": cid, "expiry": sel.expiry, "dte": sel.dte,
-                      "credit_per_share": credit}  # fmt: skip
+        row = base | {
+            "candidate_id": cid,
+            "expiry": sel.expiry,
+            "dte": sel.dte,
+            "credit_per_share": credit,
+        }
         trade_id = ids.trade_id(cid, self.cfg_hash)
         prior = self.journal.decision_of(cid, self.mode)
         if prior is not None:  # a restart re-running a decided minute
-            if prior != "taken" or trade_id in self.open or self.journal.has_trade(trade_id,
-                                                                                  self.mode):
+            if (
+                prior != "taken"
+                or trade_id in self.open
+                or self.journal.has_trade(trade_id, self.mode)
+            ):
                 return None
             # taken, then the process died before the order was journaled: place it now
             p = self._gate_p(row, sel, ts, cid)
@@ -699,9 +711,15 @@ class LiveRunner:
         else:
             gate = self._gate(row, sel, ts, cid) if self.gate is not None else ""
             reason = entry_filter_reason(s, day, credit_c, eb, ea, qty, hi_c, vix, self.events)
-            d = self.book.decide(ts, day, filter_reason=reason, gate_reason=gate,
-                                 max_loss_c=hi_c - credit_c, probability=row.get("meta_p"),
-                                 halted=bool(ds.killed))  # fmt: skip
+            d = self.book.decide(
+                ts,
+                day,
+                filter_reason=reason,
+                gate_reason=gate,
+                max_loss_c=hi_c - credit_c,
+                probability=row.get("meta_p"),
+                halted=bool(ds.killed),
+            )
             self._decide(row, d.kind, d.reason)
             if not d.taken:
                 return None
@@ -711,19 +729,41 @@ class LiveRunner:
             sel.root, sel.expiry, calendar.last_trade_day(sel.root, sel.expiry)
         )
         tr: dict[str, Any] = {
-            "trade_id": trade_id, "candidate_id": cid, "entry_ts": ts, "entry_date": day.isoformat(),
-            "entry_time": t.strftime("%H:%M"), "root": sel.root, "expiry": sel.expiry.isoformat(),
-            "dte": sel.dte, "forward": sel.forward,
+            "trade_id": trade_id,
+            "candidate_id": cid,
+            "entry_ts": ts,
+            "entry_date": day.isoformat(),
+            "entry_time": t.strftime("%H:%M"),
+            "root": sel.root,
+            "expiry": sel.expiry.isoformat(),
+            "dte": sel.dte,
+            "forward": sel.forward,
             "width": structure_width([lg.strike for lg in sel.legs], [lg.right for lg in sel.legs]),
             "short_delta": next((abs(lg.delta) for lg in sel.legs if lg.quantity < 0), math.nan),
-            "legs": [{"occ": lg.occ, "right": lg.right, "strike": lg.strike, "quantity": lg.quantity,
-                      "instrument_id_entry": lg.instrument_id} for lg in sel.legs],
-            "contracts": contracts, "max_loss_ps": (hi_c - credit_c) / CENTS_PER_DOLLAR,
-            "lo_c": lo_c, "hi_c": hi_c, "close_ns": close_ns,
-            "deadline": exit_deadline(s.management, sel.root, sel.expiry), "mae": 0.0, "mfe": 0.0,
-            "attempt": 0, "status": "opening", "credit": math.nan, "credit_c": credit_c,
+            "legs": [
+                {
+                    "occ": lg.occ,
+                    "right": lg.right,
+                    "strike": lg.strike,
+                    "quantity": lg.quantity,
+                    "instrument_id_entry": lg.instrument_id,
+                }
+                for lg in sel.legs
+            ],
+            "contracts": contracts,
+            "max_loss_ps": (hi_c - credit_c) / CENTS_PER_DOLLAR,
+            "lo_c": lo_c,
+            "hi_c": hi_c,
+            "close_ns": close_ns,
+            "deadline": exit_deadline(s.management, sel.root, sel.expiry),
+            "mae": 0.0,
+            "mfe": 0.0,
+            "attempt": 0,
+            "status": "opening",
+            "credit": math.nan,
+            "credit_c": credit_c,
             "entry_fees": 0.0,
-        }  # fmt: skip
+        }
         self.open[trade_id] = tr
         open_legs = tuple(ComboLeg(lg.occ, lg.quantity) for lg in sel.legs)
         self._place(tr, "opening", open_legs, credit_c / CENTS_PER_DOLLAR, ts)

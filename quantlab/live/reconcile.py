@@ -47,22 +47,44 @@ from quantlab.strategy.spec import StrategySpec
 
 GATE_PREFIX = "meta_labeler p="
 _DEC_SCHEMA: dict[str, Any] = {
-    "candidate_id": pl.Utf8, "entry_ts": pl.Int64, "entry_time": pl.Utf8, "live_decision": pl.Utf8,
-    "live_reason": pl.Utf8, "meta_p": pl.Float64, "bt_decision": pl.Utf8, "bt_reason": pl.Utf8,
+    "candidate_id": pl.Utf8,
+    "entry_ts": pl.Int64,
+    "entry_time": pl.Utf8,
+    "live_decision": pl.Utf8,
+    "live_reason": pl.Utf8,
+    "meta_p": pl.Float64,
+    "bt_decision": pl.Utf8,
+    "bt_reason": pl.Utf8,
     "match": pl.Boolean,
-}  # fmt: skip
+}
 _TRADE_SCHEMA: dict[str, Any] = {
-    "trade_id": pl.Utf8, "status": pl.Utf8, "live_entry_ts": pl.Int64, "bt_entry_ts": pl.Int64,
-    "live_exit_ts": pl.Int64, "bt_exit_ts": pl.Int64, "live_credit": pl.Float64,
-    "bt_credit": pl.Float64, "live_exit_reason": pl.Utf8, "bt_exit_reason": pl.Utf8,
-    "contracts": pl.Int32, "live_pnl": pl.Float64, "bt_pnl": pl.Float64, "pnl_diff": pl.Float64,
+    "trade_id": pl.Utf8,
+    "status": pl.Utf8,
+    "live_entry_ts": pl.Int64,
+    "bt_entry_ts": pl.Int64,
+    "live_exit_ts": pl.Int64,
+    "bt_exit_ts": pl.Int64,
+    "live_credit": pl.Float64,
+    "bt_credit": pl.Float64,
+    "live_exit_reason": pl.Utf8,
+    "bt_exit_reason": pl.Utf8,
+    "contracts": pl.Int32,
+    "live_pnl": pl.Float64,
+    "bt_pnl": pl.Float64,
+    "pnl_diff": pl.Float64,
     "match": pl.Boolean,
-}  # fmt: skip
+}
 _FILL_SCHEMA: dict[str, Any] = {
-    "order_ref": pl.Utf8, "trade_id": pl.Utf8, "purpose": pl.Utf8, "ts": pl.Int64,
-    "quantity": pl.Int32, "fill_price": pl.Float64, "model_price": pl.Float64,
-    "slippage_per_share": pl.Float64, "slippage_usd": pl.Float64,
-}  # fmt: skip
+    "order_ref": pl.Utf8,
+    "trade_id": pl.Utf8,
+    "purpose": pl.Utf8,
+    "ts": pl.Int64,
+    "quantity": pl.Int32,
+    "fill_price": pl.Float64,
+    "model_price": pl.Float64,
+    "slippage_per_share": pl.Float64,
+    "slippage_usd": pl.Float64,
+}
 
 
 @dataclass
@@ -89,34 +111,92 @@ class ReconcileReport:
     def summary(self) -> str:
         verdict = "PARITY" if self.parity else f"PARITY BROKEN ({len(self.breaks)} differences)"
         d, t = self.decisions, self.trades
-        return (f"{self.day} [{self.mode}] {verdict}: {d.height} decisions "
-                f"({int((~d['match']).sum()) if d.height else 0} differ), {t.height} trades "
-                f"({int((~t['match']).sum()) if t.height else 0} differ), {self.fills.height} "
-                f"fills, slippage vs the fill model {self.total_slippage_usd:+,.2f} $")  # fmt: skip
+        return (
+            f"{self.day} [{self.mode}] {verdict}: {d.height} decisions "
+            f"({int((~d['match']).sum()) if d.height else 0} differ), {t.height} trades "
+            f"({int((~t['match']).sum()) if t.height else 0} differ), {self.fills.height} "
+            f"fills, slippage vs the fill model {self.total_slippage_usd:+,.2f} $"
+        )
 
     # -- rendering ---------------------------------------------------------------------------
     def _sections(self) -> list[tuple[str, list[str], list[list[str]], list[bool]]]:
-        dec = [[_hm(r["entry_ts"]), r["candidate_id"], _s(r["live_decision"]), _s(r["live_reason"]),
-                _f(r["meta_p"], 3), _s(r["bt_decision"]), _s(r["bt_reason"])]
-               for r in self.decisions.iter_rows(named=True)]  # fmt: skip
-        tr = [[r["trade_id"], r["status"], _hm(r["live_entry_ts"]), _hm(r["bt_entry_ts"]),
-               _hm(r["live_exit_ts"]), _hm(r["bt_exit_ts"]), _f(r["live_credit"]),
-               _f(r["bt_credit"]), _s(r["live_exit_reason"]), _s(r["bt_exit_reason"]),
-               _f(r["live_pnl"]), _f(r["bt_pnl"]), _f(r["pnl_diff"])]
-              for r in self.trades.iter_rows(named=True)]  # fmt: skip
-        fi = [[r["order_ref"], r["purpose"], _hm(r["ts"]), str(r["quantity"]), _f(r["fill_price"]),
-               _f(r["model_price"]), _f(r["slippage_per_share"]), _f(r["slippage_usd"])]
-              for r in self.fills.iter_rows(named=True)]  # fmt: skip
+        dec = [
+            [
+                _hm(r["entry_ts"]),
+                r["candidate_id"],
+                _s(r["live_decision"]),
+                _s(r["live_reason"]),
+                _f(r["meta_p"], 3),
+                _s(r["bt_decision"]),
+                _s(r["bt_reason"]),
+            ]
+            for r in self.decisions.iter_rows(named=True)
+        ]
+        tr = [
+            [
+                r["trade_id"],
+                r["status"],
+                _hm(r["live_entry_ts"]),
+                _hm(r["bt_entry_ts"]),
+                _hm(r["live_exit_ts"]),
+                _hm(r["bt_exit_ts"]),
+                _f(r["live_credit"]),
+                _f(r["bt_credit"]),
+                _s(r["live_exit_reason"]),
+                _s(r["bt_exit_reason"]),
+                _f(r["live_pnl"]),
+                _f(r["bt_pnl"]),
+                _f(r["pnl_diff"]),
+            ]
+            for r in self.trades.iter_rows(named=True)
+        ]
+        fi = [
+            [
+                r["order_ref"],
+                r["purpose"],
+                _hm(r["ts"]),
+                str(r["quantity"]),
+                _f(r["fill_price"]),
+                _f(r["model_price"]),
+                _f(r["slippage_per_share"]),
+                _f(r["slippage_usd"]),
+            ]
+            for r in self.fills.iter_rows(named=True)
+        ]
         return [
-            ("Decisions", ["time", "candidate", "live", "live reason", "p", "backtest",
-                           "backtest reason"], dec, self.decisions["match"].to_list()),
-            ("Trades", ["trade", "status", "entry live", "entry bt", "exit live", "exit bt",
-                        "credit live", "credit bt", "exit live", "exit bt", "P&L live", "P&L bt",
-                        "P&L diff"], tr, self.trades["match"].to_list()),
-            ("Fills vs the fill model ($, + = better than the model)",
-             ["order", "purpose", "time", "qty", "fill", "model", "slip/share", "slip $"], fi,
-             [abs(x) <= self.tol_usd for x in self.fills["slippage_usd"].fill_nan(0.0)]),
-        ]  # fmt: skip
+            (
+                "Decisions",
+                ["time", "candidate", "live", "live reason", "p", "backtest", "backtest reason"],
+                dec,
+                self.decisions["match"].to_list(),
+            ),
+            (
+                "Trades",
+                [
+                    "trade",
+                    "status",
+                    "entry live",
+                    "entry bt",
+                    "exit live",
+                    "exit bt",
+                    "credit live",
+                    "credit bt",
+                    "exit live",
+                    "exit bt",
+                    "P&L live",
+                    "P&L bt",
+                    "P&L diff",
+                ],
+                tr,
+                self.trades["match"].to_list(),
+            ),
+            (
+                "Fills vs the fill model ($, + = better than the model)",
+                ["order", "purpose", "time", "qty", "fill", "model", "slip/share", "slip $"],
+                fi,
+                [abs(x) <= self.tol_usd for x in self.fills["slippage_usd"].fill_nan(0.0)],
+            ),
+        ]
 
     def tables(self) -> list[Any]:
         """The report as compact :class:`rich.table.Table` objects: one value where live and
@@ -127,28 +207,76 @@ class ReconcileReport:
             return a if a == b else f"{a or '-'} | bt {b or '-'}"
 
         hm = self._hm
-        dec = [[hm(r["entry_ts"]), r["candidate_id"][:8], pair(_s(r["live_decision"]),
-                _s(r["bt_decision"])), pair(_s(r["live_reason"]), _s(r["bt_reason"])),
-                _f(r["meta_p"], 3)] for r in self.decisions.iter_rows(named=True)]  # fmt: skip
-        tr = [[r["trade_id"][:8], r["status"], pair(hm(r["live_entry_ts"]), hm(r["bt_entry_ts"])),
-               pair(hm(r["live_exit_ts"]), hm(r["bt_exit_ts"])),
-               pair(_s(r["live_exit_reason"]), _s(r["bt_exit_reason"])),
-               pair(_f(r["live_credit"]), _f(r["bt_credit"])), _s(r["contracts"]),
-               _f(r["live_pnl"]), _f(r["bt_pnl"]), _f(r["pnl_diff"])]
-              for r in self.trades.iter_rows(named=True)]  # fmt: skip
-        fi = [[r["trade_id"][:8], r["purpose"], hm(r["ts"]), _s(r["quantity"]),
-               _f(r["fill_price"]), _f(r["model_price"]), _f(r["slippage_usd"])]
-              for r in self.fills.iter_rows(named=True)]  # fmt: skip
+        dec = [
+            [
+                hm(r["entry_ts"]),
+                r["candidate_id"][:8],
+                pair(_s(r["live_decision"]), _s(r["bt_decision"])),
+                pair(_s(r["live_reason"]), _s(r["bt_reason"])),
+                _f(r["meta_p"], 3),
+            ]
+            for r in self.decisions.iter_rows(named=True)
+        ]
+        tr = [
+            [
+                r["trade_id"][:8],
+                r["status"],
+                pair(hm(r["live_entry_ts"]), hm(r["bt_entry_ts"])),
+                pair(hm(r["live_exit_ts"]), hm(r["bt_exit_ts"])),
+                pair(_s(r["live_exit_reason"]), _s(r["bt_exit_reason"])),
+                pair(_f(r["live_credit"]), _f(r["bt_credit"])),
+                _s(r["contracts"]),
+                _f(r["live_pnl"]),
+                _f(r["bt_pnl"]),
+                _f(r["pnl_diff"]),
+            ]
+            for r in self.trades.iter_rows(named=True)
+        ]
+        fi = [
+            [
+                r["trade_id"][:8],
+                r["purpose"],
+                hm(r["ts"]),
+                _s(r["quantity"]),
+                _f(r["fill_price"]),
+                _f(r["model_price"]),
+                _f(r["slippage_usd"]),
+            ]
+            for r in self.fills.iter_rows(named=True)
+        ]
         ok_fill = [abs(x) <= self.tol_usd for x in self.fills["slippage_usd"].fill_nan(0.0)]
         out = []
         for title, header, rows, ok in (
-            ("Decisions", ["time", "cand.", "decision", "reason", "p"], dec,
-             self.decisions["match"].to_list()),
-            ("Trades", ["trade", "status", "entry", "exit", "exit reason", "credit", "n",
-                        "P&L live", "P&L bt", "diff"], tr, self.trades["match"].to_list()),
-            ("Fills vs the fill model", ["trade", "order", "time", "n", "fill", "model",
-                                         "slip $"], fi, ok_fill),
-        ):  # fmt: skip
+            (
+                "Decisions",
+                ["time", "cand.", "decision", "reason", "p"],
+                dec,
+                self.decisions["match"].to_list(),
+            ),
+            (
+                "Trades",
+                [
+                    "trade",
+                    "status",
+                    "entry",
+                    "exit",
+                    "exit reason",
+                    "credit",
+                    "n",
+                    "P&L live",
+                    "P&L bt",
+                    "diff",
+                ],
+                tr,
+                self.trades["match"].to_list(),
+            ),
+            (
+                "Fills vs the fill model",
+                ["trade", "order", "time", "n", "fill", "model", "slip $"],
+                fi,
+                ok_fill,
+            ),
+        ):
             t = Table(title=title, header_style="bold")
             for h in header:
                 t.add_column(h, no_wrap=h in ("time", "entry", "exit"))
@@ -250,15 +378,31 @@ def _decisions(live: pl.DataFrame, bt: pl.DataFrame, breaks: list[str]) -> pl.Da
             breaks.append(f"decision {when}: live only ({ld} {lr!r}), not in the backtest")
         elif not ok:
             breaks.append(f"decision {when}: live {ld} {lr!r} vs backtest {bd} {br!r}")
-        rows.append({"candidate_id": cid, "entry_ts": any_row["entry_ts"],
-                     "entry_time": any_row["entry_time"], "live_decision": ld, "live_reason": lr,
-                     "meta_p": a.get("meta_p") if a else None, "bt_decision": bd,
-                     "bt_reason": br, "match": ok})  # fmt: skip
+        rows.append(
+            {
+                "candidate_id": cid,
+                "entry_ts": any_row["entry_ts"],
+                "entry_time": any_row["entry_time"],
+                "live_decision": ld,
+                "live_reason": lr,
+                "meta_p": a.get("meta_p") if a else None,
+                "bt_decision": bd,
+                "bt_reason": br,
+                "match": ok,
+            }
+        )
     return pl.DataFrame(rows, schema=_DEC_SCHEMA).sort(["entry_ts", "candidate_id"])
 
 
-def _trades(live: pl.DataFrame, open_live: dict[str, dict[str, Any]], bt: pl.DataFrame,
-            day: dt.date, horizon: int | None, tol: float, breaks: list[str]) -> pl.DataFrame:  # fmt: skip
+def _trades(
+    live: pl.DataFrame,
+    open_live: dict[str, dict[str, Any]],
+    bt: pl.DataFrame,
+    day: dt.date,
+    horizon: int | None,
+    tol: float,
+    breaks: list[str],
+) -> pl.DataFrame:
     def on_day(r: dict[str, Any]) -> bool:
         return r["entry_date"] == day or r["exit_date"] == day
 
@@ -270,17 +414,30 @@ def _trades(live: pl.DataFrame, open_live: dict[str, dict[str, Any]], bt: pl.Dat
         a, o, b = lv.get(tid), op.get(tid), bv.get(tid)
         row: dict[str, Any] = {"trade_id": tid, "status": "closed"}
         if a is not None:
-            row |= {"live_entry_ts": a["entry_ts"], "live_exit_ts": a["exit_ts"],
-                    "live_credit": a["credit_per_share"], "live_exit_reason": a["exit_reason"],
-                    "contracts": a["contracts"], "live_pnl": a["pnl"]}  # fmt: skip
+            row |= {
+                "live_entry_ts": a["entry_ts"],
+                "live_exit_ts": a["exit_ts"],
+                "live_credit": a["credit_per_share"],
+                "live_exit_reason": a["exit_reason"],
+                "contracts": a["contracts"],
+                "live_pnl": a["pnl"],
+            }
         elif o is not None:
             credit = o.get("credit")
-            row |= {"status": "open", "live_entry_ts": o["entry_ts"], "contracts": o["contracts"],
-                    "live_credit": None if credit is None or credit != credit else credit}  # fmt: skip
+            row |= {
+                "status": "open",
+                "live_entry_ts": o["entry_ts"],
+                "contracts": o["contracts"],
+                "live_credit": None if credit is None or credit != credit else credit,
+            }
         if b is not None:
-            row |= {"bt_entry_ts": b["entry_ts"], "bt_exit_ts": b["exit_ts"],
-                    "bt_credit": b["credit_per_share"], "bt_exit_reason": b["exit_reason"],
-                    "bt_pnl": b["pnl"]}  # fmt: skip
+            row |= {
+                "bt_entry_ts": b["entry_ts"],
+                "bt_exit_ts": b["exit_ts"],
+                "bt_credit": b["credit_per_share"],
+                "bt_exit_reason": b["exit_reason"],
+                "bt_pnl": b["pnl"],
+            }
             row.setdefault("contracts", b["contracts"])
         why = _trade_difference(a, o, b, horizon, tol)
         if why:
@@ -291,8 +448,9 @@ def _trades(live: pl.DataFrame, open_live: dict[str, dict[str, Any]], bt: pl.Dat
     return pl.DataFrame(rows, schema=_TRADE_SCHEMA)
 
 
-def _trade_difference(a: dict | None, o: dict | None, b: dict | None, horizon: int | None,
-                      tol: float) -> str:  # fmt: skip
+def _trade_difference(
+    a: dict | None, o: dict | None, b: dict | None, horizon: int | None, tol: float
+) -> str:
     if b is None:
         return "live only, not traded by the backtest"
     if a is None and o is None:
@@ -307,8 +465,7 @@ def _trade_difference(a: dict | None, o: dict | None, b: dict | None, horizon: i
             ):
                 return f"entry credit {c:.2f} live vs {b['credit_per_share']:.2f} backtest"
             return ""
-        return (f"open live, but the backtest closed it at {_hm(b['exit_ts'])} "
-                f"({b['exit_reason']})")  # fmt: skip
+        return f"open live, but the backtest closed it at {_hm(b['exit_ts'])} ({b['exit_reason']})"
     assert a is not None
     out = []
     for k in ("entry_ts", "exit_ts"):
@@ -322,13 +479,15 @@ def _trade_difference(a: dict | None, o: dict | None, b: dict | None, horizon: i
         if abs(a[k] - b[k]) * 100 * n > tol:
             out.append(f"{k} {a[k]:.2f} live vs {b[k]:.2f} backtest")
     if abs(a["pnl"] - b["pnl"]) > tol:
-        out.append(f"P&L {a['pnl']:,.2f} live vs {b['pnl']:,.2f} backtest "
-                   f"({a['pnl'] - b['pnl']:+,.2f})")  # fmt: skip
+        out.append(
+            f"P&L {a['pnl']:,.2f} live vs {b['pnl']:,.2f} backtest ({a['pnl'] - b['pnl']:+,.2f})"
+        )
     return "; ".join(out)
 
 
-def _quotes_at(store: st.StoreLike, underlying: str, occs: list[str], ts: int
-               ) -> tuple[list[float], list[float]]:  # fmt: skip
+def _quotes_at(
+    store: st.StoreLike, underlying: str, occs: list[str], ts: int
+) -> tuple[list[float], list[float]]:
     """Each contract's last quote at or before ``ts`` that session, else the previous
     session's last (the simulated broker's carry)."""
     day = read.session_date(ts)
@@ -351,8 +510,15 @@ def _quotes_at(store: st.StoreLike, underlying: str, occs: list[str], ts: int
     return bid, ask
 
 
-def _fills(journal: Journal, mode: str, day: dt.date, store: st.StoreLike, spec: StrategySpec,
-           tol: float, breaks: list[str]) -> pl.DataFrame:  # fmt: skip
+def _fills(
+    journal: Journal,
+    mode: str,
+    day: dt.date,
+    store: st.StoreLike,
+    spec: StrategySpec,
+    tol: float,
+    breaks: list[str],
+) -> pl.DataFrame:
     fills = journal.table("fills", mode)
     orders = {r["order_ref"]: r for r in journal.table("orders", mode).iter_rows(named=True)}
     rows = []
@@ -372,15 +538,28 @@ def _fills(journal: Journal, mode: str, day: dt.date, store: st.StoreLike, spec:
         usd = slip * 100.0 * f["quantity"]
         tid = o.get("trade_id", "")
         if not math.isfinite(usd):
-            breaks.append(f"fill {f['order_ref']} of trade {tid}: no fill-model price at "
-                          f"{_hm(f['ts'])} (quotes missing from the store)")  # fmt: skip
+            breaks.append(
+                f"fill {f['order_ref']} of trade {tid}: no fill-model price at "
+                f"{_hm(f['ts'])} (quotes missing from the store)"
+            )
         elif abs(usd) > tol:
-            breaks.append(f"fill {f['order_ref']} of trade {tid}: {f['price']:.2f} vs the fill "
-                          f"model's {model:.2f} at {_hm(f['ts'])}, slippage {usd:+,.2f} $")  # fmt: skip
-        rows.append({"order_ref": f["order_ref"], "trade_id": tid, "purpose": o.get("purpose", ""),
-                     "ts": f["ts"], "quantity": f["quantity"], "fill_price": f["price"],
-                     "model_price": model, "slippage_per_share": slip,
-                     "slippage_usd": usd})  # fmt: skip
+            breaks.append(
+                f"fill {f['order_ref']} of trade {tid}: {f['price']:.2f} vs the fill "
+                f"model's {model:.2f} at {_hm(f['ts'])}, slippage {usd:+,.2f} $"
+            )
+        rows.append(
+            {
+                "order_ref": f["order_ref"],
+                "trade_id": tid,
+                "purpose": o.get("purpose", ""),
+                "ts": f["ts"],
+                "quantity": f["quantity"],
+                "fill_price": f["price"],
+                "model_price": model,
+                "slippage_per_share": slip,
+                "slippage_usd": usd,
+            }
+        )
     return pl.DataFrame(rows, schema=_FILL_SCHEMA)
 
 
@@ -391,8 +570,11 @@ def _gate_notes(journal: Journal, mode: str, day: dt.date, gate: Any) -> list[st
     )
     used = [json.loads(d) for d in ev["data"].to_list()]
     if gate is None:
-        return [f"the runner gated entries with {u['model']} v{u['version']}, the backtest did "
-                "not: pass its meta_labeler" for u in used]  # fmt: skip
+        return [
+            f"the runner gated entries with {u['model']} v{u['version']}, the backtest did "
+            "not: pass its meta_labeler"
+            for u in used
+        ]
     return [
         f"the runner used {u['model']} v{u['version']} threshold {u['threshold']:.4f}; the "
         f"backtest {gate.name} v{gate.version} threshold {gate.threshold:.4f}"
@@ -409,10 +591,18 @@ def report_path(journal: str | Path, mode: str, day: dt.date | str) -> Path:
     return jp.parent / f"reconcile-{jp.stem}-{mode}-{day}.html"
 
 
-def reconcile_day(journal: Journal | str | Path, store: st.StoreLike, spec: StrategySpec,
-                  day: dt.date | str, mode: str = "paper", *, gate: Any = None,
-                  since: dt.date | None = None, tol_usd: float = 0.01,
-                  workers: int | None = 1) -> ReconcileReport:  # fmt: skip
+def reconcile_day(
+    journal: Journal | str | Path,
+    store: st.StoreLike,
+    spec: StrategySpec,
+    day: dt.date | str,
+    mode: str = "paper",
+    *,
+    gate: Any = None,
+    since: dt.date | None = None,
+    tol_usd: float = 0.01,
+    workers: int | None = 1,
+) -> ReconcileReport:
     """Compare one day of a live journal with the backtester on the same data and config.
 
     Parameters
@@ -468,19 +658,34 @@ def reconcile_day(journal: Journal | str | Path, store: st.StoreLike, spec: Stra
 
             feats = build_features(store, s1, gate.feature_set, underlying=spec.underlying)
             p = gate.proba(feats)
-            allowed = {c for c, q in zip(feats["candidate_id"].to_list(), p.tolist(),
-                                         strict=True) if q >= gate.threshold}  # fmt: skip
-            notes.append(f"backtest filtered by {gate.name} v{gate.version} at threshold "
-                         f"{gate.threshold:.4f}")  # fmt: skip
+            allowed = {
+                c
+                for c, q in zip(feats["candidate_id"].to_list(), p.tolist(), strict=True)
+                if q >= gate.threshold
+            }
+            notes.append(
+                f"backtest filtered by {gate.name} v{gate.version} at threshold "
+                f"{gate.threshold:.4f}"
+            )
         notes += _gate_notes(journal, mode, day, gate)
         bt = run_stage2(s1, spec, allowed=allowed)
         breaks: list[str] = []
-        decisions = _decisions(dec.filter(pl.col("entry_date") == day),
-                               bt.decisions.filter(pl.col("entry_date") == day), breaks)  # fmt: skip
+        decisions = _decisions(
+            dec.filter(pl.col("entry_date") == day),
+            bt.decisions.filter(pl.col("entry_date") == day),
+            breaks,
+        )
         prog = journal.table("progress", mode)
         horizon = int(prog["last_ts"].max()) if prog.height else None  # type: ignore[arg-type]
-        trades = _trades(journal.table("trades", mode), journal.open_states(mode), bt.trades,
-                         day, horizon, tol_usd, breaks)  # fmt: skip
+        trades = _trades(
+            journal.table("trades", mode),
+            journal.open_states(mode),
+            bt.trades,
+            day,
+            horizon,
+            tol_usd,
+            breaks,
+        )
         fills = _fills(journal, mode, day, store, spec, tol_usd, breaks)
         return ReconcileReport(day, mode, decisions, trades, fills, breaks, tol_usd, notes)
     finally:

@@ -42,12 +42,17 @@ def train_cmd(
         raise typer.Exit(1) from None
     m = res.test_metrics
     con.print(f"study {res.study_name}: {res.n_trials} trials; best params {res.best_params}")
-    con.print(f"CV (training period) mean AUC {res.cv['mean']['auc']:.4f}, "
-              f"OOF AUC {res.cv['oof_auc']:.4f}; threshold {res.threshold:.4f}")  # fmt: skip
-    con.print(f"test: n={int(m['n_test'])} AUC {m['auc']:.4f} log loss {m['log_loss']:.4f} "
-              f"Brier {m['brier']:.4f} precision {m['precision']:.4f} recall {m['recall']:.4f} "
-              f"F1 {m['f1']:.4f}")  # fmt: skip
+    con.print(
+        f"CV (training period) mean AUC {res.cv['mean']['auc']:.4f}, "
+        f"OOF AUC {res.cv['oof_auc']:.4f}; threshold {res.threshold:.4f}"
+    )
+    con.print(
+        f"test: n={int(m['n_test'])} AUC {m['auc']:.4f} log loss {m['log_loss']:.4f} "
+        f"Brier {m['brier']:.4f} precision {m['precision']:.4f} recall {m['recall']:.4f} "
+        f"F1 {m['f1']:.4f}"
+    )
     con.print(evaluation_table(res.evaluation, "held-out test period: filtered vs unfiltered"))
     if res.run_id:
-        con.print(f"MLflow run {res.run_id}; model {cfg.model_name} v{res.model_version} "
-                  "(alias champion)")  # fmt: skip
+        con.print(
+            f"MLflow run {res.run_id}; model {cfg.model_name} v{res.model_version} (alias champion)"
+        )

@@ -143,11 +143,17 @@ def _row(name: str, allowed: int, res: Any, first_day: dt.date, cap: float) -> d
     ts = trade_stats(trades)
     perf = performance(res.equity_daily.filter(pl.col("date") >= first_day), cap)
     return {
-        "variant": name, "allowed": allowed, "trades": ts["n_trades"], "win_rate": ts["win_rate"],
-        "total_pnl": ts["total_pnl"], "expectancy": ts["expectancy"], "fees": ts["total_fees"],
-        "sharpe": perf["sharpe_ratio"], "max_drawdown": perf["max_drawdown"],
+        "variant": name,
+        "allowed": allowed,
+        "trades": ts["n_trades"],
+        "win_rate": ts["win_rate"],
+        "total_pnl": ts["total_pnl"],
+        "expectancy": ts["expectancy"],
+        "fees": ts["total_fees"],
+        "sharpe": perf["sharpe_ratio"],
+        "max_drawdown": perf["max_drawdown"],
         "max_drawdown_dollars": perf["max_drawdown_dollars"],
-    }  # fmt: skip
+    }
 
 
 def contracts_for(p: np.ndarray, max_contracts: int) -> np.ndarray:
@@ -177,15 +183,22 @@ def evaluate_strategy(
     take = {c for c, pc in zip(ids, p, strict=True) if pc >= threshold}
     # sized: the decision core's probability sizing, risk rules applied at the sized quantity
     sized_spec = spec.model_copy(
-        update={"sizing": spec.sizing.model_copy(
-            update={"mode": "probability", "contracts": max_contracts})}
-    )  # fmt: skip
+        update={
+            "sizing": spec.sizing.model_copy(
+                update={"mode": "probability", "contracts": max_contracts}
+            )
+        }
+    )
     variants = [
         ("unfiltered", set(ids), spec, None),
         ("filtered", take, spec, None),
-        (f"filtered_sized(max {max_contracts})", take, sized_spec, dict(zip(ids, p.tolist(),
-                                                                          strict=True))),
-    ]  # fmt: skip
+        (
+            f"filtered_sized(max {max_contracts})",
+            take,
+            sized_spec,
+            dict(zip(ids, p.tolist(), strict=True)),
+        ),
+    ]
     rows = []
     for name, allowed, sp, probs in variants:
         res = run_stage2(s1, sp, allowed=allowed, probabilities=probs)
@@ -204,8 +217,9 @@ def _plots(out: Path, y: np.ndarray, p: np.ndarray, model: Any, columns: list[st
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect")
     if np.unique(y).shape[0] == 2:
-        frac, mean = calibration_curve(y, p, n_bins=min(10, max(2, y.shape[0] // 10)),
-                                       strategy="quantile")  # fmt: skip
+        frac, mean = calibration_curve(
+            y, p, n_bins=min(10, max(2, y.shape[0] // 10)), strategy="quantile"
+        )
         ax.plot(mean, frac, "o-", label="test period")
     ax.set_xlabel("predicted P(take)")
     ax.set_ylabel("observed frequency")
@@ -253,8 +267,9 @@ def train(cfg: TrainConfig, *, mlflow_log: bool = True, progress: bool = False) 
     if not days:
         raise DataError(f"store {cfg.store} holds no {spec.underlying} quotes.")
     a, b = cfg.start or days[0], cfg.end or days[-1]
-    s1 = stage1(cfg.store, [spec], a, b, underlying=spec.underlying, workers=cfg.workers,
-                progress=progress)  # fmt: skip
+    s1 = stage1(
+        cfg.store, [spec], a, b, underlying=spec.underlying, workers=cfg.workers, progress=progress
+    )
     fs = FeatureSet(cfg.feature_set)
     feats = build_features(cfg.store, s1, fs, underlying=spec.underlying, progress=progress)
     cols = fs.columns
@@ -271,13 +286,27 @@ def train(cfg: TrainConfig, *, mlflow_log: bool = True, progress: bool = False) 
         )
     study = cfg.optuna.study_name or f"{cfg.model_name}-{spec.config_hash()[:8]}"
     tuned = tune(
-        X[tr], y[tr], t0[tr], t1[tr], study_name=study, storage=cfg.optuna.storage,
-        n_trials=cfg.optuna.n_trials, timeout=cfg.optuna.timeout, seed=cfg.optuna.seed,
-        cv_kind=cfg.cv.kind, n_splits=cfg.cv.n_splits, embargo=cfg.cv.embargo,
-        objective=cfg.optuna.objective, n_estimators=(cfg.optuna.n_estimators[0], cfg.optuna.n_estimators[1]),
-    )  # fmt: skip
-    est = MetaLabeler(**tuned.best_params, calibration=cfg.calibration,
-                      calibration_fraction=cfg.calibration_fraction, random_state=cfg.seed)  # fmt: skip
+        X[tr],
+        y[tr],
+        t0[tr],
+        t1[tr],
+        study_name=study,
+        storage=cfg.optuna.storage,
+        n_trials=cfg.optuna.n_trials,
+        timeout=cfg.optuna.timeout,
+        seed=cfg.optuna.seed,
+        cv_kind=cfg.cv.kind,
+        n_splits=cfg.cv.n_splits,
+        embargo=cfg.cv.embargo,
+        objective=cfg.optuna.objective,
+        n_estimators=(cfg.optuna.n_estimators[0], cfg.optuna.n_estimators[1]),
+    )
+    est = MetaLabeler(
+        **tuned.best_params,
+        calibration=cfg.calibration,
+        calibration_fraction=cfg.calibration_fraction,
+        random_state=cfg.seed,
+    )
     cv = make_cv(cfg.cv.kind, cfg.cv.n_splits, cfg.cv.embargo, t0[tr], t1[tr])
     pnl_win = pnl_loss = None
     if cfg.threshold_metric == "expected_pnl":
@@ -291,8 +320,9 @@ def train(cfg: TrainConfig, *, mlflow_log: bool = True, progress: bool = False) 
     cvres = cross_validate(est, X[tr], y[tr], t0[tr], t1[tr], cv, threshold=0.5)
     oof = cvres["oof_proba"]
     ok = np.isfinite(oof)
-    thr = choose_threshold(y[tr][ok], oof[ok], metric=cfg.threshold_metric, pnl_win=pnl_win,
-                           pnl_loss=pnl_loss)  # fmt: skip
+    thr = choose_threshold(
+        y[tr][ok], oof[ok], metric=cfg.threshold_metric, pnl_win=pnl_win, pnl_loss=pnl_loss
+    )
     model = est.fit(X[tr], y[tr], t0=t0[tr], t1=t1[tr])
     p_test = model.predict_proba(X[te])[:, 1]
     test_metrics = _fold_metrics(y[te], p_test, thr)
@@ -305,18 +335,33 @@ def train(cfg: TrainConfig, *, mlflow_log: bool = True, progress: bool = False) 
     )
     evaluation = evaluate_strategy(s1, spec, proba, thr, cfg.max_contracts)
     res = TrainResult(
-        config=cfg, model=model, threshold=thr, best_params=tuned.best_params, cv=cvres,
-        test_metrics=test_metrics, evaluation=evaluation, labels=labels, test_predictions=proba,
-        study_name=study, n_trials=tuned.n_trials, feature_version=fs.version,
+        config=cfg,
+        model=model,
+        threshold=thr,
+        best_params=tuned.best_params,
+        cv=cvres,
+        test_metrics=test_metrics,
+        evaluation=evaluation,
+        labels=labels,
+        test_predictions=proba,
+        study_name=study,
+        n_trials=tuned.n_trials,
+        feature_version=fs.version,
         data_checksum=s1.data_checksum,
-    )  # fmt: skip
+    )
     if mlflow_log:
         _log(res, data[te], y[te], p_test, cols, data.select(cols).head(5))
     return res
 
 
-def _log(res: TrainResult, test: pl.DataFrame, y: np.ndarray, p: np.ndarray, cols: list[str],
-         example: pl.DataFrame) -> None:  # fmt: skip
+def _log(
+    res: TrainResult,
+    test: pl.DataFrame,
+    y: np.ndarray,
+    p: np.ndarray,
+    cols: list[str],
+    example: pl.DataFrame,
+) -> None:
     import mlflow
     from mlflow.models import infer_signature
 
@@ -324,16 +369,28 @@ def _log(res: TrainResult, test: pl.DataFrame, y: np.ndarray, p: np.ndarray, col
 
     cfg = res.config
     trk = Tracker(experiment=EXPERIMENT)
-    run = trk.start(cfg.model_name, tags={
-        "quantlab.kind": "metalabel", "quantlab.config_hash": cfg.config_hash(),
-        "quantlab.strategy_hash": cfg.strategy.config_hash(), "quantlab.data_checksum": res.data_checksum,
-        "quantlab.feature_set_version": res.feature_version, "quantlab.code_version": code_version(),
-        "quantlab.optuna_study": res.study_name})  # fmt: skip
+    run = trk.start(
+        cfg.model_name,
+        tags={
+            "quantlab.kind": "metalabel",
+            "quantlab.config_hash": cfg.config_hash(),
+            "quantlab.strategy_hash": cfg.strategy.config_hash(),
+            "quantlab.data_checksum": res.data_checksum,
+            "quantlab.feature_set_version": res.feature_version,
+            "quantlab.code_version": code_version(),
+            "quantlab.optuna_study": res.study_name,
+        },
+    )
     params = flatten(cfg.model_dump(mode="json", exclude={"strategy"}))
     params |= {f"best.{k}": v for k, v in res.best_params.items()}
-    params |= {"threshold": res.threshold, "feature_set_version": res.feature_version,
-               "data_checksum": res.data_checksum, "n_labels": res.labels.height,
-               "optuna_trials_total": res.n_trials, "strategy": cfg.strategy.name}  # fmt: skip
+    params |= {
+        "threshold": res.threshold,
+        "feature_set_version": res.feature_version,
+        "data_checksum": res.data_checksum,
+        "n_labels": res.labels.height,
+        "optuna_trials_total": res.n_trials,
+        "strategy": cfg.strategy.name,
+    }
     metrics: dict[str, float] = {}
     for k, fold in enumerate(res.cv["folds"]):
         metrics |= {f"cv.fold{k}.{m}": v for m, v in fold.items()}
@@ -358,9 +415,14 @@ def _log(res: TrainResult, test: pl.DataFrame, y: np.ndarray, p: np.ndarray, col
     sig = infer_signature(ex, res.model.predict_proba(ex.to_numpy())[:, 1])
     reqs = _requirements()
     with mlflow.start_run(run_id=run):
-        info = mlflow.pyfunc.log_model(name="model", python_model=wrapper, signature=sig,
-                                       input_example=ex.head(2), pip_requirements=reqs,
-                                       registered_model_name=cfg.model_name)  # fmt: skip
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=wrapper,
+            signature=sig,
+            input_example=ex.head(2),
+            pip_requirements=reqs,
+            registered_model_name=cfg.model_name,
+        )
     version = str(info.registered_model_version)
     trk.client.set_registered_model_alias(cfg.model_name, "champion", version)
     trk.client.set_tag(run, "quantlab.model_version", version)
@@ -380,6 +442,13 @@ def _requirements() -> list[str]:
 
 
 __all__ = [
-    "CVConfig", "OptunaConfig", "ProbaModel", "TrainConfig", "TrainResult", "contracts_for",
-    "evaluate_strategy", "load_train_config", "train",
-]  # fmt: skip
+    "CVConfig",
+    "OptunaConfig",
+    "ProbaModel",
+    "TrainConfig",
+    "TrainResult",
+    "contracts_for",
+    "evaluate_strategy",
+    "load_train_config",
+    "train",
+]

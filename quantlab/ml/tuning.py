@@ -192,8 +192,9 @@ def tune(
     url = storage_url(storage)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     direction: Literal["maximize", "minimize"] = "maximize" if objective == "auc" else "minimize"
-    probe = optuna.create_study(study_name=study_name, storage=url, direction=direction,
-                                load_if_exists=True)  # fmt: skip
+    probe = optuna.create_study(
+        study_name=study_name, storage=url, direction=direction, load_if_exists=True
+    )
     if probe.direction.name.lower() != direction:
         raise InputError(
             f"study {study_name!r} in {url} was created to {probe.direction.name.lower()}; "
@@ -219,8 +220,9 @@ def tune(
                 if trial.should_prune():
                     raise optuna.TrialPruned()
 
-        scores = cv_scores(params, arr, yy, a, b, cv, objective=objective, n_jobs=n_jobs,
-                           on_fold=report)  # fmt: skip
+        scores = cv_scores(
+            params, arr, yy, a, b, cv, objective=objective, n_jobs=n_jobs, on_fold=report
+        )
         trial.set_user_attr("fold_scores", [None if s != s else s for s in scores])
         done = [s for s in scores if s == s]
         if not done:
@@ -234,8 +236,13 @@ def tune(
             f"study {study_name!r} has no completed trial (all pruned or failed); use more data, "
             "fewer splits or more trials."
         )
-    return TuneResult(study, dict(study.best_params), float(study.best_value),
-                      len(study.trials), len(study.trials) - before)  # fmt: skip
+    return TuneResult(
+        study,
+        dict(study.best_params),
+        float(study.best_value),
+        len(study.trials),
+        len(study.trials) - before,
+    )
 
 
 __all__ = ["TuneResult", "cv_scores", "make_cv", "storage_url", "suggest_params", "tune"]

@@ -217,12 +217,40 @@ def _bsm_one(S, K, T, r, q, sigma, is_call, i, price, delta, gamma, vega, theta,
 @jit(error_model="numpy", fastmath={"contract"})
 def bsm_greeks_1d(S, K, T, r, q, sigma, is_call, price, delta, gamma, vega, theta, rho):
     for i in range(price.shape[0]):
-        _bsm_one(S[i], K[i], T[i], r[i], q[i], sigma[i], is_call[i], i,
-                 price, delta, gamma, vega, theta, rho)  # fmt: skip
+        _bsm_one(
+            S[i],
+            K[i],
+            T[i],
+            r[i],
+            q[i],
+            sigma[i],
+            is_call[i],
+            i,
+            price,
+            delta,
+            gamma,
+            vega,
+            theta,
+            rho,
+        )
 
 
 @jit(parallel=True, error_model="numpy", fastmath={"contract"})
 def bsm_greeks_1d_par(S, K, T, r, q, sigma, is_call, price, delta, gamma, vega, theta, rho):
     for i in prange(price.shape[0]):
-        _bsm_one(S[i], K[i], T[i], r[i], q[i], sigma[i], is_call[i], i,
-                 price, delta, gamma, vega, theta, rho)  # fmt: skip
+        _bsm_one(
+            S[i],
+            K[i],
+            T[i],
+            r[i],
+            q[i],
+            sigma[i],
+            is_call[i],
+            i,
+            price,
+            delta,
+            gamma,
+            vega,
+            theta,
+            rho,
+        )

@@ -135,10 +135,17 @@ def implied_forward(
         raise InputError(f"n_pairs must be at least 2 (got {n_pairs}).")
     cb, ca, pb, pa = arrays.values()
     usable = (
-        np.isfinite(K) & (K > 0)
-        & np.isfinite(cb) & np.isfinite(ca) & np.isfinite(pb) & np.isfinite(pa)
-        & (cb > 0) & (pb > 0) & (ca >= cb) & (pa >= pb)
-    )  # fmt: skip
+        np.isfinite(K)
+        & (K > 0)
+        & np.isfinite(cb)
+        & np.isfinite(ca)
+        & np.isfinite(pb)
+        & np.isfinite(pa)
+        & (cb > 0)
+        & (pb > 0)
+        & (ca >= cb)
+        & (pa >= pb)
+    )
     if fresh is not None:
         fm = np.asarray(fresh, dtype=bool).ravel()
         if fm.shape != K.shape:

@@ -34,8 +34,7 @@ REASON_SETTLEMENT = 3
 REASON_END_OF_DATA = 4
 REASONS = ("take_profit", "stop_loss", "time_exit", "settlement", "end_of_data")
 
-(R_CREDIT, R_TP, R_SL, R_USE_TP, R_USE_SL, R_TRIGGER_FILL, R_DEADLINE, R_LO,
- R_HI) = range(9)  # fmt: skip
+(R_CREDIT, R_TP, R_SL, R_USE_TP, R_USE_SL, R_TRIGGER_FILL, R_DEADLINE, R_LO, R_HI) = range(9)
 RULE_SIZE = 9
 UNBOUNDED = 2**60
 

@@ -30,12 +30,31 @@ from quantlab.money import CENTS_PER_DOLLAR, NO_NET, exact_units
 from quantlab.strategy.spec import StrategySpec
 from quantlab.strategy.structure import UNBOUNDED
 
-FILTER_REASONS = ("", "event_day", "vix_unavailable", "vix_out_of_range", "no_credit", "min_bid",
-                  "max_rel_spread", "min_credit", "undefined_risk", "credit_not_below_width")  # fmt: skip
+FILTER_REASONS = (
+    "",
+    "event_day",
+    "vix_unavailable",
+    "vix_out_of_range",
+    "no_credit",
+    "min_bid",
+    "max_rel_spread",
+    "min_credit",
+    "undefined_risk",
+    "credit_not_below_width",
+)
 _CODE = {r: i for i, r in enumerate(FILTER_REASONS)}
 
-SKIP_REASONS = frozenset({"later_window", "max_open_trades", "max_new_trades_per_day",
-                          "stopped_today", "daily_loss_limit", "size_zero", "kill_switch"})  # fmt: skip
+SKIP_REASONS = frozenset(
+    {
+        "later_window",
+        "max_open_trades",
+        "max_new_trades_per_day",
+        "stopped_today",
+        "daily_loss_limit",
+        "size_zero",
+        "kill_switch",
+    }
+)
 TAKEN, REJECTED, SKIPPED = "taken", "rejected", "skipped"
 
 
@@ -141,10 +160,16 @@ def entry_filter_reason(
     """:func:`entry_filter_codes` of one candidate, as its reason ("" = passes): the live
     runner's call at an entry minute."""
     code = entry_filter_codes(
-        spec, [day], np.array([credit_c], np.int64), np.asarray(bid_c, np.int64)[None, :],
-        np.asarray(ask_c, np.int64)[None, :], np.asarray(qty, np.int64)[None, :],
-        np.array([hi_c], np.int64), np.array([vix], np.float64), events,
-    )  # fmt: skip
+        spec,
+        [day],
+        np.array([credit_c], np.int64),
+        np.asarray(bid_c, np.int64)[None, :],
+        np.asarray(ask_c, np.int64)[None, :],
+        np.asarray(qty, np.int64)[None, :],
+        np.array([hi_c], np.int64),
+        np.array([vix], np.float64),
+        events,
+    )
     return FILTER_REASONS[int(code[0])]
 
 

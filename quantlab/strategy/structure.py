@@ -59,8 +59,11 @@ def width(strikes: Sequence[float], rights: Sequence[str]) -> float:
 def settlement_cost_cents(settle_c: int, qty: Any, strike_c: Any, is_call: Any) -> int:
     """Cost to close per share in cents at cash settlement: intrinsic values summed."""
     q = np.asarray(qty, dtype=np.int64)
-    return int(k.settlement_cost(np.int64(settle_c), q, np.asarray(strike_c, np.int64),
-                                 np.asarray(is_call, bool), q.size))  # fmt: skip
+    return int(
+        k.settlement_cost(
+            np.int64(settle_c), q, np.asarray(strike_c, np.int64), np.asarray(is_call, bool), q.size
+        )
+    )
 
 
 def intrinsic_cents(settle_c: int, strike_c: Any, is_call: Any) -> np.ndarray:

@@ -40,8 +40,10 @@ def sweep_cmd(
 
 
 def sweep_table(summary: dict, metric: str) -> Table:
-    t = Table(title=f"sweep {summary['name']}: {summary['done']} done, {summary['failed']} failed, "
-                    f"{summary['sessions']} sessions")  # fmt: skip
+    t = Table(
+        title=f"sweep {summary['name']}: {summary['done']} done, {summary['failed']} failed, "
+        f"{summary['sessions']} sessions"
+    )
     for col in ("config", metric, "total_pnl", "n_trades", "win_rate", "max_drawdown"):
         t.add_column(col, justify="right" if col != "config" else "left")
     for r in summary.get("best", [])[:10]:
@@ -50,12 +52,20 @@ def sweep_table(summary: dict, metric: str) -> Table:
         def f(x: object, fmt: str = ".2f") -> str:
             return "-" if x is None or x != x else format(x, fmt)
 
-        t.add_row(params, f(r.get(metric)), f(r.get("total_pnl"), ",.0f"), f(r.get("n_trades"), ".0f"),
-                  f(r.get("win_rate"), ".1%"), f(r.get("max_drawdown"), ".2%"))  # fmt: skip
+        t.add_row(
+            params,
+            f(r.get(metric)),
+            f(r.get("total_pnl"), ",.0f"),
+            f(r.get("n_trades"), ".0f"),
+            f(r.get("win_rate"), ".1%"),
+            f(r.get("max_drawdown"), ".2%"),
+        )
     if "deflated_sharpe" in summary:
         d = summary["deflated_sharpe"]
-        t.caption = (f"deflated Sharpe ratio {d['dsr']:.3f} (best per-period SR {d['sr']:.3f} vs expected max "
-                     f"{d['sr_star']:.3f} over {d['n_trials']} trials)")  # fmt: skip
+        t.caption = (
+            f"deflated Sharpe ratio {d['dsr']:.3f} (best per-period SR {d['sr']:.3f} vs expected max "
+            f"{d['sr_star']:.3f} over {d['n_trials']} trials)"
+        )
     if "pbo" in summary:
         t.caption = (
             t.caption or ""

@@ -63,8 +63,12 @@ def _stage2_task(s1_folder: str, spec_json: str, config_id: str, out_dir: str) -
             "seconds": time.perf_counter() - t0,
         }
     except Exception as exc:  # one failing config must not stop the sweep
-        status = {"config_id": config_id, "status": "failed", "seconds": time.perf_counter() - t0,
-                  "error": f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}"}  # fmt: skip
+        status = {
+            "config_id": config_id,
+            "status": "failed",
+            "seconds": time.perf_counter() - t0,
+            "error": f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}",
+        }
     tmp = folder / "status.json.tmp"
     tmp.write_text(json.dumps(status))
     os.replace(tmp, folder / "status.json")
@@ -80,8 +84,11 @@ def _reset_if_stale(out_dir: Path, key: str, progress: bool) -> None:
     old = kfile.read_text().strip() if kfile.is_file() else None
     if old is not None and old != key:
         if progress:
-            print(f"sweep {out_dir}: data or candidate rules changed (stage 1 {old} -> {key}); "
-                  "recomputing every config", file=sys.stderr)  # fmt: skip
+            print(
+                f"sweep {out_dir}: data or candidate rules changed (stage 1 {old} -> {key}); "
+                "recomputing every config",
+                file=sys.stderr,
+            )
         for name in ("configs", "stage1"):
             shutil.rmtree(out_dir / name, ignore_errors=True)
         for name in ("mlflow_parent_run_id", "summary.json", "sweep.duckdb"):
@@ -145,8 +152,16 @@ def run_sweep(
         # -- stage 1: shards by date (skipped when already on disk) ---------------------------------
         if not merged.is_dir():
             bar = progress_bar(len(days), "stage 1 (date shards)", progress)
-            sharded_stage1(store, specs, plan_shards(days, workers), ex.run, s1_root, merged,
-                           underlying=underlying, bar=bar)  # fmt: skip
+            sharded_stage1(
+                store,
+                specs,
+                plan_shards(days, workers),
+                ex.run,
+                s1_root,
+                merged,
+                underlying=underlying,
+                bar=bar,
+            )
             bar.close()
         s1 = load_stage1(merged)
         status = _run_stage2(ex, points, out_dir, merged, progress)
@@ -227,9 +242,18 @@ def _reports(
             continue
         res = run_stage2(s1, p.spec)
         m = p.spec.management
-        write_report(folder, res.trades, res.equity_daily, res.capital, decisions=res.decisions,
-                     paths=trade_paths(s1, res), tp_pct=m.take_profit_pct, sl_pct=m.stop_loss_pct,
-                     title=p.spec.name, n_boot=500)  # fmt: skip
+        write_report(
+            folder,
+            res.trades,
+            res.equity_daily,
+            res.capital,
+            decisions=res.decisions,
+            paths=trade_paths(s1, res),
+            tp_pct=m.take_profit_pct,
+            sl_pct=m.stop_loss_pct,
+            title=p.spec.name,
+            n_boot=500,
+        )
 
 
 def _collect(
@@ -271,8 +295,14 @@ def returns_matrix(
     return np.column_stack([c[:n] for c in cols]), kept
 
 
-def summarize_sweep(cfg: SweepConfig, out_dir: Path, points: list[ConfigPoint], status: dict[str, dict[str, Any]],
-                    metrics: pl.DataFrame, s1: Any) -> dict[str, Any]:  # fmt: skip
+def summarize_sweep(
+    cfg: SweepConfig,
+    out_dir: Path,
+    points: list[ConfigPoint],
+    status: dict[str, dict[str, Any]],
+    metrics: pl.DataFrame,
+    s1: Any,
+) -> dict[str, Any]:
     """Deflated Sharpe ratio of the best config, PBO by CSCV, best configs, heatmaps."""
     from quantlab.stats.overfitting import deflated_sharpe_from_matrix, pbo_cscv
 
@@ -283,21 +313,32 @@ def summarize_sweep(cfg: SweepConfig, out_dir: Path, points: list[ConfigPoint], 
     ]
     cap = {p.config_id: p.spec.sizing.capital for p in done}  # type: ignore[union-attr]
     R, _ids = returns_matrix(out_dir, [p.config_id for p in done], cap)
-    summary: dict[str, Any] = {"name": cfg.name, "configs": len(points), "done": len(done),
-                               "failed": sum(1 for s in status.values() if s.get("status") == "failed"),
-                               "sessions": len(s1.days), "candidates": s1.candidates.height,
-                               "data_checksum": s1.data_checksum}  # fmt: skip
+    summary: dict[str, Any] = {
+        "name": cfg.name,
+        "configs": len(points),
+        "done": len(done),
+        "failed": sum(1 for s in status.values() if s.get("status") == "failed"),
+        "sessions": len(s1.days),
+        "candidates": s1.candidates.height,
+        "data_checksum": s1.data_checksum,
+    }
     active = R[:, np.nanstd(R, axis=0) > 0] if R.size else R
     if active.shape[1] >= 2 and active.shape[0] >= 4:
         dsr = deflated_sharpe_from_matrix(active)
-        summary["deflated_sharpe"] = {k: (float(v) if isinstance(v, (int, float, np.floating, np.integer)) else v)
-                                      for k, v in dsr.__dict__.items()}  # fmt: skip
+        summary["deflated_sharpe"] = {
+            k: (float(v) if isinstance(v, (int, float, np.floating, np.integer)) else v)
+            for k, v in dsr.__dict__.items()
+        }
         splits = min(cfg.pbo_splits, active.shape[0] - active.shape[0] % 2)
         splits -= splits % 2
         if splits >= 2:
             pbo = pbo_cscv(active, n_splits=splits)
-            summary["pbo"] = {"pbo": float(pbo.pbo), "n_combinations": int(pbo.n_combinations),
-                              "n_splits": int(pbo.n_splits), "prob_oos_loss": float(pbo.prob_oos_loss)}  # fmt: skip
+            summary["pbo"] = {
+                "pbo": float(pbo.pbo),
+                "n_combinations": int(pbo.n_combinations),
+                "n_splits": int(pbo.n_splits),
+                "prob_oos_loss": float(pbo.prob_oos_loss),
+            }
     if cfg.metric in metrics.columns:
         best = (
             metrics.filter(pl.col("status") == "done")
@@ -359,10 +400,19 @@ def _write_duckdb(
     db = out_dir / "sweep.duckdb"
     tmp = out_dir / "sweep.duckdb.tmp"
     tmp.unlink(missing_ok=True)
-    configs = pl.DataFrame([{"config_id": p.config_id, "index": p.index, "name": p.spec.name if p.spec else "",
-                             "params": json.dumps(p.params, default=str),
-                             "status": status.get(p.config_id, {}).get("status", "missing"),
-                             "error": status.get(p.config_id, {}).get("error", "")} for p in points])  # fmt: skip
+    configs = pl.DataFrame(
+        [
+            {
+                "config_id": p.config_id,
+                "index": p.index,
+                "name": p.spec.name if p.spec else "",
+                "params": json.dumps(p.params, default=str),
+                "status": status.get(p.config_id, {}).get("status", "missing"),
+                "error": status.get(p.config_id, {}).get("error", ""),
+            }
+            for p in points
+        ]
+    )
     con = duckdb.connect(str(tmp))
     try:
         con.register("configs_df", configs.to_arrow())
@@ -376,15 +426,26 @@ def _write_duckdb(
                 [[str(t) for t in trades]],
             )
             daily = sorted((out_dir / "configs").glob("*/equity_daily.parquet"))
-            con.execute("CREATE TABLE equity_daily AS SELECT split_part(filename, '/', -2) AS config_id, date, equity, pnl "
-                        "FROM read_parquet(?, filename=true)", [[str(d) for d in daily]])  # fmt: skip
+            con.execute(
+                "CREATE TABLE equity_daily AS SELECT split_part(filename, '/', -2) AS config_id, date, equity, pnl "
+                "FROM read_parquet(?, filename=true)",
+                [[str(d) for d in daily]],
+            )
     finally:
         con.close()
     os.replace(tmp, db)
 
 
-def _log_mlflow(cfg: SweepConfig, out_dir: Path, points: list[ConfigPoint], status: dict[str, dict[str, Any]],
-                metrics: pl.DataFrame, summary: dict[str, Any], checksum: str, root: str | Path) -> None:  # fmt: skip
+def _log_mlflow(
+    cfg: SweepConfig,
+    out_dir: Path,
+    points: list[ConfigPoint],
+    status: dict[str, dict[str, Any]],
+    metrics: pl.DataFrame,
+    summary: dict[str, Any],
+    checksum: str,
+    root: str | Path,
+) -> None:
     from quantlab.tracking import Tracker, code_version, flatten
 
     tr = Tracker(root=root)
@@ -408,11 +469,22 @@ def _log_mlflow(cfg: SweepConfig, out_dir: Path, points: list[ConfigPoint], stat
             continue
         cdir.mkdir(parents=True, exist_ok=True)
         st_ = status[p.config_id]
-        run = tr.start(p.spec.name if p.spec else f"{cfg.name}[{p.index}]", parent=parent, tags={
-            "quantlab.kind": "backtest", "quantlab.config_hash": p.config_id, "quantlab.data_checksum": checksum,
-            "quantlab.code_version": version, "quantlab.status": st_["status"]})  # fmt: skip
-        m = {k: v for k, v in by_id.get(p.config_id, {}).items() if k not in ("config_id", "index", "status")
-             and not k.startswith("param.")}  # fmt: skip
+        run = tr.start(
+            p.spec.name if p.spec else f"{cfg.name}[{p.index}]",
+            parent=parent,
+            tags={
+                "quantlab.kind": "backtest",
+                "quantlab.config_hash": p.config_id,
+                "quantlab.data_checksum": checksum,
+                "quantlab.code_version": version,
+                "quantlab.status": st_["status"],
+            },
+        )
+        m = {
+            k: v
+            for k, v in by_id.get(p.config_id, {}).items()
+            if k not in ("config_id", "index", "status") and not k.startswith("param.")
+        }
         tr.log(
             run,
             params={k: json.dumps(v) if isinstance(v, list) else v for k, v in p.params.items()},

@@ -86,9 +86,18 @@ _INDEX_MEMBER_RE = re.compile(
     r"^(?P<date>\d{8})_(?P<ticker>[a-z]+)_minute_(?P<kind>trade|quote)\.csv$", re.IGNORECASE
 )
 _QUOTE_COLS: Final = [
-    "ms", "bid_open", "bid_high", "bid_low", "bid", "bid_size",
-    "ask_open", "ask_high", "ask_low", "ask", "ask_size",
-]  # fmt: skip
+    "ms",
+    "bid_open",
+    "bid_high",
+    "bid_low",
+    "bid",
+    "bid_size",
+    "ask_open",
+    "ask_high",
+    "ask_low",
+    "ask",
+    "ask_size",
+]
 _INDEX_COLS: Final = ["ms", "open", "high", "low", "close", "volume"]
 
 __all__ = ["import_lean", "read_index_bars", "read_open_interest", "read_option_quotes"]

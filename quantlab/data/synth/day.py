@@ -112,11 +112,40 @@ def quotes(path: DayPath, chain: Chain, surf: Surface, seed: int) -> np.ndarray:
     tsz = np.empty(shape, np.uint32)
     tms = np.empty(shape, np.int32)
     quote_kernel(
-        key, chain.strike, chain.is_call, chain.exp_idx, n_live, wmult, smult,
-        path.spot, surf.forward, surf.df, surf.T, surf.atm, surf.beta, surf.rho, surf.m,
-        surf.delta, tmult, cross_p, WIDTH_PX, WIDTH_W, SIZE_PX, SIZE_N, ITM_COEF,
-        HYSTERESIS_TICKS, SIZE_CHANGE_P, bid, ask, bsz, asz, emit, tpx, tsz, tms,
-    )  # fmt: skip
+        key,
+        chain.strike,
+        chain.is_call,
+        chain.exp_idx,
+        n_live,
+        wmult,
+        smult,
+        path.spot,
+        surf.forward,
+        surf.df,
+        surf.T,
+        surf.atm,
+        surf.beta,
+        surf.rho,
+        surf.m,
+        surf.delta,
+        tmult,
+        cross_p,
+        WIDTH_PX,
+        WIDTH_W,
+        SIZE_PX,
+        SIZE_N,
+        ITM_COEF,
+        HYSTERESIS_TICKS,
+        SIZE_CHANGE_P,
+        bid,
+        ask,
+        bsz,
+        asz,
+        emit,
+        tpx,
+        tsz,
+        tms,
+    )
     n_rec = int(np.count_nonzero(emit))
     # a few instruments carry an empty book snapshot before the open, as in the real files
     pre = np.flatnonzero(g.random(n) < PRE_OPEN_EMPTY_SHARE)
@@ -142,9 +171,25 @@ def quotes(path: DayPath, chain: Chain, surf: Surface, seed: int) -> np.ndarray:
         words[:n_pre, 8] = 0
         words[:n_pre, 9] = 0
     compact_kernel(
-        emit, bid, ask, bsz, asz, tpx, tsz, tms, path.ts, chain.instrument_id, open_ns, head, w3,
-        dbw.UNDEF_PRICE, dbw.UNDEF_TIMESTAMP, dbw.PUBLISHER_XCBO, words, n_pre,
-    )  # fmt: skip
+        emit,
+        bid,
+        ask,
+        bsz,
+        asz,
+        tpx,
+        tsz,
+        tms,
+        path.ts,
+        chain.instrument_id,
+        open_ns,
+        head,
+        w3,
+        dbw.UNDEF_PRICE,
+        dbw.UNDEF_TIMESTAMP,
+        dbw.PUBLISHER_XCBO,
+        words,
+        n_pre,
+    )
     return words.view(dbw.CBBO_DTYPE).reshape(-1)
 
 
@@ -316,9 +361,15 @@ class DayPayload:
             return ()
         sums = f"seed={self.seed}"
         path = st.write_partition(
-            self.store, "underlying_bars", "SPX", self.day, self.bars, source=SOURCE,
-            checksum=sums, manifest=False,
-        )  # fmt: skip
+            self.store,
+            "underlying_bars",
+            "SPX",
+            self.day,
+            self.bars,
+            source=SOURCE,
+            checksum=sums,
+            manifest=False,
+        )
         out = [("underlying_bars", path, self.bars.height, SOURCE, sums)]
         if self.settlements is not None and self.settlements.height:
             for _, p, n, src in settlements.merge(self.store, self.settlements, manifest=False):
@@ -360,16 +411,29 @@ def build_day(
         soq = float(sk.soq[sk.index(day)])
         row: dict[str, list[Any]] = {c: [float("nan")] for c in truth.columns}
         row.update(
-            ts_recv=[calendar.settlement_ns("SPX", day)], root=["SPX"], expiry=[day],
-            spot=[path.s_open], forward=[soq], df=[1.0], T=[0.0], tau=[0.0],
+            ts_recv=[calendar.settlement_ns("SPX", day)],
+            root=["SPX"],
+            expiry=[day],
+            spot=[path.s_open],
+            forward=[soq],
+            df=[1.0],
+            T=[0.0],
+            tau=[0.0],
             settlement_value=[soq],
-        )  # fmt: skip
+        )
         truth = pl.concat([pl.DataFrame(row, schema=truth.schema), truth])
     bars = index_bars(path)
     return DayPayload(
-        day, len(chain), raw, layout.truth_file(store, "SPX", day), truth, store, bars,
-        settlement_rows(bars, day, seed), seed,
-    )  # fmt: skip
+        day,
+        len(chain),
+        raw,
+        layout.truth_file(store, "SPX", day),
+        truth,
+        store,
+        bars,
+        settlement_rows(bars, day, seed),
+        seed,
+    )
 
 
 def generate_day(
