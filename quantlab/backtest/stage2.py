@@ -202,18 +202,7 @@ class _Decisions:
     def __init__(self, spec: StrategySpec) -> None:
         self.spec, self.cfg = spec, spec.config_hash()
         self.c: dict[str, list] = {
-            n: []
-            for n in (
-                "candidate_id",
-                "entry_ts",
-                "entry_date",
-                "entry_time",
-                "expiry",
-                "dte",
-                "credit_per_share",
-                "decision",
-                "reason",
-            )
+            n: [] for n in DECISION_SCHEMA if n not in ("strategy", "config_hash")
         }
 
     def add(self, cols: dict[str, list], j: int, credit_c: int, reason: str) -> None:

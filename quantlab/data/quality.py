@@ -297,17 +297,10 @@ def print_report(report: pl.DataFrame | dict[str, Any], console: Any = None) -> 
 # --------------------------------------------------------------------------- settlement values
 
 
-_GAPS_SCHEMA = {
-    "underlying": pl.Utf8,
-    "root": pl.Utf8,
-    "expiry": pl.Date,
-    "style": pl.Utf8,
-    "best_source": pl.Utf8,
-    "value": pl.Float64,
-    "std_error": pl.Float64,
-    "n_pairs": pl.Int32,
-    "stored": pl.Utf8,
-}
+def _gaps_schema() -> dict[str, Any]:
+    from quantlab.data.settlements import MISSING_SCHEMA
+
+    return {"underlying": pl.Utf8, **MISSING_SCHEMA, "stored": pl.Utf8}
 
 
 def _stored_text(rows: pl.DataFrame) -> str:
@@ -355,7 +348,7 @@ def settlement_gaps(
                 pl.lit(u).alias("underlying"), pl.all()
             )
         )
-    return pl.concat(frames) if frames else pl.DataFrame(schema=_GAPS_SCHEMA)
+    return pl.concat(frames) if frames else pl.DataFrame(schema=_gaps_schema())
 
 
 def print_settlement_gaps(gaps: pl.DataFrame, console: Any = None) -> None:

@@ -70,6 +70,16 @@ if TYPE_CHECKING:
 
     from quantlab.data.read import DayQuotes
 
+MISSING_SCHEMA: Final = {
+    "root": pl.Utf8,
+    "expiry": pl.Date,
+    "style": pl.Utf8,
+    "best_source": pl.Utf8,
+    "value": pl.Float64,
+    "std_error": pl.Float64,
+    "n_pairs": pl.Int32,
+}
+"""Columns of :func:`missing`: the expiries without an official or index value."""
 SOURCES: Final = ("official", "index", "vendor_underlying", "broker", "parity_estimate")
 """Sources of a settlement value, most trusted first (the one place this order lives)."""
 SETTLEMENTS_SCHEMA: Final = st.SETTLEMENTS_SCHEMA
@@ -85,6 +95,7 @@ __all__ = [
     "DEFAULT_MINUTE_VOL",
     "LOOKBACK_MINUTES",
     "MIN_PAIRS",
+    "MISSING_SCHEMA",
     "RATE",
     "SETTLEMENTS_SCHEMA",
     "SOQ_REL_ERROR",
@@ -712,15 +723,7 @@ def missing(store: st.StoreLike, *, underlying: str = "SPX") -> pl.DataFrame:
         ``root, expiry, style, best_source, value, std_error, n_pairs``, sorted by expiry, root.
     """
     u = _underlying(underlying)
-    schema = {
-        "root": pl.Utf8,
-        "expiry": pl.Date,
-        "style": pl.Utf8,
-        "best_source": pl.Utf8,
-        "value": pl.Float64,
-        "std_error": pl.Float64,
-        "n_pairs": pl.Int32,
-    }
+    schema = MISSING_SCHEMA
     base = layout.table_dir(st.store_root(store), "instruments") / f"underlying={u}"
     files = sorted(base.glob("date=*/part-0.parquet"))
     last = max(
