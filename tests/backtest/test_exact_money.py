@@ -19,7 +19,7 @@ from quantlab.data import read, settlements
 from quantlab.data import store as st
 from quantlab.errors import DataWarning
 from quantlab.strategy import StrategySpec
-from tests.conftest import shared_data
+from tests.conftest import SyntheticStore, shared_data
 
 START, END = dt.date(2024, 3, 4), dt.date(2024, 3, 29)
 TIMES = ["10:00", "11:30", "13:00", "14:30"]
@@ -43,15 +43,9 @@ SPX_AM = StrategySpec.from_dict({
 
 
 @pytest.fixture(scope="module")
-def month(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from quantlab.data.ingest import ingest
-    from quantlab.data.synth import synthesize
-
-    root = tmp_path_factory.mktemp("month")
-    synthesize(START, END, 3, root, profile="test", dte_max=3, moneyness=0.04)
-    ingest(None, root)
-    read.clear_cache()
-    return root
+def month(synthetic_store: SyntheticStore) -> Path:
+    """The synthetic month, built once per run (shared: read only)."""
+    return synthetic_store(START, END, 3, "test", dte_max=3, moneyness=0.04)
 
 
 # -------------------------------------------------------------------- the raw quotes, by hand

@@ -31,13 +31,13 @@ import pytest
 
 from quantlab import calendar
 from quantlab.data import layout
-from quantlab.data.ingest import ingest
-from quantlab.data.synth import Profile, synthesize
+from quantlab.data.synth import Profile
 from quantlab.data.synth.market import PLANTED
 from quantlab.features import FeatureSet, load_features
 from quantlab.ml import PurgedKFold
 from quantlab.ml.metalabeler import MetaLabeler, PlattCalibrator, cross_validate
 from quantlab.ml.train import TrainConfig, contracts_for, train
+from tests.conftest import SyntheticStore
 
 SEED = 2
 START, END = dt.date(2024, 1, 2), dt.date(2024, 3, 28)
@@ -58,11 +58,11 @@ MODEL = "planted-effect-test"
 
 
 @pytest.fixture(scope="session")
-def planted_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("planted_store")
-    synthesize(START, END, SEED, root, profile=PROFILE, params=PLANTED)
-    ingest(None, root)
-    return root
+def planted_store(synthetic_store: SyntheticStore, tmp_path_factory: pytest.TempPathFactory
+                  ) -> Path:  # fmt: skip
+    """A private copy of the planted-effect store (training writes features into it)."""
+    folder = tmp_path_factory.mktemp("planted")
+    return synthetic_store(START, END, SEED, PROFILE, params=PLANTED, copy_to=folder / "store")
 
 
 @pytest.fixture(scope="session")
@@ -196,7 +196,9 @@ def test_calibrated_train_end_to_end(trained, dataset: pl.DataFrame) -> None:
     assert ev["filtered"]["allowed"] == int(np.sum(p >= res.threshold))
     # sized through the decision core: the same candidates pass the gate; a size of 0 is a
     # skipped decision, and the risk rules apply at the sized quantity
-    assert ev["filtered_sized"]["allowed"] == ev["filtered"]["allowed"] <= ev["unfiltered"]["allowed"]
+    assert (
+        ev["filtered_sized"]["allowed"] == ev["filtered"]["allowed"] <= ev["unfiltered"]["allowed"]
+    )
     assert ev["filtered_sized"]["trades"] <= int(np.sum((p >= res.threshold) & (size >= 1)))
 
 
