@@ -154,6 +154,7 @@ def run_stage2(
     x = _inputs(s1, spec, keys)
     book = DecisionBook(spec)
     ctx = _Context(spec)
+    exits = _exits(s1, ctx, x)
     allow = None if allowed is None else set(allowed)
     dec = _Decisions(spec)
     trades: list[dict] = []
@@ -174,7 +175,7 @@ def run_stage2(
         )
         reason = d.reason
         if d.taken:
-            t = _trade(s1, ctx, x, j, d.contracts)
+            t = _trade(s1, ctx, x, j, d.contracts, exits)
             if t is None:
                 reason = "no_exit_quotes"
             else:
@@ -259,17 +260,6 @@ class _Context:
             d = self._deadlines[key] = exit_deadline(self.spec.management, root, expiry)
         return d
 
-    def rule(self, credit: int, lo: int, hi: int, deadline: int) -> np.ndarray:
-        """:func:`~quantlab.strategy.exits.make_rule` without re-reading the spec."""
-        r = self.rule0.copy()
-        r[k.R_CREDIT] = credit
-        r[k.R_TP] = 2 * self.tp_bp * credit
-        r[k.R_SL] = 2 * self.sl_bp * credit
-        r[k.R_DEADLINE] = deadline
-        r[k.R_LO] = lo
-        r[k.R_HI] = hi
-        return r
-
 
 def _leg_fills(
     bid: np.ndarray, ask: np.ndarray, sell: np.ndarray, params: np.ndarray
@@ -279,27 +269,71 @@ def _leg_fills(
     return out
 
 
+@dataclass
+class _Exits:
+    """Each candidate's exit under the config's rules (filled for those that pass the
+    filters): per share, independent of the size, so computed in one kernel call."""
+
+    out: np.ndarray  # int64 [n, 5]: path index, reason, cost, mae2, mfe2
+    settle_c: np.ndarray  # int64 [n], settlement value in cents (0 = none)
+
+
+def _exits(s1: Stage1Result, ctx: _Context, x: _Inputs) -> _Exits:
+    n = x.rows.size
+    rows = x.rows.astype(np.int64)
+    off = np.asarray(s1.offsets, np.int64)
+    a, b = off[rows], off[rows + 1]
+    settle = np.asarray(s1.settle_value, np.float64)[rows]
+    have = np.isfinite(settle)
+    settle_c = np.where(have, np.rint(np.where(have, settle, 0.0) * CENTS_PER_DOLLAR), 0)
+    settle_c = settle_c.astype(np.int64)
+    close = np.asarray(x.cols["close_ts"], np.int64) if n else np.empty(0, np.int64)
+    last = np.asarray(s1.path_ts)[np.maximum(b - 1, 0)] if n else np.empty(0, np.int64)
+    can_settle = have & (b > a) & (last >= close)
+    cost = np.empty(n, np.int64)
+    k.settlement_costs(settle_c, x.qty, x.strike, x.is_call, x.n_legs, cost)
+    rules = np.tile(ctx.rule0, (n, 1))
+    rules[:, k.R_CREDIT] = x.credit
+    rules[:, k.R_TP] = 2 * ctx.tp_bp * x.credit
+    rules[:, k.R_SL] = 2 * ctx.sl_bp * x.credit
+    rules[:, k.R_LO] = x.lo
+    rules[:, k.R_HI] = x.hi
+    rules[:, k.R_DEADLINE] = [
+        ctx.deadline(r, e) for r, e in zip(x.cols["root"], x.cols["expiry"], strict=True)
+    ]
+    out = np.zeros((n, 5), np.int64)
+    k.scan_exits(
+        rows,
+        off,
+        s1.path_ts,
+        s1.path_bid,
+        s1.path_ask,
+        x.qty,
+        x.n_legs,
+        ctx.fills,
+        rules,
+        cost,
+        can_settle,
+        x.codes == 0,
+        out,
+    )
+    return _Exits(out, settle_c)
+
+
 def _trade(
-    s1: Stage1Result, ctx: _Context, x: _Inputs, j: int, contracts: int
+    s1: Stage1Result, ctx: _Context, x: _Inputs, j: int, contracts: int, exits: _Exits
 ) -> tuple[dict, TradeMarks] | None:
     """A taken candidate's exit, fees, P&L and trade record (None: no usable exit quote)."""
     i = int(x.rows[j])
     cols = x.cols
     n = int(x.n_legs[j])
     credit, lo, hi = int(x.credit[j]), int(x.lo[j]), int(x.hi[j])
-    root, expiry, close_ts = cols["root"][j], cols["expiry"][j], int(cols["close_ts"][j])
+    root, expiry = cols["root"][j], cols["expiry"][j]
     a, b = int(s1.offsets[i]), int(s1.offsets[i + 1])
     ts, pb, pa = s1.path_ts[a:b], s1.path_bid[a:b], s1.path_ask[a:b]
     qty = x.qty[j]
-    settle = float(s1.settle_value[i])
-    reached = b > a and int(ts[-1]) >= close_ts
-    can_settle = reached and settle == settle
-    settle_c = round(settle * CENTS_PER_DOLLAR) if settle == settle else 0
-    settle_cost = int(k.settlement_cost(settle_c, qty, x.strike[j], x.is_call[j], n))
-    rule = ctx.rule(credit, lo, hi, ctx.deadline(root, expiry))
-    idx, code, cost, mae2, mfe2 = k.scan_exit(
-        ts, pb, pa, qty, n, ctx.fills, rule, settle_cost, can_settle
-    )
+    settle_c = int(exits.settle_c[j])
+    idx, code, cost, mae2, mfe2 = (int(v) for v in exits.out[j])
     if code == k.REASON_END_OF_DATA and idx < 0:
         return None
     fee_params = ctx.fees

@@ -157,6 +157,42 @@ def scan_exit(ts, bid, ask, qty, n_legs, fill_params, rule, settle_cost, can_set
 
 
 @jit
+def scan_exits(
+    rows, offsets, ts, bid, ask, qty, n_legs, fill_params, rules, settle_cost, can_settle, todo, out
+):
+    """:func:`scan_exit` of many candidates in one call: row ``j`` of the ``[n, L]`` leg arrays
+    and of ``rules`` is stage-1 candidate ``rows[j]`` (path ``offsets[rows[j]]`` to
+    ``offsets[rows[j] + 1]``); only rows with ``todo[j]``. ``out[j]`` = ``(index, reason,
+    cost, mae2, mfe2)``."""
+    for j in range(rows.shape[0]):
+        if not todo[j]:
+            continue
+        i = rows[j]
+        a = offsets[i]
+        b = offsets[i + 1]
+        r = scan_exit(
+            ts[a:b],
+            bid[a:b],
+            ask[a:b],
+            qty[j],
+            n_legs[j],
+            fill_params,
+            rules[j],
+            settle_cost[j],
+            can_settle[j],
+        )
+        for m in range(5):
+            out[j, m] = r[m]
+
+
+@jit
+def settlement_costs(settle_c, qty, strike_c, is_call, n_legs, out):
+    """:func:`settlement_cost` of every row of ``[n, L]`` leg arrays."""
+    for j in range(out.shape[0]):
+        out[j] = settlement_cost(settle_c[j], qty[j], strike_c[j], is_call[j], n_legs[j])
+
+
+@jit
 def settlement_cost(settle_c, qty, strike_c, is_call, n_legs):
     """Cost to close per share in cents at cash settlement: the legs' intrinsic values at the
     settlement value, summed (so never beyond the payoff bounds)."""
@@ -228,5 +264,7 @@ __all__ = [
     "payoff_bounds",
     "payoff_bounds_rows",
     "scan_exit",
+    "scan_exits",
     "settlement_cost",
+    "settlement_costs",
 ]
