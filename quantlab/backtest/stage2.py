@@ -80,6 +80,9 @@ _COLUMNS = (
     "dte",
     "root",
     "close_ts",
+)
+#: candidate columns only trades read (fetched for the trades, after the pass)
+_TRADE_COLUMNS = (
     "legs",
     "short_delta",
     "forward",
@@ -190,6 +193,7 @@ def run_stage2(
     rej = s1.rejections
     rej = rej.filter(np.isin(rej["select_key"].to_numpy(), list(keys))) if rej.height else rej
     decisions = dec.frame(rej)
+    _complete(s1, trades)
     trades_df = (
         pl.DataFrame(trades, schema=TRADE_SCHEMA) if trades else pl.DataFrame(schema=TRADE_SCHEMA)
     )
@@ -401,14 +405,13 @@ def _record(
     spec = ctx.spec
     i = int(x.rows[j])
     c = {name: col[j] for name, col in x.cols.items()}
-    legs = c["legs"]
     cfg = ctx.cfg
     credit, hi = int(x.credit[j]), int(x.hi[j])
     a, b = int(s1.offsets[i]), int(s1.offsets[i + 1])
     exit_ids = s1.leg_ids_at(i, idx if idx >= 0 else b - a - 1)
     cd = CENTS_PER_DOLLAR
     ml = max(hi - credit, 0)
-    se = c.get("settlement_std_error")
+    settled = code == k.REASON_SETTLEMENT
     return {
         "trade_id": ids.trade_id(c["candidate_id"], cfg),
         "candidate_id": c["candidate_id"],
@@ -424,24 +427,7 @@ def _record(
         "dte": c["dte"],
         "structure": spec.structure,
         "delta_target": spec.short_delta,
-        "short_delta": c["short_delta"],
-        "forward": c["forward"],
-        "width": structure_width([lg["strike"] for lg in legs], [lg["right"] for lg in legs]),
-        "legs": [
-            {
-                "occ": lg["occ"],
-                "root": c["root"],
-                "expiry": c["expiry"],
-                "right": lg["right"],
-                "strike": lg["strike"],
-                "quantity": lg["quantity"],
-                "instrument_id_entry": lg["instrument_id_entry"],
-                "instrument_id_exit": int(exit_ids[m]),
-                "entry_price": int(entry_px[m]) / cd,
-                "exit_price": int(exit_px[m]) / cd,
-            }
-            for m, lg in enumerate(legs)
-        ],
+        "_legs": (i, settled, exit_ids, entry_px, exit_px),
         "contracts": contracts,
         "credit_per_share": credit / cd,
         "exit_cost_per_share": cost / cd,
@@ -452,11 +438,43 @@ def _record(
         "exit_reason": k.REASONS[code],
         "mae_per_share": mae2 / (2 * cd),
         "mfe_per_share": mfe2 / (2 * cd),
-        "settlement_source": c.get("settlement_source") if code == k.REASON_SETTLEMENT else None,
-        "settlement_value": float(s1.settle_value[i]) if code == k.REASON_SETTLEMENT else None,
-        "settlement_std_error": se if code == k.REASON_SETTLEMENT and se == se else None,
-        "data_checksum": c.get("data_checksum") or s1.data_checksum,
+        "settlement_value": float(s1.settle_value[i]) if settled else None,
     }
+
+
+def _complete(s1: Stage1Result, trades: list[dict]) -> None:
+    """Add what only trades need (legs with their fills, width, settlement source, checksum),
+    read from stage 1 for the trades' candidates at once."""
+    if not trades:
+        return
+    rows = [t["_legs"][0] for t in trades]
+    extra = s1.candidates[rows].select(_TRADE_COLUMNS).to_dict(as_series=False)
+    cd = CENTS_PER_DOLLAR
+    for n, t in enumerate(trades):
+        _, settled, exit_ids, entry_px, exit_px = t.pop("_legs")
+        legs = extra["legs"][n]
+        se = extra["settlement_std_error"][n]
+        t["legs"] = [
+            {
+                "occ": lg["occ"],
+                "root": t["root"],
+                "expiry": t["expiry"],
+                "right": lg["right"],
+                "strike": lg["strike"],
+                "quantity": lg["quantity"],
+                "instrument_id_entry": lg["instrument_id_entry"],
+                "instrument_id_exit": int(exit_ids[m]),
+                "entry_price": int(entry_px[m]) / cd,
+                "exit_price": int(exit_px[m]) / cd,
+            }
+            for m, lg in enumerate(legs)
+        ]
+        t["width"] = structure_width([lg["strike"] for lg in legs], [lg["right"] for lg in legs])
+        t["short_delta"] = extra["short_delta"][n]
+        t["forward"] = extra["forward"][n]
+        t["settlement_source"] = extra["settlement_source"][n] if settled else None
+        t["settlement_std_error"] = se if settled and se is not None and se == se else None
+        t["data_checksum"] = extra["data_checksum"][n] or s1.data_checksum
 
 
 __all__ = ["PortfolioResult", "run_stage2"]
