@@ -36,12 +36,14 @@ def shared_data(*parts: str) -> Path:
 
 # ------------------------------------------------------------------ synthetic stores
 
-# The synthetic week most modules share: 8 sessions of the "demo" market, seed 7. Its first
-# days are byte-identical to a store of any sub-range (every day derives from (seed, date)).
-WEEK = ("2024-03-04", "2024-03-13", 7)
-# ... and of the "test" market (SPXW 0-3 DTE plus the 30-day pair), seed 7: a DST Monday to the
-# March monthly expiry. Pass "test" as the profile: synthetic_store(*TEST_WEEK, "test").
-TEST_WEEK = ("2024-03-11", "2024-03-15", 7)
+# The synthetic market most modules share, ``synthetic_store(**MARKET)``: 12 sessions of the
+# "demo" market with a narrower strike band (SPXW <= 8 DTE, core moneyness 6%), seed 7. Every
+# day derives from (seed, date): its days are byte-identical to a store of any sub-range.
+MARKET = {"start": "2024-03-01", "end": "2024-03-18", "seed": 7,
+          "profile": "demo", "dte_max": 8, "moneyness": 0.06}  # fmt: skip
+# ... and a week of the "test" market (SPXW 0-3 DTE plus the 30-day pair), seed 7: from the
+# first session after the switch to daylight saving time to the March monthly expiry.
+TEST_WEEK = {"start": "2024-03-11", "end": "2024-03-15", "seed": 7, "profile": "test"}
 
 SyntheticStore = Callable[..., Path]
 

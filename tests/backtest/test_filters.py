@@ -15,15 +15,15 @@ from quantlab.backtest.stage2 import run_stage2
 from quantlab.data import read
 from quantlab.strategy import StrategySpec
 from quantlab.volatility import vix_from_chain
-from tests.conftest import WEEK, SyntheticStore
+from tests.conftest import MARKET, SyntheticStore
 
 CPI, AFTER = dt.date(2024, 3, 12), dt.date(2024, 3, 13)  # 2024-03-12: CPI release (events.csv)
 
 
 @pytest.fixture(scope="module")
 def market(synthetic_store: SyntheticStore) -> Path:
-    """The shared synthetic week (read only), which ends on CPI and AFTER."""
-    return synthetic_store(*WEEK)
+    """The shared synthetic market (read only), which holds CPI and AFTER."""
+    return synthetic_store(**MARKET)
 
 
 def spec(**filters) -> StrategySpec:  # type: ignore[no-untyped-def]

@@ -474,8 +474,9 @@ def test_kill_mid_ingest_leaves_whole_partitions(
 @pytest.fixture(scope="session")
 def synth_store(synthetic_store: SyntheticStore) -> Path:
     """The shared synthetic "test" week (read only)."""
-    root = synthetic_store(*TEST_WEEK, "test")
-    assert st.list_days(root, "quotes", "SPX") == calendar.sessions(*TEST_WEEK[:2])
+    root = synthetic_store(**TEST_WEEK)
+    days = calendar.sessions(TEST_WEEK["start"], TEST_WEEK["end"])
+    assert st.list_days(root, "quotes", "SPX") == days
     return root
 
 

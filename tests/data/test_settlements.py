@@ -31,7 +31,7 @@ DAY = dt.date(2024, 3, 15)  # the last session of TEST_WEEK
 @pytest.fixture(scope="module")
 def stores(synthetic_store: SyntheticStore, tmp_path_factory: pytest.TempPathFactory
            ) -> dict[str, Path]:  # fmt: skip
-    synth = synthetic_store(*TEST_WEEK, "test")  # shared: read only
+    synth = synthetic_store(**TEST_WEEK)  # shared: read only
     parity = tmp_path_factory.mktemp("parity")
     ingest([layout.raw_day_dir(synth, "SPX", DAY)], parity)
     return {"synth": synth, "parity": parity}

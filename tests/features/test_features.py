@@ -43,7 +43,7 @@ from quantlab.strategy import StrategySpec
 from quantlab.volatility import cboe_index, cboe_variance
 from tests.conftest import TEST_WEEK, SyntheticStore
 
-START, END = (dt.date.fromisoformat(d) for d in TEST_WEEK[:2])
+START, END = dt.date(2024, 3, 11), dt.date(2024, 3, 15)  # TEST_WEEK
 ET = calendar.ET
 NS_MIN = 60_000_000_000
 
@@ -57,9 +57,7 @@ def week(
     synthetic_store: SyntheticStore, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, Stage1Result]:
     """A private copy of the shared "test" week (the tests build features into it)."""
-    root = synthetic_store(
-        *TEST_WEEK, "test", copy_to=tmp_path_factory.mktemp("features") / "store"
-    )
+    root = synthetic_store(**TEST_WEEK, copy_to=tmp_path_factory.mktemp("features") / "store")
     spec = StrategySpec.from_dict({
         "name": "feat", "dte": {"target": 2, "tolerance": 1},
         "entry": {"times": ["10:00", "14:00"]}, "short_delta": 0.10, "width": 25,

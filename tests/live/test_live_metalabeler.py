@@ -1,8 +1,8 @@
 """The live runner's champion gate against the backtester's stage 2 with the same model's filter.
 
 A tiny real model is trained through :func:`quantlab.ml.train.train` (real Optuna, LightGBM and an
-MLflow sqlite registry in a temp folder) on the first 5 sessions of the shared synthetic week
-(a private copy: training writes features), registered with the alias ``champion``; the simulated runner then trades the last two sessions with the gate on, and
+MLflow sqlite registry in a temp folder) on 5 sessions of the shared synthetic market (a
+private copy: training writes features), registered with the alias ``champion``; the simulated runner then trades the last two sessions with the gate on, and
 must take, skip and close exactly what stage 2 does with ``allowed = {p >= threshold}``.
 """
 
@@ -25,7 +25,7 @@ from quantlab.features import build_features
 from quantlab.features.live import CandidateFeatures
 from quantlab.live import Journal, LiveConfig, LiveRunner, MetaGate, MetaLabelerConfig
 from quantlab.strategy import StrategySpec
-from tests.conftest import WEEK, SyntheticStore
+from tests.conftest import MARKET, SyntheticStore
 from tests.live.parity import closed_by, open_after
 
 DAYS = calendar.sessions(dt.date(2024, 3, 4), dt.date(2024, 3, 8))
@@ -47,8 +47,8 @@ LIVE_SPEC = StrategySpec.from_dict(TRAIN_SPEC | {
 
 @pytest.fixture(scope="module")
 def store(synthetic_store: SyntheticStore, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A private copy of the shared synthetic week (training writes features into it)."""
-    return synthetic_store(*WEEK, copy_to=tmp_path_factory.mktemp("gate") / "store")
+    """A private copy of the shared synthetic market (training writes features into it)."""
+    return synthetic_store(**MARKET, copy_to=tmp_path_factory.mktemp("gate") / "store")
 
 
 @pytest.fixture(scope="module")
@@ -143,9 +143,9 @@ def test_live_feature_rows_equal_the_feature_store(store: Path, backtested) -> N
         rows.append(cf.row(candidate_id=c["candidate_id"], entry_ts=c["entry_ts"], root=c["root"],
                            expiry=c["expiry"], dte=c["dte"], legs=legs))  # fmt: skip
     assert_frame_equal(pl.concat(rows), feats)
-    with pytest.raises(DataError, match="no SPX quotes for 2024-03-14"):
+    with pytest.raises(DataError, match="no SPX quotes for 2024-04-04"):  # after the store
         c = s1.candidates.row(0, named=True)
-        cf.row(candidate_id="x", entry_ts=c["entry_ts"] + 7 * 86_400_000_000_000, root=c["root"],
+        cf.row(candidate_id="x", entry_ts=c["entry_ts"] + 28 * 86_400_000_000_000, root=c["root"],
                expiry=c["expiry"], dte=1, legs=[c["legs"][0] | {"bid": 1.0, "ask": 1.1}])  # fmt: skip
 
 

@@ -15,7 +15,7 @@ from quantlab.errors import DataError, InputError
 from quantlab.live import Journal, LiveConfig, LiveRunner
 from quantlab.live.reconcile import ReconcileReport, reconcile_day
 from quantlab.strategy import StrategySpec
-from tests.conftest import WEEK, SyntheticStore
+from tests.conftest import MARKET, SyntheticStore
 
 DAYS = calendar.sessions(dt.date(2024, 3, 4), dt.date(2024, 3, 6))
 SPEC = StrategySpec.from_dict({
@@ -29,11 +29,11 @@ _BUILT: dict[str, Path] = {}
 
 def replayed_journal(factory: pytest.TempPathFactory, synthetic_store: SyntheticStore
                      ) -> tuple[Path, Path]:  # fmt: skip
-    """The shared synthetic week (``DAYS`` are its first sessions, read only) and the journal of
-    a paper replay of ``DAYS`` (built once per session; ``tests/live/test_live_cli.py`` shares
+    """The shared synthetic market (read only), which holds ``DAYS``, and the journal of a paper
+    replay of ``DAYS`` (built once per session; ``tests/live/test_live_cli.py`` shares
     it)."""
     if not _BUILT:
-        root = synthetic_store(*WEEK)
+        root = synthetic_store(**MARKET)
         work = factory.mktemp("reconcile_run")
         cfg = LiveConfig.from_dict({"strategy": "unused.yaml", "kill_file": str(work / "KILL")})
         journal = Journal(work / "paper.duckdb")

@@ -18,7 +18,7 @@ from quantlab.errors import BrokerDisconnected, ConfigError
 from quantlab.live import Journal, LiveConfig, LiveRunner, Notifier, load_live_config
 from quantlab.strategy import StrategySpec
 from quantlab.strategy.occ import parse_occ
-from tests.conftest import WEEK, SyntheticStore, copy_store
+from tests.conftest import MARKET, SyntheticStore, copy_store
 from tests.live.parity import closed_by, open_after
 
 DAYS = calendar.sessions(dt.date(2024, 3, 4), dt.date(2024, 3, 7))
@@ -35,8 +35,8 @@ MONEY = ["credit_per_share", "exit_cost_per_share", "fees", "pnl", "max_loss", "
 
 @pytest.fixture(scope="session")
 def store(synthetic_store: SyntheticStore) -> Path:
-    """The shared synthetic week (read only); DAYS are its first sessions."""
-    return synthetic_store(*WEEK)
+    """The shared synthetic market (read only), which holds DAYS."""
+    return synthetic_store(**MARKET)
 
 
 def _cfg(tmp: Path, **kw: object) -> LiveConfig:

@@ -1,7 +1,7 @@
 """Meta-labeling pipeline: labels, Optuna resumability, no-leak check, train end to end.
 
-The shared synthetic week (8 sessions, "demo" profile, through the real DBN writer and ingest);
-a put credit vertical entered every 20 minutes gives > 150 candidates.
+8 sessions of the shared synthetic market (through the real DBN writer and ingest); a put credit
+vertical entered every 20 minutes gives > 150 candidates.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from quantlab.ml.labels import labels_from_trades, outcome_spec
 from quantlab.ml.train import TrainConfig, contracts_for, train
 from quantlab.ml.tuning import cv_scores, make_cv, tune
 from quantlab.strategy.spec import StrategySpec
-from tests.conftest import WEEK, SyntheticStore
+from tests.conftest import MARKET, SyntheticStore
 
-START, END = (dt.date.fromisoformat(d) for d in WEEK[:2])  # the whole store
+START, END = dt.date(2024, 3, 4), dt.date(2024, 3, 13)
 TIMES = [f"{h:02d}:{m:02d}" for h in range(10, 16) for m in (0, 15, 30, 45)][:23]
 SPEC = {
     "name": "ml-put", "dte": {"target": 1, "tolerance": 1}, "entry": {"times": TIMES},
@@ -32,8 +32,8 @@ SPEC = {
 
 @pytest.fixture(scope="session")
 def ml_store(synthetic_store: SyntheticStore, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A private copy of the shared synthetic week (training writes features into it)."""
-    return synthetic_store(*WEEK, copy_to=tmp_path_factory.mktemp("ml") / "store")
+    """A private copy of the shared synthetic market (training writes features into it)."""
+    return synthetic_store(**MARKET, copy_to=tmp_path_factory.mktemp("ml") / "store")
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +43,7 @@ def trained(ml_store: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple:
     mp.chdir(work)
     mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
     cfg = TrainConfig.from_dict({
-        "strategy": SPEC, "store": str(ml_store), "test_fraction": 0.3, "test_embargo_days": 0.5,
+        "strategy": SPEC, "store": str(ml_store), "start": START, "end": END, "test_fraction": 0.3, "test_embargo_days": 0.5,
         "cv": {"kind": "purged_kfold", "n_splits": 3, "embargo": 0.01},
         "optuna": {"n_trials": 3, "seed": 1, "storage": str(work / "optuna.db"),
                    "study_name": "t", "n_estimators": [10, 30]},

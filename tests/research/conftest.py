@@ -6,19 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SyntheticStore
+from tests.conftest import MARKET, SyntheticStore
 
-START, END, SEED = "2024-03-01", "2024-03-18", 7  # 12 sessions, trades and both label classes
+START, END = MARKET["start"], MARKET["end"]  # 12 sessions, trades and both label classes
 
 
 @pytest.fixture(scope="session")
 def research_store(synthetic_store: SyntheticStore, tmp_path_factory: pytest.TempPathFactory
                    ) -> Path:  # fmt: skip
-    """The research store (a narrower strike band than the demo's), built once per run; each
-    worker's research tests share a private copy (the demo and the notebooks write features)."""
-    folder = tmp_path_factory.mktemp("research")
-    return synthetic_store(START, END, SEED, "demo", dte_max=8, moneyness=0.06,
-                           copy_to=folder / "store")  # fmt: skip
+    """The shared synthetic market (a narrower strike band than the demo's); each worker's
+    research tests share a private copy (the demo and the notebooks write features)."""
+    return synthetic_store(**MARKET, copy_to=tmp_path_factory.mktemp("research") / "store")
 
 
 @pytest.fixture(scope="session")
