@@ -1,4 +1,4 @@
-"""Fixtures of the research tests: one small synthetic store, built once per run."""
+"""Fixtures of the research tests: the shared synthetic market and a per-worker MLflow store."""
 
 from __future__ import annotations
 

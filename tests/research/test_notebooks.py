@@ -1,12 +1,12 @@
 """The research notebooks execute end to end on a small synthetic store, so they cannot rot.
 
-One store (12 sessions of the synthetic SPX/SPXW market, a narrower strike band than the demo's)
-is built per test run for all pytest-xdist workers (``synthetic_store``, tests/conftest.py), each
-worker's notebooks sharing a private copy of it; every notebook then
-runs in a fresh Jupyter kernel (nbclient) with ``cwd = research/`` and the environment a user
-would set: ``QUANTLAB_STORE`` (the store), ``QUANTLAB_QUICK=1`` (small grids, few trials),
-``QUANTLAB_WORK`` (where its outputs go: a temporary folder), ``MLFLOW_TRACKING_URI`` (a
-temporary sqlite store), ``NUMBA_NUM_THREADS=1`` and ``MPLBACKEND=Agg``.
+One store (``MARKET`` in tests/conftest.py: 12 sessions of the synthetic SPX/SPXW market, a
+narrower strike band than the demo's) is built once per test run; each pytest-xdist worker's
+notebooks share a private copy of it. Every notebook runs in a fresh Jupyter kernel (nbclient)
+with ``cwd = research/`` and the environment a user would set: ``QUANTLAB_STORE`` (the store),
+``QUANTLAB_QUICK=1`` (small grids, few trials), ``QUANTLAB_WORK`` (where its outputs go: a
+temporary folder), ``MLFLOW_TRACKING_URI`` (a temporary sqlite store), ``NUMBA_NUM_THREADS=1``
+and ``MPLBACKEND=Agg``.
 """
 
 from __future__ import annotations
