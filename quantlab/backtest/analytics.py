@@ -583,7 +583,7 @@ def settlement_stats(trades: pl.DataFrame) -> dict[str, Any]:
         "n_settled": settled.height,
         "by_source": {str(r): int(n) for r, n in by.iter_rows()},
         "n_estimated": est.height,
-        "max_std_error": float(se.max()) if se.len() else float("nan"),
+        "max_std_error": float(np.max(se.to_numpy())) if se.len() else float("nan"),
         "n_end_of_data": int((df["exit_reason"] == "end_of_data").sum()),
     }
 

@@ -53,11 +53,9 @@ def close_cost(bid, ask, qty, n_legs, fill_params, lo, hi):
         a = np.int64(ask[j])
         if a <= 0:
             return NO_NET, NO_NET
-        b = np.int64(bid[j])
-        if b < 0:
-            b = 0
+        b = max(np.int64(bid[j]), np.int64(0))
         q = np.int64(qty[j])
-        mid2 += -q * (a + b)
+        mid2 += int(-q * (a + b))
         fill += -q * fill_cents(b, a, q > 0, fill_params)
     if mid2 < 2 * lo:
         mid2 = 2 * lo
