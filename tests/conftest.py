@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import hashlib
 import os
@@ -79,7 +80,7 @@ def synthetic_store(tmp_path_factory: pytest.TempPathFactory) -> SyntheticStore:
     cache = _run_dir(tmp_path_factory) / "synthetic_stores"
     cache.mkdir(parents=True, exist_ok=True)
 
-    def make(start: str, end: str, seed: int, profile: Any = "demo", *,
+    def make(start: dt.date | str, end: dt.date | str, seed: int, profile: Any = "demo", *,
              copy_to: Path | None = None, **kw: Any) -> Path:  # fmt: skip
         from quantlab.data import read
         from quantlab.data.ingest import ingest
