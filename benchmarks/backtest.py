@@ -19,6 +19,13 @@ points/s (target >= 100x, whole grid <= 60 s, <= 4 GB). The header says how many
 store's day cache (:mod:`quantlab.data.daycache`, derived arrays the first run writes) already
 holds: a run that has to write them reads the Parquet files instead, and is slower.
 
+Stage 2 per config: the grid table gives stage-2 wall / configs (the configs run in parallel
+over ``--workers`` processes). A second step then times stage 2 alone in one process on the same
+range's stage-1 result: each of the 54 configs once (median, range and sum = serial stage 2),
+and the representative config (DTE 5, |delta| 0.10, 10:00, width 25) ``--stage2-repeats`` times
+(median, min, max); ``--profile-stage2`` adds a cProfile of one call. The step only uses
+``engine.stage1`` and ``stage2.run_stage2``, so it also runs against older trees.
+
 Then one config (DTE 5, |delta| 0.10, 10:00, width 25) over one month (``--compare-month``) in
 a straightforward pandas implementation (:func:`pandas_backtest`: pandas reads each day's
 Parquet, builds the chain at the entry minute, forward from put-call parity and IV/delta with
@@ -67,6 +74,7 @@ DELTAS = (0.10, 0.20)
 TIMES = ("10:00", "11:00", "12:00")
 WIDTHS = (10, 25, 50)
 COMPARE = {"dte": 5, "delta": 0.10, "time": "10:00", "width": 25}
+COMPARE_LABEL = "pcv-5dte-10d-10h-w25"
 
 
 # --------------------------------------------------------------------------- configs
@@ -149,7 +157,9 @@ def step_grid(a: dict[str, Any]) -> dict[str, Any]:
 
     specs = grid_specs()
     start, end = dt.date.fromisoformat(a["start"]), dt.date.fromisoformat(a["end"])
+    c0 = time.process_time()
     g = run_grid(a["store"], specs, start, end, workers=a["workers"])
+    cpu_self = time.process_time() - c0
     import multiprocessing
 
     for child in multiprocessing.active_children():  # reaped, so ru_maxrss counts the workers
@@ -159,7 +169,16 @@ def step_grid(a: dict[str, Any]) -> dict[str, Any]:
     return {"stage1_s": g.stage1_s, "stage2_s": g.stage2_s, "n_configs": len(specs),
             "candidates": len(s1), "rejections": s1.rejections.height,
             "path_rows": int(s1.path_ts.size), "days_read": len(s1.days),
+            "cpu_self_s": cpu_self, "cpu_children_s": _children_cpu(),
             "metrics": metrics}  # fmt: skip
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of this process's reaped children (the spawn pool)."""
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def _trade_rows(df: Any) -> list[dict[str, Any]]:
@@ -226,9 +245,76 @@ def step_warmup(a: dict[str, Any]) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - t0}
 
 
+def step_stage2(a: dict[str, Any]) -> dict[str, Any]:
+    """Stage 2 alone, in this one process, on the benchmark range's stage-1 result (computed
+    once, over ``workers`` processes, as in the grid): each of the 54 grid configs once (after
+    one warm-up call, so numba loading is not timed), then the representative config
+    (:data:`COMPARE`) ``repeats`` more times; optionally a cProfile of one more call of it."""
+    import statistics
+
+    from quantlab.backtest.engine import stage1
+    from quantlab.backtest.stage2 import run_stage2
+
+    specs = grid_specs()
+    rep = compare_spec()
+    start, end = dt.date.fromisoformat(a["start"]), dt.date.fromisoformat(a["end"])
+    t0, c0 = time.perf_counter(), time.process_time()
+    s1 = stage1(a["store"], specs, start, end, workers=a["workers"])
+    s1_s, s1_cpu = time.perf_counter() - t0, time.process_time() - c0
+    import multiprocessing
+
+    for child in multiprocessing.active_children():  # the spawn pool: gone before timing
+        child.join()
+    s1_cpu += _children_cpu()
+    t0 = time.perf_counter()
+    run_stage2(s1, rep)
+    warm_ms = (time.perf_counter() - t0) * 1e3
+    per: dict[str, float] = {}
+    per_cpu: dict[str, float] = {}
+    trades: dict[str, int] = {}
+    for spec in specs:
+        t0, c0 = time.perf_counter(), time.process_time()
+        res = run_stage2(s1, spec)
+        per[spec.name] = (time.perf_counter() - t0) * 1e3
+        per_cpu[spec.name] = (time.process_time() - c0) * 1e3
+        trades[spec.name] = res.trades.height
+    rep_ms, rep_cpu = [], []
+    for _ in range(a["repeats"]):
+        t0, c0 = time.perf_counter(), time.process_time()
+        res = run_stage2(s1, rep)
+        rep_ms.append((time.perf_counter() - t0) * 1e3)
+        rep_cpu.append((time.process_time() - c0) * 1e3)
+    vals = sorted(per.values())
+    cpus = sorted(per_cpu.values())
+    out = {"stage1_s": s1_s, "stage1_cpu_s": s1_cpu, "warm_ms": warm_ms, "per_config_ms": per,
+           "per_config_cpu_ms": per_cpu, "trades": trades,
+           "serial_total_s": sum(vals) / 1e3, "median_ms": statistics.median(vals),
+           "min_ms": vals[0], "max_ms": vals[-1], "serial_cpu_s": sum(cpus) / 1e3,
+           "median_cpu_ms": statistics.median(cpus), "rep_name": rep.name,
+           "rep_trades": res.trades.height if rep_ms else trades.get(rep.name, 0),
+           "rep_ms": rep_ms, "rep_cpu_ms": rep_cpu, "candidates": len(s1)}  # fmt: skip
+    if a.get("profile"):
+        import cProfile
+        import io
+        import pstats
+
+        prof = cProfile.Profile()
+        prof.enable()
+        run_stage2(s1, rep)
+        prof.disable()
+        buf = io.StringIO()
+        st = pstats.Stats(prof, stream=buf)
+        st.sort_stats("cumulative").print_stats(a.get("profile_top", 25))
+        buf.write("\n--- by own time ---\n")
+        st.sort_stats("tottime").print_stats(a.get("profile_top", 25))
+        out["profile"] = buf.getvalue()
+    return out
+
+
 STEPS = {
     "warmup": step_warmup,
     "grid": step_grid,
+    "stage2": step_stage2,
     "engine_month": step_engine_month,
     "pandas": step_pandas,
 }
@@ -603,9 +689,16 @@ def main() -> None:
         default="2024-03",
         help="YYYY-MM for the pandas comparison (default 2024-03)",
     )
-    ap.add_argument("--skip-grid", action="store_true", help="only the pandas comparison")
+    ap.add_argument("--skip-grid", action="store_true",
+                    help="no grid (the single-process stage-2 step and the comparison still run)")  # fmt: skip
     ap.add_argument("--skip-compare", action="store_true", help="only the grid")
     ap.add_argument("--top", type=int, default=10, help="configs in the P&L table (default 10)")
+    ap.add_argument("--stage2-repeats", type=int, default=7,
+                    help="single-process stage 2: timed calls of the representative config after "
+                    "each grid config once (default 7; 0 skips the single-process step)")  # fmt: skip
+    ap.add_argument("--profile-stage2", action="store_true",
+                    help="also print a cProfile of one stage-2 call of the representative "
+                    "config (top functions by cumulative and own time)")  # fmt: skip
     add_bytecode_flag(ap)
     ap.add_argument("--step", help=argparse.SUPPRESS)
     ap.add_argument("--step-args", help=argparse.SUPPRESS)
@@ -657,7 +750,14 @@ def main() -> None:
         print_grid(console, g, rows, len(days), args)
         grid_s = g.result["stage1_s"] + g.result["stage2_s"]
     else:
-        grid_s = None
+        g, grid_s = None, None
+    if args.stage2_repeats > 0 or args.profile_stage2:
+        console.print(f"[bold]stage 2 in one process[/bold]: 54 configs once, "
+                      f"{COMPARE_LABEL} x {args.stage2_repeats} (load {load_avg()})")  # fmt: skip
+        sargs = {"store": str(store), "start": days[0].isoformat(), "end": days[-1].isoformat(),
+                 "workers": args.workers, "repeats": args.stage2_repeats,
+                 "profile": args.profile_stage2}  # fmt: skip
+        print_stage2(console, run_step(script, "stage2", sargs), g.result if g else None)
     if not args.skip_compare:
         run_compare(console, script, store, stored, args, grid_s)
     console.print(f"load average now {load_avg()}")
@@ -675,14 +775,20 @@ def print_grid(console: Any, g: Any, rows: int, n_days: int, args: argparse.Name
         t.add_column(col)
     lean_x = thr / LEAN_POINTS_PER_S
     for row in [
-        ("stage 1 (candidates + quote paths, all configs)", f"{r['stage1_s']:.1f} s", "", ""),
+        ("stage 1 (candidates + quote paths, all configs)", f"{r['stage1_s']:.2f} s", "", ""),
         ("  candidates / rejections / path rows",
          f"{r['candidates']:,} / {r['rejections']:,} / {r['path_rows']:,}", "", ""),
         (f"stage 2 ({r['n_configs']} configs over {args.workers} processes)",
-         f"{r['stage2_s']:.1f} s ({1e3 * r['stage2_s'] / r['n_configs']:.0f} ms/config)", "", ""),
-        ("total (stage 1 + stage 2)", f"{total:.1f} s", f"<= {TARGET_GRID_S:.0f} s",
+         f"{r['stage2_s']:.2f} s", "", ""),
+        ("  stage 2 wall per config (stage-2 wall / configs)",
+         f"{1e3 * r['stage2_s'] / r['n_configs']:.1f} ms/config", "", ""),
+        ("  stage 2 share of the total", f"{100 * r['stage2_s'] / total:.0f} %", "", ""),
+        ("total (stage 1 + stage 2)", f"{total:.2f} s", f"<= {TARGET_GRID_S:.0f} s",
          ok_mark(total <= TARGET_GRID_S)),
         ("  step process wall (incl. imports, spawn)", f"{g.wall_s:.1f} s", "", ""),
+        ("  CPU of the grid: this process + pool workers (user + system)",
+         f"{r['cpu_self_s'] + r['cpu_children_s']:.1f} s ({r['cpu_self_s']:.1f} + "
+         f"{r['cpu_children_s']:.1f})", "", ""),
         ("configs per second", f"{r['n_configs'] / total:.2f}", "", ""),
         ("throughput (stored quote rows / total)", fmt_rate(thr),
          f">= {fmt_rate(TARGET_X * LEAN_POINTS_PER_S)}", ok_mark(lean_x >= TARGET_X)),
@@ -711,6 +817,47 @@ def print_grid(console: Any, g: Any, rows: int, n_days: int, args: argparse.Name
         f"all configs: {tot:,} trades; configs with no trade: "
         f"{sum(1 for x in m if x['trades'] == 0)}"
     )
+
+
+def print_stage2(console: Any, p: Any, grid: dict[str, Any] | None) -> None:
+    """The single-process stage-2 figures, next to the grid's parallel stage-2 wall."""
+    import statistics
+
+    from rich.table import Table
+
+    r = p.result
+    n = len(r["per_config_ms"])
+    t = Table(title=f"stage 2 in one process over the benchmark range ({r['candidates']:,} "
+                    f"candidates; stage 1 again: {r['stage1_s']:.2f} s wall, "
+                    f"{r['stage1_cpu_s']:.1f} s CPU); load 1/5/15 min {p.load}")  # fmt: skip
+    for col in ("figure", "wall", "CPU (process_time)"):
+        t.add_column(col)
+    rep, rcpu = r["rep_ms"], r["rep_cpu_ms"]
+    cpu = sorted(r["per_config_cpu_ms"].values())
+    rows = [
+        ("first call (warm-up, not counted)", f"{r['warm_ms']:.1f} ms", ""),
+        (f"{n} grid configs once each, summed (serial stage 2)", f"{r['serial_total_s']:.2f} s",
+         f"{r['serial_cpu_s']:.2f} s"),
+        ("  per config: median (min - max)",
+         f"{r['median_ms']:.1f} ms ({r['min_ms']:.1f} - {r['max_ms']:.1f})",
+         f"{r['median_cpu_ms']:.1f} ms ({cpu[0]:.1f} - {cpu[-1]:.1f})"),
+        ("  per config: mean", f"{1e3 * r['serial_total_s'] / max(n, 1):.1f} ms",
+         f"{1e3 * r['serial_cpu_s'] / max(n, 1):.1f} ms"),
+    ]  # fmt: skip
+    if grid is not None:
+        rows.append(("grid stage 2 (parallel) wall / configs, for comparison",
+                     f"{1e3 * grid['stage2_s'] / grid['n_configs']:.1f} ms/config", ""))  # fmt: skip
+    if rep:
+        rows.append((f"{r['rep_name']} ({r['rep_trades']} trades) x {len(rep)}: median "
+                     "(min - max)",
+                     f"{statistics.median(rep):.1f} ms ({min(rep):.1f} - {max(rep):.1f})",
+                     f"{statistics.median(rcpu):.1f} ms ({min(rcpu):.1f} - {max(rcpu):.1f})"))  # fmt: skip
+    for row in rows:
+        t.add_row(*row)
+    console.print(t)
+    if r.get("profile"):
+        console.print(f"[bold]cProfile of one stage-2 call of {r['rep_name']}[/bold]")
+        console.print(r["profile"], markup=False, highlight=False)
 
 
 def run_compare(

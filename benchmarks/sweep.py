@@ -62,11 +62,13 @@ def main() -> None:
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     load0 = os.getloadavg()
     t0 = time.perf_counter()
+    e0 = time.time()
     res = run_sweep(
         cfg, args.store, args.out, workers=args.workers, mlflow_root=args.mlflow, progress=True
     )
     wall = time.perf_counter() - t0
     s2 = [s.get("seconds", 0.0) for s in res.status.values()]
+    phases = _phases(Path(args.out), e0)
     table = Table(
         title=f"sweep of {args.n} configs over {len(days)} sessions (load {load0[0]:.2f} -> {os.getloadavg()[0]:.2f})"
     )
@@ -76,7 +78,20 @@ def main() -> None:
     table.add_row("candidates (shared stage 1)", f"{res.summary['candidates']:,}")
     table.add_row("wall time", f"{wall:,.1f} s (target <= 600 s)")
     table.add_row("seconds per config (wall / configs)", f"{wall / max(len(res.points), 1):.3f}")
-    table.add_row("stage 2 CPU per config (median)", f"{sorted(s2)[len(s2) // 2]:.3f} s")
+    if phases is not None:
+        s1_s, s2_s = phases
+        n2 = max(len(s2), 1)
+        table.add_row("stage 1 wall (shards + merge)", f"{s1_s:,.1f} s")
+        table.add_row(
+            f"stage 2 wall ({args.workers} processes)",
+            f"{s2_s:,.1f} s = {1e3 * s2_s / n2:.0f} ms/config",
+        )
+        table.add_row("after stage 2 (summary, reports, DuckDB, MLflow)",
+                      f"{wall - s1_s - s2_s:,.1f} s")  # fmt: skip
+    table.add_row(
+        "stage 2 task per config (incl. Parquet/metrics writes): median / mean",
+        f"{1e3 * sorted(s2)[len(s2) // 2]:.0f} / {1e3 * sum(s2) / max(len(s2), 1):.0f} ms",
+    )
     if "deflated_sharpe" in res.summary:
         table.add_row(
             "deflated Sharpe ratio of the best", f"{res.summary['deflated_sharpe']['dsr']:.3f}"
@@ -84,6 +99,18 @@ def main() -> None:
     if "pbo" in res.summary:
         table.add_row("PBO (CSCV, 16 blocks)", f"{res.summary['pbo']['pbo']:.3f}")
     con.print(table)
+
+
+def _phases(out: Path, started: float) -> tuple[float, float] | None:
+    """Stage-1 and stage-2 wall seconds of a fresh sweep, from the files it wrote: stage 1 ends
+    with the merged stage-1 folder, stage 2 with the last config's ``status.json``."""
+    merged = [f for f in out.glob("stage1/*/merged/**/*") if f.is_file()]
+    done = list(out.glob("configs/*/status.json"))
+    if not merged or not done:
+        return None
+    s1_end = max(f.stat().st_mtime for f in merged)
+    s2_end = max(f.stat().st_mtime for f in done)
+    return s1_end - started, s2_end - s1_end
 
 
 if __name__ == "__main__":
