@@ -46,9 +46,9 @@ def build_equity(
         g = np.empty(0, np.int64)
         e = np.empty(0)
     else:
-        g = np.unique(
+        g = _sorted_unique(
             np.concatenate([t.ts for t in trades] + [np.array([t.exit_ts for t in trades])])
-        ).astype(np.int64)
+        )
         # realized P&L: a step at each exit (accumulated); marks: over [entry, exit) only
         steps = np.zeros(g.size)
         marks = np.zeros(g.size)
@@ -69,6 +69,17 @@ def build_equity(
     pnl = np.diff(np.concatenate([[capital], daily]))
     eq_day = pl.DataFrame({"date": list(days), "equity": daily, "pnl": pnl}, schema=DAILY_SCHEMA)
     return eq_min, eq_day
+
+
+def _sorted_unique(a: np.ndarray) -> np.ndarray:
+    """``np.unique`` of int64 stamps by a sort and a neighbour mask (several times faster)."""
+    a = np.sort(a.astype(np.int64, copy=False), kind="stable")
+    if a.size == 0:
+        return a
+    keep = np.empty(a.size, bool)
+    keep[0] = True
+    np.not_equal(a[1:], a[:-1], out=keep[1:])
+    return a[keep]
 
 
 __all__ = ["DAILY_SCHEMA", "MINUTE_SCHEMA", "TradeMarks", "build_equity"]

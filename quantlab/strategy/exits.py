@@ -41,6 +41,8 @@ def exit_deadline(m: ManagementSpec, root: str, expiry: dt.date) -> int:
     than the contract's close. ``hold_to_settlement: false`` without either: at the close
     (the last minute it trades).
     """
+    if m.exit_days_before_expiry is None and m.exit_time is None and m.hold_to_settlement:
+        return NEVER
     close_ns = calendar.contract_close_ns(root, expiry, calendar.last_trade_day(root, expiry))
     if m.exit_days_before_expiry is not None:
         day = expiry
@@ -53,8 +55,6 @@ def exit_deadline(m: ManagementSpec, root: str, expiry: dt.date) -> int:
         return min(
             calendar.to_ns(dt.datetime.combine(last, m.exit_time, tzinfo=calendar.ET)), close_ns
         )
-    if m.hold_to_settlement:
-        return NEVER
     return close_ns
 
 
