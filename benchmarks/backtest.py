@@ -92,10 +92,10 @@ def spec_dict(dte: int, delta: float, time_: str, width: float) -> dict[str, Any
         "short_delta": delta,
         "width": width,
         "management": base["management"] | {"take_profit_pct": 50, "stop_loss_pct": 100},
-        "risk": base["risk"] | {"max_open_trades": 1, "max_new_trades_per_day": 1,
-                                "no_new_after_stop": True},
+        "risk": base["risk"]
+        | {"max_open_trades": 1, "max_new_trades_per_day": 1, "no_new_after_stop": True},
         "fills": {"kind": "mid_k", "k": 0.30},
-    }  # fmt: skip
+    }
 
 
 def grid_specs() -> list[Any]:
@@ -142,14 +142,24 @@ def _metrics(res: Any) -> dict[str, Any]:
     dd = float((eq - np.maximum.accumulate(eq)).min()) if eq.size else 0.0
     pnl = tr["pnl"].to_numpy() if tr.height else np.zeros(0)
     reasons = tr["exit_reason"].value_counts() if tr.height else None
-    rc = dict(zip(reasons["exit_reason"].to_list(), reasons["count"].to_list(), strict=True)) \
-        if reasons is not None else {}  # fmt: skip
-    return {"name": res.spec.name, "trades": tr.height, "total_pnl": float(pnl.sum()),
-            "avg_pnl": float(pnl.mean()) if pnl.size else math.nan,
-            "win_rate": float((pnl > 0).mean()) if pnl.size else math.nan,
-            "max_dd": dd, "tp": rc.get("take_profit", 0), "sl": rc.get("stop_loss", 0),
-            "settle": rc.get("settlement", 0), "eod": rc.get("end_of_data", 0),
-            "avg_credit": float(tr["credit_per_share"].mean()) if tr.height else math.nan}  # fmt: skip
+    rc = (
+        dict(zip(reasons["exit_reason"].to_list(), reasons["count"].to_list(), strict=True))
+        if reasons is not None
+        else {}
+    )
+    return {
+        "name": res.spec.name,
+        "trades": tr.height,
+        "total_pnl": float(pnl.sum()),
+        "avg_pnl": float(pnl.mean()) if pnl.size else math.nan,
+        "win_rate": float((pnl > 0).mean()) if pnl.size else math.nan,
+        "max_dd": dd,
+        "tp": rc.get("take_profit", 0),
+        "sl": rc.get("stop_loss", 0),
+        "settle": rc.get("settlement", 0),
+        "eod": rc.get("end_of_data", 0),
+        "avg_credit": float(tr["credit_per_share"].mean()) if tr.height else math.nan,
+    }
 
 
 def step_grid(a: dict[str, Any]) -> dict[str, Any]:
@@ -166,11 +176,18 @@ def step_grid(a: dict[str, Any]) -> dict[str, Any]:
         child.join()
     s1 = g.stage1
     metrics = [_metrics(res) for res in g.results]
-    return {"stage1_s": g.stage1_s, "stage2_s": g.stage2_s, "n_configs": len(specs),
-            "candidates": len(s1), "rejections": s1.rejections.height,
-            "path_rows": int(s1.path_ts.size), "days_read": len(s1.days),
-            "cpu_self_s": cpu_self, "cpu_children_s": _children_cpu(),
-            "metrics": metrics}  # fmt: skip
+    return {
+        "stage1_s": g.stage1_s,
+        "stage2_s": g.stage2_s,
+        "n_configs": len(specs),
+        "candidates": len(s1),
+        "rejections": s1.rejections.height,
+        "path_rows": int(s1.path_ts.size),
+        "days_read": len(s1.days),
+        "cpu_self_s": cpu_self,
+        "cpu_children_s": _children_cpu(),
+        "metrics": metrics,
+    }
 
 
 def _children_cpu() -> float:
@@ -185,10 +202,18 @@ def _trade_rows(df: Any) -> list[dict[str, Any]]:
     out = []
     for t in df.iter_rows(named=True):
         legs = sorted(t["legs"], key=lambda lg: lg["quantity"])
-        out.append({"entry_ts": t["entry_ts"], "exit_ts": t["exit_ts"], "expiry": str(t["expiry"]),
-                    "short": legs[0]["strike"], "long": legs[-1]["strike"],
-                    "credit": t["credit_per_share"], "exit_cost": t["exit_cost_per_share"],
-                    "reason": t["exit_reason"]})  # fmt: skip
+        out.append(
+            {
+                "entry_ts": t["entry_ts"],
+                "exit_ts": t["exit_ts"],
+                "expiry": str(t["expiry"]),
+                "short": legs[0]["strike"],
+                "long": legs[-1]["strike"],
+                "credit": t["credit_per_share"],
+                "exit_cost": t["exit_cost_per_share"],
+                "reason": t["exit_reason"],
+            }
+        )
     return out
 
 
@@ -212,9 +237,14 @@ def step_engine_month(a: dict[str, Any]) -> dict[str, Any]:
     same = _trade_rows(res.trades) == _trade_rows(res1.trades)
     dec = res.decisions
     reasons = dec.group_by("reason").len().sort("reason").iter_rows() if dec.height else []
-    return {"seconds": sec, "seconds_inproc": sec1, "trades": _trade_rows(res.trades),
-            "pool_equals_inproc": same, "days_read": [str(d) for d in s1.days],
-            "decisions": {r or "taken": n for r, n in reasons}}  # fmt: skip
+    return {
+        "seconds": sec,
+        "seconds_inproc": sec1,
+        "trades": _trade_rows(res.trades),
+        "pool_equals_inproc": same,
+        "days_read": [str(d) for d in s1.days],
+        "decisions": {r or "taken": n for r, n in reasons},
+    }
 
 
 def step_pandas(a: dict[str, Any]) -> dict[str, Any]:
@@ -286,13 +316,25 @@ def step_stage2(a: dict[str, Any]) -> dict[str, Any]:
         rep_cpu.append((time.process_time() - c0) * 1e3)
     vals = sorted(per.values())
     cpus = sorted(per_cpu.values())
-    out = {"stage1_s": s1_s, "stage1_cpu_s": s1_cpu, "warm_ms": warm_ms, "per_config_ms": per,
-           "per_config_cpu_ms": per_cpu, "trades": trades,
-           "serial_total_s": sum(vals) / 1e3, "median_ms": statistics.median(vals),
-           "min_ms": vals[0], "max_ms": vals[-1], "serial_cpu_s": sum(cpus) / 1e3,
-           "median_cpu_ms": statistics.median(cpus), "rep_name": rep.name,
-           "rep_trades": res.trades.height if rep_ms else trades.get(rep.name, 0),
-           "rep_ms": rep_ms, "rep_cpu_ms": rep_cpu, "candidates": len(s1)}  # fmt: skip
+    out = {
+        "stage1_s": s1_s,
+        "stage1_cpu_s": s1_cpu,
+        "warm_ms": warm_ms,
+        "per_config_ms": per,
+        "per_config_cpu_ms": per_cpu,
+        "trades": trades,
+        "serial_total_s": sum(vals) / 1e3,
+        "median_ms": statistics.median(vals),
+        "min_ms": vals[0],
+        "max_ms": vals[-1],
+        "serial_cpu_s": sum(cpus) / 1e3,
+        "median_cpu_ms": statistics.median(cpus),
+        "rep_name": rep.name,
+        "rep_trades": res.trades.height if rep_ms else trades.get(rep.name, 0),
+        "rep_ms": rep_ms,
+        "rep_cpu_ms": rep_cpu,
+        "candidates": len(s1),
+    }
     if a.get("profile"):
         import cProfile
         import io
@@ -348,8 +390,10 @@ def _read_day(store: str, day: dt.date) -> tuple[Any, Any]:
     from quantlab.data import layout
 
     inst = pd.read_parquet(layout.partition_file(store, "instruments", "SPX", day))
-    quotes = pd.read_parquet(layout.partition_file(store, "quotes", "SPX", day),
-                             columns=["ts", "instrument_id", "bid", "ask"])  # fmt: skip
+    quotes = pd.read_parquet(
+        layout.partition_file(store, "quotes", "SPX", day),
+        columns=["ts", "instrument_id", "bid", "ask"],
+    )
     return inst, quotes
 
 
@@ -357,17 +401,27 @@ def _chain_at(inst: Any, quotes: Any, ts: int, max_age: float) -> Any:
     """Every instrument with its last quote stamped <= ts, its age and quality flag."""
     import numpy as np
 
-    last = (quotes[quotes["ts"] <= ts].sort_values(["instrument_id", "ts"])
-            .drop_duplicates("instrument_id", keep="last"))  # fmt: skip
+    last = (
+        quotes[quotes["ts"] <= ts]
+        .sort_values(["instrument_id", "ts"])
+        .drop_duplicates("instrument_id", keep="last")
+    )
     ch = inst.merge(last, on="instrument_id", how="left")
     ch["age_s"] = (ts - ch["ts"]) / 1e9
     b, a = ch["bid"].to_numpy(float), ch["ask"].to_numpy(float)
     one_sided = ~(np.isfinite(b) & np.isfinite(a)) | (a <= 0)
     ch["flag"] = np.select(
-        [ch["ts"].isna().to_numpy(), ch["age_s"].to_numpy() > max_age,
-         ~one_sided & (b > 0) & (b > a), one_sided, b <= 0, b == a],
-        [NO_QUOTE, STALE, CROSSED, ONE_SIDED, ZERO_BID, LOCKED], OK,
-    )  # fmt: skip
+        [
+            ch["ts"].isna().to_numpy(),
+            ch["age_s"].to_numpy() > max_age,
+            ~one_sided & (b > 0) & (b > a),
+            one_sided,
+            b <= 0,
+            b == a,
+        ],
+        [NO_QUOTE, STALE, CROSSED, ONE_SIDED, ZERO_BID, LOCKED],
+        OK,
+    )
     return ch
 
 
@@ -380,9 +434,16 @@ def _parity_forward(exp_chain: Any, T: float, rate: float, fresh_only: bool) -> 
     if pair.empty:
         return math.nan
     fresh = ((pair["flag_c"] == OK) & (pair["flag_p"] == OK)).to_numpy() if fresh_only else None
-    fit = implied_forward(pair.index.to_numpy(float), pair["bid_c"].to_numpy(float),
-                          pair["ask_c"].to_numpy(float), pair["bid_p"].to_numpy(float),
-                          pair["ask_p"].to_numpy(float), T, r=rate, fresh=fresh)  # fmt: skip
+    fit = implied_forward(
+        pair.index.to_numpy(float),
+        pair["bid_c"].to_numpy(float),
+        pair["ask_c"].to_numpy(float),
+        pair["bid_p"].to_numpy(float),
+        pair["ask_p"].to_numpy(float),
+        T,
+        r=rate,
+        fresh=fresh,
+    )
     return float(fit.forward)
 
 
@@ -425,14 +486,21 @@ def _select(
     K = e["strike"].to_numpy(float)
     otm = np.where(is_call, K >= F, K < F) & e["flag"].isin([OK, LOCKED, STALE]).to_numpy()
     src = e[otm]
-    iv_src = implied_vol(src["mid"].to_numpy(float), F, src["strike"].to_numpy(float), T, df,
-                         (src["right"] == "C").to_numpy())  # fmt: skip
+    iv_src = implied_vol(
+        src["mid"].to_numpy(float),
+        F,
+        src["strike"].to_numpy(float),
+        T,
+        df,
+        (src["right"] == "C").to_numpy(),
+    )
     iv_by_k = dict(zip(src["strike"].to_numpy(float), iv_src, strict=True))
     puts = e[e["right"] == "P"].copy()
     puts["iv"] = [iv_by_k.get(k, math.nan) for k in puts["strike"]]
     ivp = puts["iv"].to_numpy(float)
-    g = black76_greeks(F, puts["strike"].to_numpy(float), T, np.where(np.isfinite(ivp), ivp, 0.0),
-                       df, False)  # fmt: skip
+    g = black76_greeks(
+        F, puts["strike"].to_numpy(float), T, np.where(np.isfinite(ivp), ivp, 0.0), df, False
+    )
     puts["delta"] = np.where(np.isfinite(ivp), g["delta"], np.nan)
     pool = puts[puts["flag"].isin([OK, LOCKED]) & puts["delta"].notna()]
     if pool.empty:
@@ -471,8 +539,10 @@ def _walk(
     occ = [sel["short"]["raw_symbol"], sel["long"]["raw_symbol"]]
     ks, kl = float(sel["short"]["strike"]), float(sel["long"]["strike"])
     close_ns = calendar.contract_close_ns("SPXW", expiry, expiry)
-    carry = [(float(sel["short"]["bid"]), float(sel["short"]["ask"])),
-             (float(sel["long"]["bid"]), float(sel["long"]["ask"]))]  # fmt: skip
+    carry = [
+        (float(sel["short"]["bid"]), float(sel["short"]["ask"])),
+        (float(sel["long"]["bid"]), float(sel["long"]["ask"])),
+    ]
     last = None
     reached = False
     day = first[0]
@@ -528,8 +598,11 @@ def _walk(
         s = _parity_forward(exp, T, rate, False)
         if math.isfinite(s):
             cost = max(ks - s, 0.0) - max(kl - s, 0.0)
-            return {"exit_ts": calendar.settlement_ns("SPXW", expiry), "exit_cost": cost,
-                    "reason": "settlement"}  # fmt: skip
+            return {
+                "exit_ts": calendar.settlement_ns("SPXW", expiry),
+                "exit_cost": cost,
+                "reason": "settlement",
+            }
     if last is None:
         return {"exit_ts": -1, "exit_cost": math.nan, "reason": "no_exit_quotes"}
     return {"exit_ts": last[0], "exit_cost": last[1], "reason": "end_of_data"}
@@ -576,8 +649,9 @@ def pandas_backtest(
             decisions[sel] = decisions.get(sel, 0) + 1
             continue
         s, lg = sel["short"], sel["long"]
-        credit = _fill(float(s["bid"]), float(s["ask"]), True, k) - \
-            _fill(float(lg["bid"]), float(lg["ask"]), False, k)  # fmt: skip
+        credit = _fill(float(s["bid"]), float(s["ask"]), True, k) - _fill(
+            float(lg["bid"]), float(lg["ask"]), False, k
+        )
         s_mid = 0.5 * (s["bid"] + s["ask"])
         rel = (s["ask"] - s["bid"]) / s_mid if s_mid > 0 else math.nan
         if not math.isfinite(credit) or credit <= 0:
@@ -618,12 +692,23 @@ def pandas_backtest(
         if out["reason"] == "stop_loss":
             d = dt.datetime.fromtimestamp(out["exit_ts"] / 1e9, tz=calendar.ET).date()
             stopped_at[d] = min(stopped_at.get(d, out["exit_ts"]), out["exit_ts"])
-        trades.append({"entry_ts": ts, "exit_ts": out["exit_ts"], "expiry": str(sel["expiry"]),
-                       "short": float(s["strike"]), "long": float(lg["strike"]),
-                       "credit": credit, "exit_cost": out["exit_cost"],
-                       "reason": out["reason"]})  # fmt: skip
-    return {"trades": trades, "decisions": decisions,
-            "days_read": sorted(str(d) for d in days_read)}  # fmt: skip
+        trades.append(
+            {
+                "entry_ts": ts,
+                "exit_ts": out["exit_ts"],
+                "expiry": str(sel["expiry"]),
+                "short": float(s["strike"]),
+                "long": float(lg["strike"]),
+                "credit": credit,
+                "exit_cost": out["exit_cost"],
+                "reason": out["reason"],
+            }
+        )
+    return {
+        "trades": trades,
+        "decisions": decisions,
+        "days_read": sorted(str(d) for d in days_read),
+    }
 
 
 # --------------------------------------------------------------------------- comparison
@@ -646,8 +731,10 @@ def compare_trades(eng: list[dict], pdl: list[dict]) -> tuple[int, list[str]]:
             who = "engine" if e is not None else "pandas"
             t = e or p
             assert t is not None
-            notes.append(f"entry {et(ts)}: only the {who} trades ({t['expiry']} "
-                         f"{t['short']:.0f}/{t['long']:.0f}P, exit {t['reason']})")  # fmt: skip
+            notes.append(
+                f"entry {et(ts)}: only the {who} trades ({t['expiry']} "
+                f"{t['short']:.0f}/{t['long']:.0f}P, exit {t['reason']})"
+            )
             continue
         diffs = []
         for key in ("expiry", "short", "long", "exit_ts", "reason"):
@@ -689,16 +776,26 @@ def main() -> None:
         default="2024-03",
         help="YYYY-MM for the pandas comparison (default 2024-03)",
     )
-    ap.add_argument("--skip-grid", action="store_true",
-                    help="no grid (the single-process stage-2 step and the comparison still run)")  # fmt: skip
+    ap.add_argument(
+        "--skip-grid",
+        action="store_true",
+        help="no grid (the single-process stage-2 step and the comparison still run)",
+    )
     ap.add_argument("--skip-compare", action="store_true", help="only the grid")
     ap.add_argument("--top", type=int, default=10, help="configs in the P&L table (default 10)")
-    ap.add_argument("--stage2-repeats", type=int, default=7,
-                    help="single-process stage 2: timed calls of the representative config after "
-                    "each grid config once (default 7; 0 skips the single-process step)")  # fmt: skip
-    ap.add_argument("--profile-stage2", action="store_true",
-                    help="also print a cProfile of one stage-2 call of the representative "
-                    "config (top functions by cumulative and own time)")  # fmt: skip
+    ap.add_argument(
+        "--stage2-repeats",
+        type=int,
+        default=7,
+        help="single-process stage 2: timed calls of the representative config after "
+        "each grid config once (default 7; 0 skips the single-process step)",
+    )
+    ap.add_argument(
+        "--profile-stage2",
+        action="store_true",
+        help="also print a cProfile of one stage-2 call of the representative "
+        "config (top functions by cumulative and own time)",
+    )
     add_bytecode_flag(ap)
     ap.add_argument("--step", help=argparse.SUPPRESS)
     ap.add_argument("--step-args", help=argparse.SUPPRESS)
@@ -724,8 +821,10 @@ def main() -> None:
     end = dt.date.fromisoformat(args.end) if args.end else stored[-1]
     days = [d for d in calendar.sessions(start, end) if d in set(stored)]
     if not days:
-        raise SystemExit(f"no stored sessions between {start} and {end} in {store} "
-                         f"(it holds {stored[0]}..{stored[-1]}).")  # fmt: skip
+        raise SystemExit(
+            f"no stored sessions between {start} and {end} in {store} "
+            f"(it holds {stored[0]}..{stored[-1]})."
+        )
     rows = quote_rows(store, days)
     script = Path(__file__).resolve()
     from quantlab.data import daycache
@@ -742,21 +841,34 @@ def main() -> None:
     w = run_step(script, "warmup", {"store": str(store), "day": days[0].isoformat()})
     console.print(f"  {w.result['seconds']:.1f} s in the call, {w.wall_s:.1f} s process wall")
     if not args.skip_grid:
-        console.print(f"[bold]grid[/bold]: 54 configs, stage 1 over {args.workers} workers "
-                      f"(load {load_avg()})")  # fmt: skip
-        gargs = {"store": str(store), "start": days[0].isoformat(),
-                 "end": days[-1].isoformat(), "workers": args.workers}  # fmt: skip
+        console.print(
+            f"[bold]grid[/bold]: 54 configs, stage 1 over {args.workers} workers "
+            f"(load {load_avg()})"
+        )
+        gargs = {
+            "store": str(store),
+            "start": days[0].isoformat(),
+            "end": days[-1].isoformat(),
+            "workers": args.workers,
+        }
         g = run_step(script, "grid", gargs)
         print_grid(console, g, rows, len(days), args)
         grid_s = g.result["stage1_s"] + g.result["stage2_s"]
     else:
         g, grid_s = None, None
     if args.stage2_repeats > 0 or args.profile_stage2:
-        console.print(f"[bold]stage 2 in one process[/bold]: 54 configs once, "
-                      f"{COMPARE_LABEL} x {args.stage2_repeats} (load {load_avg()})")  # fmt: skip
-        sargs = {"store": str(store), "start": days[0].isoformat(), "end": days[-1].isoformat(),
-                 "workers": args.workers, "repeats": args.stage2_repeats,
-                 "profile": args.profile_stage2}  # fmt: skip
+        console.print(
+            f"[bold]stage 2 in one process[/bold]: 54 configs once, "
+            f"{COMPARE_LABEL} x {args.stage2_repeats} (load {load_avg()})"
+        )
+        sargs = {
+            "store": str(store),
+            "start": days[0].isoformat(),
+            "end": days[-1].isoformat(),
+            "workers": args.workers,
+            "repeats": args.stage2_repeats,
+            "profile": args.profile_stage2,
+        }
         print_stage2(console, run_step(script, "stage2", sargs), g.result if g else None)
     if not args.skip_compare:
         run_compare(console, script, store, stored, args, grid_s)
@@ -769,48 +881,98 @@ def print_grid(console: Any, g: Any, rows: int, n_days: int, args: argparse.Name
     r = g.result
     total = r["stage1_s"] + r["stage2_s"]
     thr = rows / total
-    t = Table(title=f"54-config grid over {n_days} sessions ({rows:,} quote rows); "
-                    f"load 1/5/15 min {g.load}")  # fmt: skip
+    t = Table(
+        title=f"54-config grid over {n_days} sessions ({rows:,} quote rows); "
+        f"load 1/5/15 min {g.load}"
+    )
     for col in ("figure", "value", "target", ""):
         t.add_column(col)
     lean_x = thr / LEAN_POINTS_PER_S
     for row in [
         ("stage 1 (candidates + quote paths, all configs)", f"{r['stage1_s']:.2f} s", "", ""),
-        ("  candidates / rejections / path rows",
-         f"{r['candidates']:,} / {r['rejections']:,} / {r['path_rows']:,}", "", ""),
-        (f"stage 2 ({r['n_configs']} configs over {args.workers} processes)",
-         f"{r['stage2_s']:.2f} s", "", ""),
-        ("  stage 2 wall per config (stage-2 wall / configs)",
-         f"{1e3 * r['stage2_s'] / r['n_configs']:.1f} ms/config", "", ""),
+        (
+            "  candidates / rejections / path rows",
+            f"{r['candidates']:,} / {r['rejections']:,} / {r['path_rows']:,}",
+            "",
+            "",
+        ),
+        (
+            f"stage 2 ({r['n_configs']} configs over {args.workers} processes)",
+            f"{r['stage2_s']:.2f} s",
+            "",
+            "",
+        ),
+        (
+            "  stage 2 wall per config (stage-2 wall / configs)",
+            f"{1e3 * r['stage2_s'] / r['n_configs']:.1f} ms/config",
+            "",
+            "",
+        ),
         ("  stage 2 share of the total", f"{100 * r['stage2_s'] / total:.0f} %", "", ""),
-        ("total (stage 1 + stage 2)", f"{total:.2f} s", f"<= {TARGET_GRID_S:.0f} s",
-         ok_mark(total <= TARGET_GRID_S)),
+        (
+            "total (stage 1 + stage 2)",
+            f"{total:.2f} s",
+            f"<= {TARGET_GRID_S:.0f} s",
+            ok_mark(total <= TARGET_GRID_S),
+        ),
         ("  step process wall (incl. imports, spawn)", f"{g.wall_s:.1f} s", "", ""),
-        ("  CPU of the grid: this process + pool workers (user + system)",
-         f"{r['cpu_self_s'] + r['cpu_children_s']:.1f} s ({r['cpu_self_s']:.1f} + "
-         f"{r['cpu_children_s']:.1f})", "", ""),
+        (
+            "  CPU of the grid: this process + pool workers (user + system)",
+            f"{r['cpu_self_s'] + r['cpu_children_s']:.1f} s ({r['cpu_self_s']:.1f} + "
+            f"{r['cpu_children_s']:.1f})",
+            "",
+            "",
+        ),
         ("configs per second", f"{r['n_configs'] / total:.2f}", "", ""),
-        ("throughput (stored quote rows / total)", fmt_rate(thr),
-         f">= {fmt_rate(TARGET_X * LEAN_POINTS_PER_S)}", ok_mark(lean_x >= TARGET_X)),
+        (
+            "throughput (stored quote rows / total)",
+            fmt_rate(thr),
+            f">= {fmt_rate(TARGET_X * LEAN_POINTS_PER_S)}",
+            ok_mark(lean_x >= TARGET_X),
+        ),
         ("  vs LEAN ~127,000 data points/s", f"{lean_x:,.0f}x", f">= {TARGET_X:.0f}x", ""),
-        ("peak memory: process / largest worker (ru_maxrss)",
-         f"{fmt_bytes(g.rss_self)} / {fmt_bytes(g.rss_children)}", "", ""),
-        ("peak memory: process tree (PSS summed, sampled every 0.2 s)", fmt_bytes(g.tree_peak), "<= 4 GB",
-         ok_mark(g.tree_peak <= TARGET_MEM and g.rss_self <= TARGET_MEM)),
-    ]:  # fmt: skip
+        (
+            "peak memory: process / largest worker (ru_maxrss)",
+            f"{fmt_bytes(g.rss_self)} / {fmt_bytes(g.rss_children)}",
+            "",
+            "",
+        ),
+        (
+            "peak memory: process tree (PSS summed, sampled every 0.2 s)",
+            fmt_bytes(g.tree_peak),
+            "<= 4 GB",
+            ok_mark(g.tree_peak <= TARGET_MEM and g.rss_self <= TARGET_MEM),
+        ),
+    ]:
         t.add_row(*row)
     console.print(t)
     m = sorted(r["metrics"], key=lambda x: -x["total_pnl"])
-    t2 = Table(title=f"Top {args.top} of {len(m)} configs by total P&L ($, 1 contract, "
-                     "net of fees)")  # fmt: skip
-    cols = ("config", "trades", "win %", "total P&L", "avg P&L", "max DD", "avg credit",
-            "TP/SL/settle/eod")  # fmt: skip
+    t2 = Table(
+        title=f"Top {args.top} of {len(m)} configs by total P&L ($, 1 contract, net of fees)"
+    )
+    cols = (
+        "config",
+        "trades",
+        "win %",
+        "total P&L",
+        "avg P&L",
+        "max DD",
+        "avg credit",
+        "TP/SL/settle/eod",
+    )
     for col in cols:
         t2.add_column(col, justify="right" if col != "config" else "left")
     for x in m[: args.top]:
-        t2.add_row(x["name"], str(x["trades"]), f"{100 * x['win_rate']:.0f}",
-                   f"{x['total_pnl']:,.0f}", f"{x['avg_pnl']:,.1f}", f"{x['max_dd']:,.0f}",
-                   f"{x['avg_credit']:.2f}", f"{x['tp']}/{x['sl']}/{x['settle']}/{x['eod']}")  # fmt: skip
+        t2.add_row(
+            x["name"],
+            str(x["trades"]),
+            f"{100 * x['win_rate']:.0f}",
+            f"{x['total_pnl']:,.0f}",
+            f"{x['avg_pnl']:,.1f}",
+            f"{x['max_dd']:,.0f}",
+            f"{x['avg_credit']:.2f}",
+            f"{x['tp']}/{x['sl']}/{x['settle']}/{x['eod']}",
+        )
     console.print(t2)
     tot = sum(x["trades"] for x in m)
     console.print(
@@ -827,31 +989,49 @@ def print_stage2(console: Any, p: Any, grid: dict[str, Any] | None) -> None:
 
     r = p.result
     n = len(r["per_config_ms"])
-    t = Table(title=f"stage 2 in one process over the benchmark range ({r['candidates']:,} "
-                    f"candidates; stage 1 again: {r['stage1_s']:.2f} s wall, "
-                    f"{r['stage1_cpu_s']:.1f} s CPU); load 1/5/15 min {p.load}")  # fmt: skip
+    t = Table(
+        title=f"stage 2 in one process over the benchmark range ({r['candidates']:,} "
+        f"candidates; stage 1 again: {r['stage1_s']:.2f} s wall, "
+        f"{r['stage1_cpu_s']:.1f} s CPU); load 1/5/15 min {p.load}"
+    )
     for col in ("figure", "wall", "CPU (process_time)"):
         t.add_column(col)
     rep, rcpu = r["rep_ms"], r["rep_cpu_ms"]
     cpu = sorted(r["per_config_cpu_ms"].values())
     rows = [
         ("first call (warm-up, not counted)", f"{r['warm_ms']:.1f} ms", ""),
-        (f"{n} grid configs once each, summed (serial stage 2)", f"{r['serial_total_s']:.2f} s",
-         f"{r['serial_cpu_s']:.2f} s"),
-        ("  per config: median (min - max)",
-         f"{r['median_ms']:.1f} ms ({r['min_ms']:.1f} - {r['max_ms']:.1f})",
-         f"{r['median_cpu_ms']:.1f} ms ({cpu[0]:.1f} - {cpu[-1]:.1f})"),
-        ("  per config: mean", f"{1e3 * r['serial_total_s'] / max(n, 1):.1f} ms",
-         f"{1e3 * r['serial_cpu_s'] / max(n, 1):.1f} ms"),
-    ]  # fmt: skip
+        (
+            f"{n} grid configs once each, summed (serial stage 2)",
+            f"{r['serial_total_s']:.2f} s",
+            f"{r['serial_cpu_s']:.2f} s",
+        ),
+        (
+            "  per config: median (min - max)",
+            f"{r['median_ms']:.1f} ms ({r['min_ms']:.1f} - {r['max_ms']:.1f})",
+            f"{r['median_cpu_ms']:.1f} ms ({cpu[0]:.1f} - {cpu[-1]:.1f})",
+        ),
+        (
+            "  per config: mean",
+            f"{1e3 * r['serial_total_s'] / max(n, 1):.1f} ms",
+            f"{1e3 * r['serial_cpu_s'] / max(n, 1):.1f} ms",
+        ),
+    ]
     if grid is not None:
-        rows.append(("grid stage 2 (parallel) wall / configs, for comparison",
-                     f"{1e3 * grid['stage2_s'] / grid['n_configs']:.1f} ms/config", ""))  # fmt: skip
+        rows.append(
+            (
+                "grid stage 2 (parallel) wall / configs, for comparison",
+                f"{1e3 * grid['stage2_s'] / grid['n_configs']:.1f} ms/config",
+                "",
+            )
+        )
     if rep:
-        rows.append((f"{r['rep_name']} ({r['rep_trades']} trades) x {len(rep)}: median "
-                     "(min - max)",
-                     f"{statistics.median(rep):.1f} ms ({min(rep):.1f} - {max(rep):.1f})",
-                     f"{statistics.median(rcpu):.1f} ms ({min(rcpu):.1f} - {max(rcpu):.1f})"))  # fmt: skip
+        rows.append(
+            (
+                f"{r['rep_name']} ({r['rep_trades']} trades) x {len(rep)}: median (min - max)",
+                f"{statistics.median(rep):.1f} ms ({min(rep):.1f} - {max(rep):.1f})",
+                f"{statistics.median(rcpu):.1f} ms ({min(rcpu):.1f} - {max(rcpu):.1f})",
+            )
+        )
     for row in rows:
         t.add_row(*row)
     console.print(t)
@@ -879,8 +1059,12 @@ def run_compare(
     if not mdays:
         raise SystemExit(f"--compare-month {args.compare_month}: no stored sessions in it.")
     rows = quote_rows(store, mdays)
-    sargs = {"store": str(store), "start": mdays[0].isoformat(), "end": mdays[-1].isoformat(),
-             "workers": args.workers}  # fmt: skip
+    sargs = {
+        "store": str(store),
+        "start": mdays[0].isoformat(),
+        "end": mdays[-1].isoformat(),
+        "workers": args.workers,
+    }
     c = COMPARE
     label = f"DTE {c['dte']}, |delta| {c['delta']:.2f}, {c['time']}, width {c['width']}"
     console.print(
@@ -899,27 +1083,46 @@ def run_compare(
     n_tr = max(len(er["trades"]), len(pr["trades"]))
     rows_tbl = [
         ("load 1/5/15 min: before → after", e.load, p.load),
-        (f"wall, 1st run in the step process (engine: workers={args.workers}, a spawn pool "
-         "from 10 sessions per worker)", f"{er['seconds']:.2f} s", f"{pr['seconds']:.2f} s"),
-        ("wall, 2nd run (engine: workers=1 in process, in-memory day LRU emptied, arrays from "
-         "the store's day cache when it holds them; pandas: Parquet again)",
-         f"{er['seconds_inproc']:.2f} s", f"{pr['seconds_again']:.2f} s"),
-        ("quote rows/s = month's stored rows / wall (1st; 2nd)",
-         f"{fmt_rate(rows / er['seconds'])}; {fmt_rate(rows / er['seconds_inproc'])}",
-         f"{fmt_rate(rows / pr['seconds'])}; {fmt_rate(rows / pr['seconds_again'])}"),
-        ("pandas wall / engine wall (1st; 2nd)",
-         f"{pr['seconds'] / er['seconds']:.2f}x; {pr['seconds_again'] / er['seconds_inproc']:.1f}x",
-         ""),
-        ("extrapolated, not measured: 54 configs x 12 months at the 2nd-run wall",
-         f"(the grid above: {grid_s:.0f} s)" if grid_s else "",
-         f"{54 * 12 * pr['seconds_again'] / 60:.1f} min"),
-        ("sessions read / their quote rows", f"{len(er['days_read'])}",
-         f"{len(pr['days_read'])} / {rows_read:,}"),
+        (
+            f"wall, 1st run in the step process (engine: workers={args.workers}, a spawn pool "
+            "from 10 sessions per worker)",
+            f"{er['seconds']:.2f} s",
+            f"{pr['seconds']:.2f} s",
+        ),
+        (
+            "wall, 2nd run (engine: workers=1 in process, in-memory day LRU emptied, arrays from "
+            "the store's day cache when it holds them; pandas: Parquet again)",
+            f"{er['seconds_inproc']:.2f} s",
+            f"{pr['seconds_again']:.2f} s",
+        ),
+        (
+            "quote rows/s = month's stored rows / wall (1st; 2nd)",
+            f"{fmt_rate(rows / er['seconds'])}; {fmt_rate(rows / er['seconds_inproc'])}",
+            f"{fmt_rate(rows / pr['seconds'])}; {fmt_rate(rows / pr['seconds_again'])}",
+        ),
+        (
+            "pandas wall / engine wall (1st; 2nd)",
+            f"{pr['seconds'] / er['seconds']:.2f}x; {pr['seconds_again'] / er['seconds_inproc']:.1f}x",
+            "",
+        ),
+        (
+            "extrapolated, not measured: 54 configs x 12 months at the 2nd-run wall",
+            f"(the grid above: {grid_s:.0f} s)" if grid_s else "",
+            f"{54 * 12 * pr['seconds_again'] / 60:.1f} min",
+        ),
+        (
+            "sessions read / their quote rows",
+            f"{len(er['days_read'])}",
+            f"{len(pr['days_read'])} / {rows_read:,}",
+        ),
         ("peak memory (step process tree)", fmt_bytes(e.peak), fmt_bytes(p.peak)),
         ("trades", str(len(er["trades"])), str(len(pr["trades"]))),
-        ("trades agreeing (entry/exit ts, expiry, strikes, credit, exit cost, reason)",
-         f"{agree} of {n_tr}", ""),
-    ]  # fmt: skip
+        (
+            "trades agreeing (entry/exit ts, expiry, strikes, credit, exit cost, reason)",
+            f"{agree} of {n_tr}",
+            "",
+        ),
+    ]
     for row in rows_tbl:
         t.add_row(*row)
     console.print(t)
@@ -927,10 +1130,8 @@ def run_compare(
         console.print("[red]engine: the pool and in-process runs gave different trades[/red]")
     if not pr["repeatable"]:
         console.print("[red]pandas loop: the two runs gave different trades[/red]")
-    console.print("engine decisions: " + ", ".join(f"{k}={v}" for k, v in
-                                                   er["decisions"].items()))  # fmt: skip
-    console.print("pandas decisions: " + ", ".join(f"{k}={v}" for k, v in
-                                                   pr["decisions"].items()))  # fmt: skip
+    console.print("engine decisions: " + ", ".join(f"{k}={v}" for k, v in er["decisions"].items()))
+    console.print("pandas decisions: " + ", ".join(f"{k}={v}" for k, v in pr["decisions"].items()))
     for n in notes:
         console.print(f"  [yellow]differs[/yellow] {n}")
     if not notes:

@@ -57,8 +57,7 @@ from _common import console as make_console
 
 DEFAULT_STORE = Path("/tmp/quantlab_bench_store")
 RECORD = "bench_data.json"
-STORE_ENTRIES = {"raw", "parquet", "quarantine", "manifest.duckdb", "manifest.duckdb.wal",
-                 RECORD}  # fmt: skip
+STORE_ENTRIES = {"raw", "parquet", "quarantine", "manifest.duckdb", "manifest.duckdb.wal", RECORD}
 YEAR_SESSIONS = 252
 TARGET_YEAR_S = 300.0
 TARGET_MEM = 4 * GB
@@ -74,8 +73,13 @@ def step_synth(a: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     rep = synthesize(a["start"], a["end"], a["seed"], a["store"], profile=a["profile"])
     sec = time.perf_counter() - t0
-    return {"seconds": sec, "days": len(rep.days), "n_quotes": rep.n_quotes,
-            "n_instruments": rep.n_instruments, "bytes": rep.bytes_written}  # fmt: skip
+    return {
+        "seconds": sec,
+        "days": len(rep.days),
+        "n_quotes": rep.n_quotes,
+        "n_instruments": rep.n_instruments,
+        "bytes": rep.bytes_written,
+    }
 
 
 def step_ingest(a: dict[str, Any]) -> dict[str, Any]:
@@ -84,8 +88,13 @@ def step_ingest(a: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     rep = ingest(None, a["store"])
     sec = time.perf_counter() - t0
-    return {"seconds": sec, "records": rep.records, "quotes_rows": rep.rows("quotes"),
-            "days": len(rep.days), "quarantined": rep.quarantined}  # fmt: skip
+    return {
+        "seconds": sec,
+        "records": rep.records,
+        "quotes_rows": rep.rows("quotes"),
+        "days": len(rep.days),
+        "quarantined": rep.quarantined,
+    }
 
 
 def read_figures(store: str, day: str) -> dict[str, Any]:
@@ -112,29 +121,45 @@ def read_figures(store: str, day: str) -> dict[str, Any]:
     spxw = snap.filter(snap["root"] == "SPXW")
     exps = sorted(set(spxw["expiry"].to_list()))
     exp = min(exps, key=lambda e: abs((e - d).days - 5))
-    warm_exp = median_ms(lambda: read.chain_at(store, "SPX", ts, expirations=[exp],
-                                               roots=["SPXW"]), 200)  # fmt: skip
+    warm_exp = median_ms(
+        lambda: read.chain_at(store, "SPX", ts, expirations=[exp], roots=["SPXW"]), 200
+    )
     one = spxw.filter(spxw["expiry"] == exp).sort("strike")
     puts = one.filter(one["right"] == "P")["instrument_id"].to_numpy()
     calls = one.filter(one["right"] == "C")["instrument_id"].to_numpy()
-    legs = [int(puts[int(len(puts) * 0.40)]), int(puts[int(len(puts) * 0.35)]),
-            int(calls[int(len(calls) * 0.60)]), int(calls[int(len(calls) * 0.65)])]  # fmt: skip
+    legs = [
+        int(puts[int(len(puts) * 0.40)]),
+        int(puts[int(len(puts) * 0.35)]),
+        int(calls[int(len(calls) * 0.60)]),
+        int(calls[int(len(calls) * 0.65)]),
+    ]
     m = calendar.quote_minutes_ns(d)
     t0, t1 = int(m[0]), int(m[-1])
-    series_ff = median_ms(lambda: read.quotes_between(store, legs, t0, t1, ffill=True,
-                                                      underlying="SPX"), 200)  # fmt: skip
-    series_raw = median_ms(lambda: read.quotes_between(store, legs, t0, t1,
-                                                       underlying="SPX"), 200)  # fmt: skip
+    series_ff = median_ms(
+        lambda: read.quotes_between(store, legs, t0, t1, ffill=True, underlying="SPX"), 200
+    )
+    series_raw = median_ms(lambda: read.quotes_between(store, legs, t0, t1, underlying="SPX"), 200)
     ff = read.quotes_between(store, legs, t0, t1, ffill=True, underlying="SPX")
     snap_np = median_ms(lambda: dq.snapshot_arrays(ts), 500)
     grid = median_ms(lambda: dq.grid_index(m), 10)
-    return {"check": _check_snapshot(store, d, ts, snap), "snapshot_np_ms": snap_np,
-            "grid_ms": grid, "minutes": int(m.size),
-            "day": day, "instruments": len(dq), "quote_rows": int(dq.ts.size),
-            "chain_rows": snap.height, "expiry_rows": one.height, "first_ms": first,
-            "cold_ms": float(np.median(cold)), "warm_ms": warm, "warm_expiry_ms": warm_exp,
-            "series_ff_ms": series_ff, "series_raw_ms": series_raw,
-            "series_rows": ff.height}  # fmt: skip
+    return {
+        "check": _check_snapshot(store, d, ts, snap),
+        "snapshot_np_ms": snap_np,
+        "grid_ms": grid,
+        "minutes": int(m.size),
+        "day": day,
+        "instruments": len(dq),
+        "quote_rows": int(dq.ts.size),
+        "chain_rows": snap.height,
+        "expiry_rows": one.height,
+        "first_ms": first,
+        "cold_ms": float(np.median(cold)),
+        "warm_ms": warm,
+        "warm_expiry_ms": warm_exp,
+        "series_ff_ms": series_ff,
+        "series_raw_ms": series_raw,
+        "series_rows": ff.height,
+    }
 
 
 def _check_snapshot(store: str, d: dt.date, ts: int, snap: Any) -> str:
@@ -153,9 +178,15 @@ def _check_snapshot(store: str, d: dt.date, ts: int, snap: Any) -> str:
     chk = snap.join(ref, on="instrument_id", how="left")
     bad = chk.filter(
         (pl.col("quote_ts").fill_null(-1) != pl.col("ref_ts").fill_null(-1))
-        | (pl.col("bid").fill_nan(-1.0).fill_null(-1.0) != pl.col("bid_right").fill_nan(-1.0).fill_null(-1.0))
-        | (pl.col("ask").fill_nan(-1.0).fill_null(-1.0) != pl.col("ask_right").fill_nan(-1.0).fill_null(-1.0))
-    ).height  # fmt: skip
+        | (
+            pl.col("bid").fill_nan(-1.0).fill_null(-1.0)
+            != pl.col("bid_right").fill_nan(-1.0).fill_null(-1.0)
+        )
+        | (
+            pl.col("ask").fill_nan(-1.0).fill_null(-1.0)
+            != pl.col("ask_right").fill_nan(-1.0).fill_null(-1.0)
+        )
+    ).height
     return "ok" if bad == 0 else f"MISMATCH in {bad} rows"
 
 
@@ -177,9 +208,14 @@ def step_profiles(a: dict[str, Any]) -> dict[str, Any]:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         n = len(rep.days)
-        out[prof] = {"days": n, "s_per_day": sec / n, "quotes_per_day": rep.n_quotes / n,
-                     "rate": rep.n_quotes / sec, "bytes_per_day": rep.bytes_written / n,
-                     "instruments_per_day": rep.n_instruments / n}  # fmt: skip
+        out[prof] = {
+            "days": n,
+            "s_per_day": sec / n,
+            "quotes_per_day": rep.n_quotes / n,
+            "rate": rep.n_quotes / sec,
+            "bytes_per_day": rep.bytes_written / n,
+            "instruments_per_day": rep.n_instruments / n,
+        }
     return out
 
 
@@ -201,10 +237,14 @@ def step_full(a: dict[str, Any]) -> dict[str, Any]:
         t0 = time.perf_counter()
         irep = ingest(None, tmp)
         ingest_s = time.perf_counter() - t0
-        out = {"synth_s": synth_s, "ingest_s": ingest_s, "n_quotes": rep.n_quotes,
-               "n_instruments": rep.n_instruments,
-               "raw_bytes": dir_size(tmp / "raw" / "OPRA.PILLAR"),
-               "parquet_bytes": dir_size(tmp / "parquet")}  # fmt: skip
+        out = {
+            "synth_s": synth_s,
+            "ingest_s": ingest_s,
+            "n_quotes": rep.n_quotes,
+            "n_instruments": rep.n_instruments,
+            "raw_bytes": dir_size(tmp / "raw" / "OPRA.PILLAR"),
+            "parquet_bytes": dir_size(tmp / "parquet"),
+        }
         out["read"] = read_figures(str(tmp), a["day"])
         _ = irep
         return out
@@ -236,14 +276,28 @@ def _sizes(store: Path) -> dict[str, int]:
 
 
 def _step_dict(s: StepResult) -> dict[str, Any]:
-    return {"result": s.result, "wall_s": s.wall_s, "rss_self": s.rss_self,
-            "rss_children": s.rss_children, "tree_peak": s.tree_peak,
-            "load_before": s.load_before, "load_after": s.load_after}  # fmt: skip
+    return {
+        "result": s.result,
+        "wall_s": s.wall_s,
+        "rss_self": s.rss_self,
+        "rss_children": s.rss_children,
+        "tree_peak": s.tree_peak,
+        "load_before": s.load_before,
+        "load_after": s.load_after,
+    }
 
 
 def _from_dict(name: str, d: dict[str, Any]) -> StepResult:
-    return StepResult(name, d["result"], d["wall_s"], d["rss_self"], d["rss_children"],
-                      d["tree_peak"], d["load_before"], d["load_after"])  # fmt: skip
+    return StepResult(
+        name,
+        d["result"],
+        d["wall_s"],
+        d["rss_self"],
+        d["rss_children"],
+        d["tree_peak"],
+        d["load_before"],
+        d["load_after"],
+    )
 
 
 def _remove_store(store: Path) -> None:
@@ -259,8 +313,13 @@ def _remove_store(store: Path) -> None:
 def build_store(args: argparse.Namespace, days: list[dt.date], console: Any) -> dict[str, Any]:
     """Synthesize and ingest into the store, or reuse the recorded run."""
     store: Path = args.store
-    want = {"start": days[0].isoformat(), "end": days[-1].isoformat(), "n_days": len(days),
-            "seed": args.seed, "profile": "spxw10"}  # fmt: skip
+    want = {
+        "start": days[0].isoformat(),
+        "end": days[-1].isoformat(),
+        "n_days": len(days),
+        "seed": args.seed,
+        "profile": "spxw10",
+    }
     rec_path = store / RECORD
     if store.exists() and args.fresh:
         console.print(f"--fresh: removing {store}")
@@ -277,14 +336,18 @@ def build_store(args: argparse.Namespace, days: list[dt.date], console: Any) -> 
                 f"{store} holds {rec['range']}, not the requested {want}. Rerun with --fresh to "
                 "regenerate it, or pick another --store."
             )
-        console.print(f"reusing {store} (built {rec['created']}); synth/ingest figures below "
-                      "are the ones recorded then. --fresh regenerates.")  # fmt: skip
+        console.print(
+            f"reusing {store} (built {rec['created']}); synth/ingest figures below "
+            "are the ones recorded then. --fresh regenerates."
+        )
         rec["reused"] = True
         return rec
     store.mkdir(parents=True, exist_ok=True)
     script = Path(__file__).resolve()
-    console.print(f"[bold]synth[/bold] spxw10 {days[0]}..{days[-1]} ({len(days)} sessions) "
-                  f"into {store}  (load {load_avg()})")  # fmt: skip
+    console.print(
+        f"[bold]synth[/bold] spxw10 {days[0]}..{days[-1]} ({len(days)} sessions) "
+        f"into {store}  (load {load_avg()})"
+    )
     s = run_step(
         script,
         "synth",
@@ -299,8 +362,13 @@ def build_store(args: argparse.Namespace, days: list[dt.date], console: Any) -> 
     console.print(f"  done in {s.wall_s:.1f}s; [bold]ingest[/bold]  (load {load_avg()})")
     i = run_step(script, "ingest", {"store": str(store)})
     console.print(f"  done in {i.wall_s:.1f}s")
-    rec = {"range": want, "created": dt.datetime.now().isoformat(timespec="seconds"),
-           "synth": _step_dict(s), "ingest": _step_dict(i), "sizes": _sizes(store)}  # fmt: skip
+    rec = {
+        "range": want,
+        "created": dt.datetime.now().isoformat(timespec="seconds"),
+        "synth": _step_dict(s),
+        "ingest": _step_dict(i),
+        "sizes": _sizes(store),
+    }
     rec_path.write_text(json.dumps(rec, indent=1, default=str))
     rec["reused"] = False
     return rec
@@ -317,8 +385,10 @@ def report(rec: dict[str, Any], full: StepResult | None, rd: StepResult, console
     nq = ir["records"].get("cbbo-1m", 0)
     scale = YEAR_SESSIONS / n
     tag = " (recorded)" if rec.get("reused") else ""
-    t = Table(title=f"Data layer: spxw10 store {rec['range']['start']}..{rec['range']['end']} "
-                    f"({n} sessions, seed {rec['range']['seed']}){tag}")  # fmt: skip
+    t = Table(
+        title=f"Data layer: spxw10 store {rec['range']['start']}..{rec['range']['end']} "
+        f"({n} sessions, seed {rec['range']['seed']}){tag}"
+    )
     for col in ("step", "figure", "value", "target", "", "load 1/5/15 min: before → after"):
         t.add_column(col, overflow="fold")
     year_s = sr["seconds"] * scale
@@ -424,9 +494,10 @@ def report(rec: dict[str, Any], full: StepResult | None, rd: StepResult, console
             ok_mark(full.peak <= TARGET_MEM),
             "",
         )
-    for label, r, load in (("read (spxw10)", rd.result, rd.load),
-                           ("read (FULL)", full.result["read"] if full else None,
-                            full.load if full else "")):  # fmt: skip
+    for label, r, load in (
+        ("read (spxw10)", rd.result, rd.load),
+        ("read (FULL)", full.result["read"] if full else None, full.load if full else ""),
+    ):
         if r is None:
             continue
         t.add_row(
@@ -477,14 +548,34 @@ def report(rec: dict[str, Any], full: StepResult | None, rd: StepResult, console
             ok_mark(r["series_ff_ms"] <= TARGET_MS),
             "",
         )
-        t.add_row("", "4-leg day series warm, raw records", f"{r['series_raw_ms']:.3f} ms",
-                  "", "", "")  # fmt: skip
-        t.add_row("", "DayQuotes.snapshot_arrays warm (numpy only)",
-                  f"{r['snapshot_np_ms']:.3f} ms", "", "", "")  # fmt: skip
-        t.add_row("", f"DayQuotes.grid_index, all instruments x {r['minutes']} minutes",
-                  f"{r['grid_ms']:.1f} ms", "", "", "")  # fmt: skip
-        t.add_row("", "chain_at vs brute-force polars (last quote <= t)", r["check"], "",
-                  ok_mark(r["check"] == "ok"), "", end_section=True)  # fmt: skip
+        t.add_row(
+            "", "4-leg day series warm, raw records", f"{r['series_raw_ms']:.3f} ms", "", "", ""
+        )
+        t.add_row(
+            "",
+            "DayQuotes.snapshot_arrays warm (numpy only)",
+            f"{r['snapshot_np_ms']:.3f} ms",
+            "",
+            "",
+            "",
+        )
+        t.add_row(
+            "",
+            f"DayQuotes.grid_index, all instruments x {r['minutes']} minutes",
+            f"{r['grid_ms']:.1f} ms",
+            "",
+            "",
+            "",
+        )
+        t.add_row(
+            "",
+            "chain_at vs brute-force polars (last quote <= t)",
+            r["check"],
+            "",
+            ok_mark(r["check"] == "ok"),
+            "",
+            end_section=True,
+        )
     console.print(t)
 
 
@@ -492,13 +583,28 @@ def report_profiles(p: StepResult, console: Any) -> None:
     from rich.table import Table
 
     t = Table(title=f"synth per listing profile (after a warm-up day); load {p.load}")
-    for col in ("profile", "days", "s/day", "quotes/day", "quote records/s", "DBN/day",
-                "instruments/day", "year (252) min"):  # fmt: skip
+    for col in (
+        "profile",
+        "days",
+        "s/day",
+        "quotes/day",
+        "quote records/s",
+        "DBN/day",
+        "instruments/day",
+        "year (252) min",
+    ):
         t.add_column(col, justify="right")
     for prof, r in p.result.items():
-        t.add_row(prof, str(r["days"]), f"{r['s_per_day']:.2f}", f"{r['quotes_per_day']:,.0f}",
-                  fmt_rate(r["rate"]), fmt_bytes(r["bytes_per_day"]),
-                  f"{r['instruments_per_day']:,.0f}", f"{252 * r['s_per_day'] / 60:.1f}")  # fmt: skip
+        t.add_row(
+            prof,
+            str(r["days"]),
+            f"{r['s_per_day']:.2f}",
+            f"{r['quotes_per_day']:,.0f}",
+            fmt_rate(r["rate"]),
+            fmt_bytes(r["bytes_per_day"]),
+            f"{r['instruments_per_day']:,.0f}",
+            f"{252 * r['s_per_day'] / 60:.1f}",
+        )
     console.print(t)
 
 
@@ -535,9 +641,14 @@ def main() -> None:
         help="session of the store for the read path (default: the first full session "
         "from the middle of the range)",
     )
-    ap.add_argument("--profiles", nargs="*", default=[], metavar="PROFILE",
-                    help="also time a few sessions of these listing profiles (test, demo, "
-                    "spxw10, full) in a scratch store")  # fmt: skip
+    ap.add_argument(
+        "--profiles",
+        nargs="*",
+        default=[],
+        metavar="PROFILE",
+        help="also time a few sessions of these listing profiles (test, demo, "
+        "spxw10, full) in a scratch store",
+    )
     ap.add_argument(
         "--profile-days",
         type=int,
@@ -568,8 +679,9 @@ def main() -> None:
     script = Path(__file__).resolve()
     full = None
     if not args.skip_full:
-        console.print(f"[bold]FULL day[/bold] {args.full_day} synth + ingest + read "
-                      f"(load {load_avg()})")  # fmt: skip
+        console.print(
+            f"[bold]FULL day[/bold] {args.full_day} synth + ingest + read (load {load_avg()})"
+        )
         full = run_step(script, "full", {"day": args.full_day, "seed": args.seed})
     regular = [d for d in days[len(days) // 2 :] if not calendar.is_early_close(d)] or days
     read_day = args.read_day or regular[0].isoformat()
@@ -578,8 +690,12 @@ def main() -> None:
     report(rec, full, rd, console)
     if args.profiles:
         console.print(f"[bold]profiles[/bold] {args.profiles} (load {load_avg()})")
-        pargs = {"profiles": args.profiles, "days": args.profile_days, "seed": args.seed,
-                 "start": "2024-03-04"}  # fmt: skip
+        pargs = {
+            "profiles": args.profiles,
+            "days": args.profile_days,
+            "seed": args.seed,
+            "start": "2024-03-04",
+        }
         report_profiles(run_step(script, "profiles", pargs), console)
     console.print(f"store kept at {args.store} for benchmarks/backtest.py; load now {load_avg()}")
 

@@ -60,8 +60,18 @@ def main() -> None:
     for dte, delta, t, w in itertools.product(
         [3, 5, 7], [0.10, 0.20], ["10:00", "11:00", "12:00"], [10, 25, 50]
     ):
-        specs.append(StrategySpec.from_dict(base | {"name": f"g{dte}-{delta}-{t}-{w}", "dte": {"target": dte, "tolerance": 2},
-                                                    "short_delta": delta, "entry": {"times": [t]}, "width": w}))  # fmt: skip
+        specs.append(
+            StrategySpec.from_dict(
+                base
+                | {
+                    "name": f"g{dte}-{delta}-{t}-{w}",
+                    "dte": {"target": dte, "tolerance": 2},
+                    "short_delta": delta,
+                    "entry": {"times": [t]},
+                    "width": w,
+                }
+            )
+        )
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     s1 = stage1(args.store, specs, days[0], days[-1], workers=args.workers)
@@ -80,8 +90,18 @@ def main() -> None:
     X = data.select(cols).cast({c: float for c in cols}).to_numpy()
     y = data["label"].to_numpy().astype(np.int64)
     t0 = time.perf_counter()
-    res = tune(X, y, data["t0"].to_numpy(), data["t1"].to_numpy(), study_name="bench-50", storage=storage,
-               n_trials=args.trials, seed=0, n_splits=5, embargo=0.01)  # fmt: skip
+    res = tune(
+        X,
+        y,
+        data["t0"].to_numpy(),
+        data["t1"].to_numpy(),
+        study_name="bench-50",
+        storage=storage,
+        n_trials=args.trials,
+        seed=0,
+        n_splits=5,
+        embargo=0.01,
+    )
     t_opt = time.perf_counter() - t0
     table = Table(
         title=f"meta-labeling over {len(days)} sessions (load {load0:.2f} -> {os.getloadavg()[0]:.2f})"

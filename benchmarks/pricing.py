@@ -44,16 +44,28 @@ def sample(n: int, seed: int = 0, domain: str = "full") -> dict[str, np.ndarray]
         T = np.exp(rng.uniform(np.log(1 / 525_600), np.log(3.0), n))
         s = np.exp(rng.uniform(np.log(0.01), np.log(3.0), n))
     r = rng.uniform(0.0, 0.06, n)
-    return {"F": F, "K": K, "T": T, "sigma": s, "r": r, "df": np.exp(-r * T), "q": rng.uniform(0, 0.03, n),
-            "is_call": rng.random(n) < 0.5}  # fmt: skip
+    return {
+        "F": F,
+        "K": K,
+        "T": T,
+        "sigma": s,
+        "r": r,
+        "df": np.exp(-r * T),
+        "q": rng.uniform(0, 0.03, n),
+        "is_call": rng.random(n) < 0.5,
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=4_000_000)
     ap.add_argument("--peer-n", type=int, default=20_000)
-    ap.add_argument("--domain", choices=("full", "spx"), default="full",
-                    help="full: the whole accuracy domain; spx: SPX-like strikes, DTE and vols")  # fmt: skip
+    ap.add_argument(
+        "--domain",
+        choices=("full", "spx"),
+        default="full",
+        help="full: the whole accuracy domain; spx: SPX-like strikes, DTE and vols",
+    )
     args = ap.parse_args()
     from quantlab.pricing import black76_greeks, black76_price, bsm_greeks, implied_vol
 
@@ -96,11 +108,15 @@ def main() -> None:
     rt = black76_price(F[ok], K[ok], T[ok], v[ok], df[ok], c[ok])
     big_tv = tv[ok] > 1e-12 * F[ok]
     err_rt = float(np.max(np.abs(rt[big_tv] / prices[ok][big_tv] - 1.0)))
-    rows.append((
-        "Black-76 implied vol", "quantlab", args.n / t,
-        f"vol err {err_vol:.1e} on {cond.mean():.1%} conditioned; price round-trip {err_rt:.1e}; "
-        f"NaN {1 - ok.mean():.2%}",
-    ))  # fmt: skip
+    rows.append(
+        (
+            "Black-76 implied vol",
+            "quantlab",
+            args.n / t,
+            f"vol err {err_vol:.1e} on {cond.mean():.1%} conditioned; price round-trip {err_rt:.1e}; "
+            f"NaN {1 - ok.mean():.2%}",
+        )
+    )
 
     m = min(args.peer_n, args.n)
     try:
@@ -148,8 +164,14 @@ def main() -> None:
         t = _best(ql_iv, repeat=1)
         qv = np.array(ql_iv())
         cm = cond[:m] & np.isfinite(qv)
-        rows.append(("Black-76 implied vol", "QuantLib blackFormulaImpliedStdDev", m / t,
-                     f"vol err {np.max(np.abs(qv[cm] - s[:m][cm])):.1e}; failed {np.isnan(qv).mean():.1%}"))  # fmt: skip
+        rows.append(
+            (
+                "Black-76 implied vol",
+                "QuantLib blackFormulaImpliedStdDev",
+                m / t,
+                f"vol err {np.max(np.abs(qv[cm] - s[:m][cm])):.1e}; failed {np.isnan(qv).mean():.1%}",
+            )
+        )
     except ImportError:
         con.print("QuantLib not installed: skipped")
     try:
@@ -180,8 +202,14 @@ def main() -> None:
         t = _best(pv_ivs, repeat=1)
         pv = np.array(pv_ivs(), dtype=float)
         cm = cond[:m] & np.isfinite(pv)
-        rows.append(("Black-76 implied vol", "py_vollib (LBR, python)", m / t,
-                     f"vol err {np.max(np.abs(pv[cm] - s[:m][cm])):.1e}"))  # fmt: skip
+        rows.append(
+            (
+                "Black-76 implied vol",
+                "py_vollib (LBR, python)",
+                m / t,
+                f"vol err {np.max(np.abs(pv[cm] - s[:m][cm])):.1e}",
+            )
+        )
     except ImportError:
         con.print("py_vollib not installed: skipped")
 

@@ -56,9 +56,18 @@ def main() -> None:
         "management.stop_loss_pct": [50, 100, 200, 300],
         "fills.k": [0.0, 0.3, 0.5],
     }
-    cfg = SweepConfig.from_dict({"name": "bench-1000", "base": base, "search": "random", "n_samples": args.n,
-                                 "seed": 1, "grid": grid, "heatmaps": [["dte.target", "short_delta"]],
-                                 "pbo_splits": 16})  # fmt: skip
+    cfg = SweepConfig.from_dict(
+        {
+            "name": "bench-1000",
+            "base": base,
+            "search": "random",
+            "n_samples": args.n,
+            "seed": 1,
+            "grid": grid,
+            "heatmaps": [["dte.target", "short_delta"]],
+            "pbo_splits": 16,
+        }
+    )
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     load0 = os.getloadavg()
     t0 = time.perf_counter()
@@ -86,8 +95,9 @@ def main() -> None:
             f"stage 2 wall ({args.workers} processes)",
             f"{s2_s:,.1f} s = {1e3 * s2_s / n2:.0f} ms/config",
         )
-        table.add_row("after stage 2 (summary, reports, DuckDB, MLflow)",
-                      f"{wall - s1_s - s2_s:,.1f} s")  # fmt: skip
+        table.add_row(
+            "after stage 2 (summary, reports, DuckDB, MLflow)", f"{wall - s1_s - s2_s:,.1f} s"
+        )
     table.add_row(
         "stage 2 task per config (incl. Parquet/metrics writes): median / mean",
         f"{1e3 * sorted(s2)[len(s2) // 2]:.0f} / {1e3 * sum(s2) / max(len(s2), 1):.0f} ms",

@@ -35,16 +35,22 @@ def main(argv: list[str] | None = None) -> int:
         help="default: <store>/live/<account>.duckdb (sim), <store>/live/ibkr.duckdb (ibkr)",
     )
     ap.add_argument("--live", action="store_true", help="required for mode live (real money)")
-    ap.add_argument("--no-reconcile", action="store_true",
-                    help="sim: skip the evening reconciliation against the backtester")  # fmt: skip
+    ap.add_argument(
+        "--no-reconcile",
+        action="store_true",
+        help="sim: skip the evening reconciliation against the backtester",
+    )
     a = ap.parse_args(argv)
     from quantlab.live import Journal, LiveRunner, journal_path, load_live_config
 
     try:
         cfg, spec = load_live_config(a.config, broker=a.broker, mode=a.mode, store=a.store)
         if (cfg.mode == "live") != a.live:
-            raise ConfigError("mode 'live' trades real money and needs the explicit --live flag"
-                              if not a.live else "--live is only for mode live (--mode live)")  # fmt: skip
+            raise ConfigError(
+                "mode 'live' trades real money and needs the explicit --live flag"
+                if not a.live
+                else "--live is only for mode live (--mode live)"
+            )
         today = dt.datetime.now(calendar.ET).date()
         if a.date is None and cfg.broker == "sim":
             raise ConfigError("--date is required with --broker sim")
@@ -56,19 +62,32 @@ def main(argv: list[str] | None = None) -> int:
             days.append(calendar.next_session(days[-1]))
         if cfg.broker == "ibkr":
             if days != [today]:
-                raise ConfigError(f"the IBKR broker runs the current session only (today is "
-                                  f"{today}; got --date {day} --days {a.days})")  # fmt: skip
+                raise ConfigError(
+                    f"the IBKR broker runs the current session only (today is "
+                    f"{today}; got --date {day} --days {a.days})"
+                )
             from quantlab.brokers.ibkr import IBKRBroker
 
-            broker: Broker = IBKRBroker.from_config(cfg.ibkr, account=None if cfg.account == "SIM"
-                                            else cfg.account, live=a.live, spec=spec)  # fmt: skip
+            broker: Broker = IBKRBroker.from_config(
+                cfg.ibkr,
+                account=None if cfg.account == "SIM" else cfg.account,
+                live=a.live,
+                spec=spec,
+            )
             broker.connect()
         else:
             from quantlab.brokers.simulated import SimulatedBroker
 
-            broker = SimulatedBroker(cfg.store, day, spec.fills, spec.fees,
-                                     underlying=spec.underlying, capital=spec.sizing.capital,
-                                     account=cfg.account, rate=spec.rate)  # fmt: skip
+            broker = SimulatedBroker(
+                cfg.store,
+                day,
+                spec.fills,
+                spec.fees,
+                underlying=spec.underlying,
+                capital=spec.sizing.capital,
+                account=cfg.account,
+                rate=spec.rate,
+            )
         journal = Journal(a.journal or journal_path(cfg.store, cfg.account, cfg.broker))
         runner = LiveRunner(cfg, broker, journal, spec=spec)
         for d in days:
@@ -80,8 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         if cfg.broker == "sim" and not a.no_reconcile:
             evening_reports(journal, cfg, spec, days, runner.gate)
         elif cfg.broker == "ibkr":
-            print(f"evening reconciliation, once the day's OPRA quotes are in {cfg.store}: "
-                  f"quantlab live reconcile --config {a.config} --date {day}")  # fmt: skip
+            print(
+                f"evening reconciliation, once the day's OPRA quotes are in {cfg.store}: "
+                f"quantlab live reconcile --config {a.config} --date {day}"
+            )
         journal.close()
         broker.disconnect()
     except (QuantlabError, ValueError) as exc:
@@ -90,8 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def evening_reports(journal: Journal, cfg: LiveConfig, spec: StrategySpec, days: list[dt.date],
-                    gate: MetaGate | None) -> None:  # fmt: skip
+def evening_reports(
+    journal: Journal,
+    cfg: LiveConfig,
+    spec: StrategySpec,
+    days: list[dt.date],
+    gate: MetaGate | None,
+) -> None:
     """Each day's reconciliation against the backtester (parity, slippage), as HTML beside the
     journal; the store already holds the replayed days."""
     from quantlab.live.reconcile import reconcile_day, report_path

@@ -40,8 +40,14 @@ def shared_data(*parts: str) -> Path:
 # The synthetic market most modules share, ``synthetic_store(**MARKET)``: 12 sessions of the
 # "demo" market with a narrower strike band (SPXW <= 8 DTE, core moneyness 6%), seed 7. Every
 # day derives from (seed, date): its days are byte-identical to a store of any sub-range.
-MARKET = {"start": "2024-03-01", "end": "2024-03-18", "seed": 7,
-          "profile": "demo", "dte_max": 8, "moneyness": 0.06}  # fmt: skip
+MARKET = {
+    "start": "2024-03-01",
+    "end": "2024-03-18",
+    "seed": 7,
+    "profile": "demo",
+    "dte_max": 8,
+    "moneyness": 0.06,
+}
 # ... and a week of the "test" market (SPXW 0-3 DTE plus the 30-day pair), seed 7: from the
 # first session after the switch to daylight saving time to the March monthly expiry.
 TEST_WEEK = {"start": "2024-03-11", "end": "2024-03-15", "seed": 7, "profile": "test"}
@@ -80,8 +86,15 @@ def synthetic_store(tmp_path_factory: pytest.TempPathFactory) -> SyntheticStore:
     cache = _run_dir(tmp_path_factory) / "synthetic_stores"
     cache.mkdir(parents=True, exist_ok=True)
 
-    def make(start: dt.date | str, end: dt.date | str, seed: int, profile: Any = "demo", *,
-             copy_to: Path | None = None, **kw: Any) -> Path:  # fmt: skip
+    def make(
+        start: dt.date | str,
+        end: dt.date | str,
+        seed: int,
+        profile: Any = "demo",
+        *,
+        copy_to: Path | None = None,
+        **kw: Any,
+    ) -> Path:
         from quantlab.data import read
         from quantlab.data.ingest import ingest
         from quantlab.data.synth import synthesize

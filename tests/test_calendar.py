@@ -148,8 +148,13 @@ def test_session_table_round_trips_to_a_worker() -> None:
     )
     import pickle
 
-    out = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(table),
-                         capture_output=True, check=True).stdout.decode().split()  # fmt: skip
+    out = (
+        subprocess.run(
+            [sys.executable, "-c", code], input=pickle.dumps(table), capture_output=True, check=True
+        )
+        .stdout.decode()
+        .split()
+    )
     assert out == ["False", "True", "False"]  # Good Friday, the day after Thanksgiving
     with pytest.raises(InputError, match="session_table"):
         cal.use_session_table(([], frozenset()))

@@ -52,9 +52,20 @@ def build(
                     iid = (
                         id_offset * (n_day + 1) + 10_000 * e_i + 2 * k_i + (right == "P")
                     )  # change daily
-                    rows.append({"date": day, "instrument_id": iid, "raw_symbol": occ("SPXW", expiry, right, k),
-                                 "root": "SPXW", "underlying": "SPX", "expiry": expiry, "settlement": "PM",
-                                 "strike": float(k), "right": right, "multiplier": 100})  # fmt: skip
+                    rows.append(
+                        {
+                            "date": day,
+                            "instrument_id": iid,
+                            "raw_symbol": occ("SPXW", expiry, right, k),
+                            "root": "SPXW",
+                            "underlying": "SPX",
+                            "expiry": expiry,
+                            "settlement": "PM",
+                            "strike": float(k),
+                            "right": right,
+                            "multiplier": 100,
+                        }
+                    )
         inst = pl.DataFrame(rows)
         st.write_partition(
             root_dir, "instruments", "SPX", day, inst, source="test", checksum=f"t{day}"
@@ -69,9 +80,18 @@ def build(
             mid = black76_price(F, r["strike"], T, VOL, np.exp(-RATE * T), r["right"] == "C")
             bid = np.maximum(tick_out(mid - 0.05, up=False), 0.0)
             ask = np.maximum(tick_out(mid + 0.05, up=True), 0.05)
-            q.append(pl.DataFrame({"ts": minutes, "instrument_id": np.full(minutes.size, r["instrument_id"], np.uint32),
-                                   "bid": bid, "ask": ask, "bid_size": np.full(minutes.size, 10, np.uint32),
-                                   "ask_size": np.full(minutes.size, 10, np.uint32)}))  # fmt: skip
+            q.append(
+                pl.DataFrame(
+                    {
+                        "ts": minutes,
+                        "instrument_id": np.full(minutes.size, r["instrument_id"], np.uint32),
+                        "bid": bid,
+                        "ask": ask,
+                        "bid_size": np.full(minutes.size, 10, np.uint32),
+                        "ask_size": np.full(minutes.size, 10, np.uint32),
+                    }
+                )
+            )
         st.write_partition(
             root_dir, "quotes", "SPX", day, pl.concat(q), source="test", checksum=f"q{day}"
         )

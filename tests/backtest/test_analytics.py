@@ -367,8 +367,12 @@ def test_trade_stats_on_a_hand_worked_table():
     ror = np.array([100 / 2400, -200 / 2300, 50 / 4700, 150 / 2250, -50 / 4400])
     assert s["avg_return_on_risk"] == pytest.approx(ror.mean())
     assert s["exit_reasons"] == {
-        "take_profit": 2, "stop_loss": 1, "time_exit": 1, "settlement": 1, "end_of_data": 0,
-    }  # fmt: skip
+        "take_profit": 2,
+        "stop_loss": 1,
+        "time_exit": 1,
+        "settlement": 1,
+        "end_of_data": 0,
+    }
 
 
 def test_cvar_uses_ceil_of_alpha_n_without_float_slop():

@@ -23,11 +23,22 @@ def test_backtest_command_writes_outputs_and_logs_to_mlflow(
         ramp([(et(MON, 9, 30), 5000.0), (et(TUE, 16, 0), 5040.0)]),
     )
     cfg = tmp_path / "bt.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "strategy": {"name": "cli", "dte": {"target": 2, "tolerance": 2}, "entry": {"times": ["10:00"]},
-                     "short_delta": 0.1, "width": 25, "filters": {"min_credit": 0.0}},
-        "start": "2024-03-04", "end": "2024-03-05",
-    }))  # fmt: skip
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "strategy": {
+                    "name": "cli",
+                    "dte": {"target": 2, "tolerance": 2},
+                    "entry": {"times": ["10:00"]},
+                    "short_delta": 0.1,
+                    "width": 25,
+                    "filters": {"min_credit": 0.0},
+                },
+                "start": "2024-03-04",
+                "end": "2024-03-05",
+            }
+        )
+    )
     uri = f"sqlite:///{tmp_path / 'ml.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # wins over mlruns/, as MLflow users expect
     out = tmp_path / "out"

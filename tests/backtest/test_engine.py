@@ -165,8 +165,11 @@ def test_dte_tie_break(calm: Path, tie_break: str, expiry: dt.date) -> None:
 
 
 def test_risk_rules_and_decisions(calm: Path) -> None:
-    s = spec(entry={"times": ["10:00", "11:00", "12:00"]}, dte={"target": 2, "tolerance": 2},
-             management={"take_profit_pct": None, "stop_loss_pct": None})  # fmt: skip
+    s = spec(
+        entry={"times": ["10:00", "11:00", "12:00"]},
+        dte={"target": 2, "tolerance": 2},
+        management={"take_profit_pct": None, "stop_loss_pct": None},
+    )
     s1 = run_stage1(calm, [s], MON, TUE)
     r = run_stage2(s1, s)
     # max 1 open trade: Monday 10:00 is taken and held to Wednesday; everything else is skipped
@@ -178,17 +181,24 @@ def test_risk_rules_and_decisions(calm: Path) -> None:
         "max_new_trades_per_day",
     }
     assert d.height == s1.candidates.height + s1.rejections.height
-    s2 = spec(entry={"times": ["10:00", "11:00", "12:00"]}, dte={"target": 2, "tolerance": 2},
-              management={"take_profit_pct": None, "stop_loss_pct": None},
-              risk={"max_open_trades": 5, "max_new_trades_per_day": 2})  # fmt: skip
+    s2 = spec(
+        entry={"times": ["10:00", "11:00", "12:00"]},
+        dte={"target": 2, "tolerance": 2},
+        management={"take_profit_pct": None, "stop_loss_pct": None},
+        risk={"max_open_trades": 5, "max_new_trades_per_day": 2},
+    )
     r2 = run_stage2(s1, s2)
     per_day = r2.trades.group_by("entry_date").len()
     assert per_day["len"].max() == 2 and r2.trades.height == 4
 
 
 def test_first_valid_window_takes_one_trade_a_day(calm: Path) -> None:
-    s = spec(entry={"times": ["10:00", "11:00", "12:00"], "mode": "first_valid"}, dte={"target": 2, "tolerance": 2},
-             risk={"max_open_trades": 3}, management={"take_profit_pct": None, "stop_loss_pct": None})  # fmt: skip
+    s = spec(
+        entry={"times": ["10:00", "11:00", "12:00"], "mode": "first_valid"},
+        dte={"target": 2, "tolerance": 2},
+        risk={"max_open_trades": 3},
+        management={"take_profit_pct": None, "stop_loss_pct": None},
+    )
     r = run_stage2(run_stage1(calm, [s], MON, TUE), s)
     assert r.trades["entry_time"].to_list() == ["10:00", "10:00"]
     assert set(r.decisions.filter(pl.col("decision") == "skipped")["reason"]) == {"later_window"}
@@ -325,15 +335,22 @@ def _naive_exit(store: Path, cand: dict, spec_: StrategySpec) -> tuple[int, str,
     return calendar.settlement_ns("SPXW", cand["expiry"]), "settlement", math.nan
 
 
-@given(tp=st.sampled_from([20.0, 50.0, 80.0]), sl=st.sampled_from([50.0, 100.0, 200.0]),
-       k=st.sampled_from([0.0, 0.3, 0.5]), which=st.sampled_from(["rally", "crash"]))  # fmt: skip
+@given(
+    tp=st.sampled_from([20.0, 50.0, 80.0]),
+    sl=st.sampled_from([50.0, 100.0, 200.0]),
+    k=st.sampled_from([0.0, 0.3, 0.5]),
+    which=st.sampled_from(["rally", "crash"]),
+)
 @settings(max_examples=8, deadline=None)
 def test_stage2_equals_a_direct_replay(
     tp: float, sl: float, k: float, which: str, rally: Path, crash: Path
 ) -> None:
     store = rally if which == "rally" else crash
-    s = spec(dte={"target": 4, "tolerance": 0}, management={"take_profit_pct": tp, "stop_loss_pct": sl},
-             fills={"k": k})  # fmt: skip
+    s = spec(
+        dte={"target": 4, "tolerance": 0},
+        management={"take_profit_pct": tp, "stop_loss_pct": sl},
+        fills={"k": k},
+    )
     s1 = run_stage1(store, [s], MON, MON)
     t = run_stage2(s1, s).trades.row(0, named=True)
     ts, reason, cost = _naive_exit(store, s1.candidates.row(0, named=True), s)
@@ -342,8 +359,13 @@ def test_stage2_equals_a_direct_replay(
         assert t["exit_cost_per_share"] == pytest.approx(cost)
 
 
-@given(max_open=st.integers(1, 3), max_new=st.integers(1, 3), after_stop=st.booleans(),
-       loss=st.sampled_from([None, 20.0, 200.0]), which=st.sampled_from(["calm", "crash", "rally"]))  # fmt: skip
+@given(
+    max_open=st.integers(1, 3),
+    max_new=st.integers(1, 3),
+    after_stop=st.booleans(),
+    loss=st.sampled_from([None, 20.0, 200.0]),
+    which=st.sampled_from(["calm", "crash", "rally"]),
+)
 @settings(max_examples=10, deadline=None)
 def test_risk_rules_never_violated_in_the_trade_log(
     max_open: int,
@@ -356,9 +378,16 @@ def test_risk_rules_never_violated_in_the_trade_log(
     rally: Path,
 ) -> None:
     store = {"calm": calm, "crash": crash, "rally": rally}[which]
-    s = spec(entry={"times": ["10:00", "11:00", "12:00", "14:00"]}, dte={"target": 2, "tolerance": 2},
-             risk={"max_open_trades": max_open, "max_new_trades_per_day": max_new, "no_new_after_stop": after_stop,
-                   "daily_loss_limit": loss})  # fmt: skip
+    s = spec(
+        entry={"times": ["10:00", "11:00", "12:00", "14:00"]},
+        dte={"target": 2, "tolerance": 2},
+        risk={
+            "max_open_trades": max_open,
+            "max_new_trades_per_day": max_new,
+            "no_new_after_stop": after_stop,
+            "daily_loss_limit": loss,
+        },
+    )
     t = run_stage2(run_stage1(store, [s], MON, TUE), s).trades.sort("entry_ts")
     rows = t.to_dicts()
     for r in rows:

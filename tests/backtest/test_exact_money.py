@@ -23,23 +23,42 @@ from tests.conftest import SyntheticStore, shared_data
 
 START, END = dt.date(2024, 3, 4), dt.date(2024, 3, 29)
 TIMES = ["10:00", "11:30", "13:00", "14:30"]
-MANAGED = StrategySpec.from_dict({
-    "name": "tp-sl", "dte": {"target": 2, "tolerance": 2}, "entry": {"times": TIMES},
-    "short_delta": 0.25, "width": 10, "management": {"take_profit_pct": 50, "stop_loss_pct": 100},
-    "risk": {"max_open_trades": 8, "max_new_trades_per_day": 4, "no_new_after_stop": False},
-    "filters": {"min_credit": 0.0},
-})  # fmt: skip
-ZERO_DTE = StrategySpec.from_dict({
-    "name": "0dte-held", "dte": {"target": 0, "tolerance": 0}, "entry": {"times": ["15:00"]},
-    "short_delta": 0.30, "width": 10, "filters": {"min_credit": 0.0},
-    "management": {"take_profit_pct": None, "stop_loss_pct": None, "hold_to_settlement": True},
-})  # fmt: skip
-SPX_AM = StrategySpec.from_dict({
-    "name": "spx-am", "roots": ["SPX"], "dte": {"target": 3, "tolerance": 3},
-    "entry": {"times": ["10:00", "14:00"]}, "short_delta": 0.2, "width": 25,
-    "filters": {"min_credit": 0.0}, "risk": {"max_open_trades": 4, "max_new_trades_per_day": 2},
-    "management": {"take_profit_pct": None, "stop_loss_pct": None},
-})  # fmt: skip
+MANAGED = StrategySpec.from_dict(
+    {
+        "name": "tp-sl",
+        "dte": {"target": 2, "tolerance": 2},
+        "entry": {"times": TIMES},
+        "short_delta": 0.25,
+        "width": 10,
+        "management": {"take_profit_pct": 50, "stop_loss_pct": 100},
+        "risk": {"max_open_trades": 8, "max_new_trades_per_day": 4, "no_new_after_stop": False},
+        "filters": {"min_credit": 0.0},
+    }
+)
+ZERO_DTE = StrategySpec.from_dict(
+    {
+        "name": "0dte-held",
+        "dte": {"target": 0, "tolerance": 0},
+        "entry": {"times": ["15:00"]},
+        "short_delta": 0.30,
+        "width": 10,
+        "filters": {"min_credit": 0.0},
+        "management": {"take_profit_pct": None, "stop_loss_pct": None, "hold_to_settlement": True},
+    }
+)
+SPX_AM = StrategySpec.from_dict(
+    {
+        "name": "spx-am",
+        "roots": ["SPX"],
+        "dte": {"target": 3, "tolerance": 3},
+        "entry": {"times": ["10:00", "14:00"]},
+        "short_delta": 0.2,
+        "width": 25,
+        "filters": {"min_credit": 0.0},
+        "risk": {"max_open_trades": 4, "max_new_trades_per_day": 2},
+        "management": {"take_profit_pct": None, "stop_loss_pct": None},
+    }
+)
 
 
 @pytest.fixture(scope="module")
@@ -61,12 +80,13 @@ def _raw_quotes(store: Path, occs: list[str], days: list[dt.date]) -> pl.DataFra
     return (
         pl.concat(frames)
         .select(
-            "ts", "raw_symbol",
+            "ts",
+            "raw_symbol",
             (pl.col("bid") * 100).round().cast(pl.Int64).alias("bid"),
             (pl.col("ask") * 100).round().cast(pl.Int64).alias("ask"),
         )
         .sort("ts")
-    )  # fmt: skip
+    )
 
 
 def _minute_marks(store: Path, trade: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -136,8 +156,12 @@ def test_zero_dte_held_to_expiry_settles_at_intrinsic(month: Path) -> None:
         close = bars.filter(pl.col("ts") == calendar.settlement_ns("SPXW", t["expiry"]))
         assert close["close"][0] == pytest.approx(s.value, abs=1e-9)
         v_c = round(s.value * 100)
-        intrinsic = [max(v_c - round(lg["strike"] * 100), 0) if lg["right"] == "C"
-                     else max(round(lg["strike"] * 100) - v_c, 0) for lg in t["legs"]]  # fmt: skip
+        intrinsic = [
+            max(v_c - round(lg["strike"] * 100), 0)
+            if lg["right"] == "C"
+            else max(round(lg["strike"] * 100) - v_c, 0)
+            for lg in t["legs"]
+        ]
         assert [round(lg["exit_price"] * 100) for lg in t["legs"]] == intrinsic
         cost = sum(-lg["quantity"] * p for lg, p in zip(t["legs"], intrinsic, strict=True))
         assert round(t["exit_cost_per_share"] * 100) == cost
@@ -170,12 +194,18 @@ def _render(table: object) -> str:
 
 
 # -------------------------------------------------------------------- real end-of-day chains
-EOD_SPEC = StrategySpec.from_dict({
-    "name": "eod-held", "dte": {"target": 7, "tolerance": 7}, "entry": {"times": ["16:00"]},
-    "short_delta": 0.15, "width": 25, "filters": {"min_credit": 0.0, "max_rel_spread": 2.0},
-    "management": {"take_profit_pct": None, "stop_loss_pct": None},
-    "risk": {"max_open_trades": 20, "max_new_trades_per_day": 1},
-})  # fmt: skip
+EOD_SPEC = StrategySpec.from_dict(
+    {
+        "name": "eod-held",
+        "dte": {"target": 7, "tolerance": 7},
+        "entry": {"times": ["16:00"]},
+        "short_delta": 0.15,
+        "width": 25,
+        "filters": {"min_credit": 0.0, "max_rel_spread": 2.0},
+        "management": {"take_profit_pct": None, "stop_loss_pct": None},
+        "risk": {"max_open_trades": 20, "max_new_trades_per_day": 1},
+    }
+)
 OFFICIAL = {dt.date(2018, 1, 31): 2823.81, dt.date(2018, 2, 28): 2713.83}
 
 
@@ -201,9 +231,12 @@ def test_real_eod_trades_settle_near_the_official_close_and_official_values_win(
 ) -> None:
     t = _settled(eod)
     assert set(t["settlement_source"]) == {"vendor_underlying"}
-    summary = summarize(t, pl.DataFrame({"date": [], "equity": []},
-                                        schema={"date": pl.Date, "equity": pl.Float64}),
-                        100_000.0, n_boot=10)  # fmt: skip
+    summary = summarize(
+        t,
+        pl.DataFrame({"date": [], "equity": []}, schema={"date": pl.Date, "equity": pl.Float64}),
+        100_000.0,
+        n_boot=10,
+    )
     text = _render(summary_table(summary, "eod"))
     assert "settled at expiry" in text and f"{t.height} vendor_underlying" in text
     for row in t.iter_rows(named=True):
@@ -217,8 +250,9 @@ def test_real_eod_trades_settle_near_the_official_close_and_official_values_win(
 
 
 def test_no_quote_at_the_decision_time_is_its_own_reason(eod: Path) -> None:
-    spec = EOD_SPEC.model_copy(update={"entry": EOD_SPEC.entry.model_copy(
-        update={"times": (dt.time(10, 0),)})})  # fmt: skip
+    spec = EOD_SPEC.model_copy(
+        update={"entry": EOD_SPEC.entry.model_copy(update={"times": (dt.time(10, 0),)})}
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         res = backtest(spec, eod, workers=1, report=False)

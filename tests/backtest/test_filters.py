@@ -27,11 +27,17 @@ def market(synthetic_store: SyntheticStore) -> Path:
 
 
 def spec(**filters) -> StrategySpec:  # type: ignore[no-untyped-def]
-    return StrategySpec.from_dict({
-        "name": "f", "dte": {"target": 5, "tolerance": 2}, "entry": {"times": ["10:00"]},
-        "short_delta": 0.10, "width": 25, "filters": {"min_credit": 0.0} | filters,
-        "risk": {"max_open_trades": 5},
-    })  # fmt: skip
+    return StrategySpec.from_dict(
+        {
+            "name": "f",
+            "dte": {"target": 5, "tolerance": 2},
+            "entry": {"times": ["10:00"]},
+            "short_delta": 0.10,
+            "width": 25,
+            "filters": {"min_credit": 0.0} | filters,
+            "risk": {"max_open_trades": 5},
+        }
+    )
 
 
 def test_event_days_are_skipped(market: Path) -> None:

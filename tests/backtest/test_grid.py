@@ -23,8 +23,14 @@ EXPIRIES = [dt.date(2024, 3, d) for d in (6, 8, 11, 13, 15)]
 
 
 def _spec(name: str, **kw) -> StrategySpec:  # type: ignore[no-untyped-def]
-    base = {"name": name, "dte": {"target": 2, "tolerance": 1}, "entry": {"times": ["10:00", "12:00"]},
-            "short_delta": 0.15, "width": 25, "filters": {"min_credit": 0.0}}  # fmt: skip
+    base = {
+        "name": name,
+        "dte": {"target": 2, "tolerance": 1},
+        "entry": {"times": ["10:00", "12:00"]},
+        "short_delta": 0.15,
+        "width": 25,
+        "filters": {"min_credit": 0.0},
+    }
     return StrategySpec.from_dict(base | kw)
 
 
@@ -41,8 +47,12 @@ def wave(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Up, down and up again over two weeks: stops, take-profits and settlements."""
     root = tmp_path_factory.mktemp("wave")
     read.clear_cache()
-    path = [(et(DAYS[0], 9, 30), 5000.0), (et(DAYS[1], 12, 0), 5040.0), (et(DAYS[3], 15, 0), 4950.0),
-            (et(DAYS[6], 11, 0), 5010.0)]  # fmt: skip
+    path = [
+        (et(DAYS[0], 9, 30), 5000.0),
+        (et(DAYS[1], 12, 0), 5040.0),
+        (et(DAYS[3], 15, 0), 4950.0),
+        (et(DAYS[6], 11, 0), 5010.0),
+    ]
     return build(root, DAYS, EXPIRIES, ramp(path), strikes=np.arange(4850.0, 5155.0, 5.0))
 
 

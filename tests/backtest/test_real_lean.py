@@ -24,12 +24,17 @@ def lean_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_real_quotes_run_end_to_end(lean_store: Path) -> None:
     # the LEAN sample holds only a few strikes (3700/3800/3820 puts): a wide vertical by delta
-    spec = StrategySpec.from_dict({
-        "name": "lean-real", "dte": {"target": 4, "tolerance": 4}, "entry": {"times": ["10:00"]},
-        "short_delta": 0.45, "long_delta": 0.02,
-        "filters": {"min_credit": 0.0, "max_rel_spread": 1.0, "max_quote_age_s": 900},
-        "risk": {"max_open_trades": 5},
-    })  # fmt: skip
+    spec = StrategySpec.from_dict(
+        {
+            "name": "lean-real",
+            "dte": {"target": 4, "tolerance": 4},
+            "entry": {"times": ["10:00"]},
+            "short_delta": 0.45,
+            "long_delta": 0.02,
+            "filters": {"min_credit": 0.0, "max_rel_spread": 1.0, "max_quote_age_s": 900},
+            "risk": {"max_open_trades": 5},
+        }
+    )
     res = backtest(
         spec,
         lean_store,

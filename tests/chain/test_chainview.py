@@ -42,8 +42,20 @@ def messy_day(seed: int) -> DayQuotes:
                 for right in "CP":
                     iid += 1
                     sym = f"{root:<6}{expiry:%y%m%d}{right}{round(k * 1000):08d}"
-                    inst.append((DAY, iid, sym, root, "SPX", expiry,
-                                 "AM" if root == "SPX" else "PM", float(k), right, 100))  # fmt: skip
+                    inst.append(
+                        (
+                            DAY,
+                            iid,
+                            sym,
+                            root,
+                            "SPX",
+                            expiry,
+                            "AM" if root == "SPX" else "PM",
+                            float(k),
+                            right,
+                            100,
+                        )
+                    )
                     minutes = calendar.quote_minutes_ns(DAY, expiring=expiry == DAY)
                     n = int(rng.choice([2, 40, 200, minutes.size]))
                     keep = np.sort(rng.choice(minutes.size, n, replace=False))
@@ -61,11 +73,18 @@ def messy_day(seed: int) -> DayQuotes:
                     bid = np.where(bad < 0.02, np.nan, bid)  # one-sided
                     bid = np.where((bad > 0.02) & (bad < 0.05), 0.0, bid)  # zero bid
                     ask = np.where((bad > 0.05) & (bad < 0.07), bid - 0.05, ask)  # crossed
-                    quotes.append(pl.DataFrame({
-                        "ts": ts, "instrument_id": np.full(ts.size, iid, np.uint32), "bid": bid,
-                        "ask": ask, "bid_size": np.full(ts.size, 1, np.uint32),
-                        "ask_size": np.full(ts.size, 1, np.uint32),
-                    }))  # fmt: skip
+                    quotes.append(
+                        pl.DataFrame(
+                            {
+                                "ts": ts,
+                                "instrument_id": np.full(ts.size, iid, np.uint32),
+                                "bid": bid,
+                                "ask": ask,
+                                "bid_size": np.full(ts.size, 1, np.uint32),
+                                "ask_size": np.full(ts.size, 1, np.uint32),
+                            }
+                        )
+                    )
     inst_df = pl.DataFrame(inst, schema=st.INSTRUMENTS_SCHEMA, orient="row")
     q = pl.concat(quotes).with_columns(pl.col("bid").fill_nan(None))
     return DayQuotes("SPX", DAY, inst_df, q)
@@ -116,18 +135,39 @@ def test_chain_view_equals_build_snapshot(seed: int, hh: int, age: float) -> Non
 
 
 LEGSETS = {
-    "put_width": (LegSpec(right="P", side="sell", delta=0.2), LegSpec(right="P", side="buy", width_from=0, width=20)),
-    "call_delta": (LegSpec(right="C", side="sell", delta=0.15), LegSpec(right="C", side="buy", delta=0.05)),
-    "condor": (LegSpec(right="P", side="sell", delta=0.1), LegSpec(right="P", side="buy", width_from=0, width=30),
-               LegSpec(right="C", side="sell", delta=0.1), LegSpec(right="C", side="buy", width_from=2, width=30)),
-    "later_ref": (LegSpec(right="P", side="buy", width_from=1, width=10), LegSpec(right="P", side="sell", delta=0.3)),
-    "far_width": (LegSpec(right="P", side="sell", delta=0.02, quantity=2), LegSpec(right="P", side="buy", width_from=0, width=500)),
-}  # fmt: skip
+    "put_width": (
+        LegSpec(right="P", side="sell", delta=0.2),
+        LegSpec(right="P", side="buy", width_from=0, width=20),
+    ),
+    "call_delta": (
+        LegSpec(right="C", side="sell", delta=0.15),
+        LegSpec(right="C", side="buy", delta=0.05),
+    ),
+    "condor": (
+        LegSpec(right="P", side="sell", delta=0.1),
+        LegSpec(right="P", side="buy", width_from=0, width=30),
+        LegSpec(right="C", side="sell", delta=0.1),
+        LegSpec(right="C", side="buy", width_from=2, width=30),
+    ),
+    "later_ref": (
+        LegSpec(right="P", side="buy", width_from=1, width=10),
+        LegSpec(right="P", side="sell", delta=0.3),
+    ),
+    "far_width": (
+        LegSpec(right="P", side="sell", delta=0.02, quantity=2),
+        LegSpec(right="P", side="buy", width_from=0, width=500),
+    ),
+}
 
 
 @settings(max_examples=10, deadline=None)
-@given(seed=hs.integers(0, 10_000), target=hs.integers(0, 12), tol=hs.integers(0, 3),
-       tie=hs.sampled_from(["shorter", "longer"]), match=hs.sampled_from(["nearest", "at_most"]))  # fmt: skip
+@given(
+    seed=hs.integers(0, 10_000),
+    target=hs.integers(0, 12),
+    tol=hs.integers(0, 3),
+    tie=hs.sampled_from(["shorter", "longer"]),
+    match=hs.sampled_from(["nearest", "at_most"]),
+)
 def test_select_from_view_equals_select_structure(
     seed: int, target: int, tol: int, tie: str, match: str
 ) -> None:
@@ -145,11 +185,14 @@ def test_select_from_view_equals_select_structure(
             assert (got.root, got.expiry, got.dte) == (want.root, want.expiry, want.dte)
             assert _same(np.array([got.forward]), np.array([want.forward]))
             assert got.legs == want.legs or all(
-                _same(np.array([getattr(x, f) for f in ("strike", "bid", "ask", "delta", "iv")]),
-                      np.array([getattr(y, f) for f in ("strike", "bid", "ask", "delta", "iv")]))
-                and (x.occ, x.instrument_id, x.right, x.quantity) == (y.occ, y.instrument_id, y.right, y.quantity)
+                _same(
+                    np.array([getattr(x, f) for f in ("strike", "bid", "ask", "delta", "iv")]),
+                    np.array([getattr(y, f) for f in ("strike", "bid", "ask", "delta", "iv")]),
+                )
+                and (x.occ, x.instrument_id, x.right, x.quantity)
+                == (y.occ, y.instrument_id, y.right, y.quantity)
                 for x, y in zip(got.legs, want.legs, strict=True)
-            )  # fmt: skip
+            )
 
 
 def test_chain_view_of_an_empty_day() -> None:

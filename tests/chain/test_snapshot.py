@@ -27,12 +27,21 @@ def _chain(F: float, ts: int) -> tuple[pl.DataFrame, np.ndarray]:
     rows = []
     for right, is_call in (("C", True), ("P", False)):
         px = black76_price(F, K, T, vol, df, is_call)
-        rows.append(pl.DataFrame({
-            "instrument_id": np.arange(K.size, dtype=np.uint32) + (0 if is_call else 1000),
-            "raw_symbol": [f"SPXW  240308{right}{int(k * 1000):08d}" for k in K],
-            "root": "SPXW", "expiry": EXPIRY, "strike": K, "right": right,
-            "bid": np.maximum(np.round(px - 0.05, 2), 0.0), "ask": np.round(px + 0.05, 2), "age_s": 30.0,
-        }))  # fmt: skip
+        rows.append(
+            pl.DataFrame(
+                {
+                    "instrument_id": np.arange(K.size, dtype=np.uint32) + (0 if is_call else 1000),
+                    "raw_symbol": [f"SPXW  240308{right}{int(k * 1000):08d}" for k in K],
+                    "root": "SPXW",
+                    "expiry": EXPIRY,
+                    "strike": K,
+                    "right": right,
+                    "bid": np.maximum(np.round(px - 0.05, 2), 0.0),
+                    "ask": np.round(px + 0.05, 2),
+                    "age_s": 30.0,
+                }
+            )
+        )
     return pl.concat(rows), vol
 
 
@@ -62,8 +71,15 @@ def test_quote_flags() -> None:
     ask = np.array([1.1, 1.0, 0.05, 1.0, 1.1, 1.1, np.nan])
     age = np.array([10.0, 10.0, 10.0, 10.0, 10.0, 900.0, np.nan])
     got = flag_quotes(bid, ask, age, 300.0)
-    assert got.tolist() == [QuoteFlag.OK, QuoteFlag.LOCKED, QuoteFlag.ZERO_BID, QuoteFlag.ONE_SIDED,
-                            QuoteFlag.CROSSED, QuoteFlag.STALE, QuoteFlag.NO_QUOTE]  # fmt: skip
+    assert got.tolist() == [
+        QuoteFlag.OK,
+        QuoteFlag.LOCKED,
+        QuoteFlag.ZERO_BID,
+        QuoteFlag.ONE_SIDED,
+        QuoteFlag.CROSSED,
+        QuoteFlag.STALE,
+        QuoteFlag.NO_QUOTE,
+    ]
 
 
 def test_stale_and_crossed_quotes_do_not_move_the_forward() -> None:

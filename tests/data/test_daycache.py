@@ -17,8 +17,21 @@ from quantlab.data import daycache, read
 from quantlab.data import store as st
 from tests.data.test_read import DAY, MINUTES, build_day
 
-ARRAYS = ("ts", "bid", "ask", "lo", "hi", "instrument_id", "strike", "is_call", "expiry", "root",
-          "multiplier", "bid_size", "ask_size")  # fmt: skip
+ARRAYS = (
+    "ts",
+    "bid",
+    "ask",
+    "lo",
+    "hi",
+    "instrument_id",
+    "strike",
+    "is_call",
+    "expiry",
+    "root",
+    "multiplier",
+    "bid_size",
+    "ask_size",
+)
 
 
 def _write(root: Path, inst: pl.DataFrame, quotes: pl.DataFrame) -> Path:
@@ -96,8 +109,11 @@ def test_inexact_values_are_kept_as_they_are(
     odd = quotes.with_columns(  # a sub-cent price, -0.0, and a stamp off the minute
         pl.when(pl.int_range(pl.len()) == 3).then(1.2345).otherwise(pl.col("bid")).alias("bid"),
         pl.when(pl.int_range(pl.len()) == 4).then(-0.0).otherwise(pl.col("ask")).alias("ask"),
-        pl.when(pl.int_range(pl.len()) == 0).then(pl.col("ts") - 7).otherwise(pl.col("ts")).alias("ts"),
-    )  # fmt: skip
+        pl.when(pl.int_range(pl.len()) == 0)
+        .then(pl.col("ts") - 7)
+        .otherwise(pl.col("ts"))
+        .alias("ts"),
+    )
     root = _write(tmp_path, inst, odd)
     ref = _load(root, False, monkeypatch)
     _load(root, True, monkeypatch)
@@ -142,9 +158,11 @@ def test_concurrent_writers_leave_one_complete_copy(
     shutil.rmtree(folder)
     wins = []
     threads = [
-        threading.Thread(target=lambda: wins.append(daycache.save(folder, parts.instruments, parts.quotes)))
+        threading.Thread(
+            target=lambda: wins.append(daycache.save(folder, parts.instruments, parts.quotes))
+        )
         for _ in range(6)
-    ]  # fmt: skip
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -235,8 +235,13 @@ def test_lean_import_is_idempotent_and_order_free(tmp_path: Path) -> None:
     # one partition per table; ``settlements`` holds the parity estimate of SPXW 2021-01-04
     # (a Monday expiry) from that day's quotes
     tables = {
-        "instruments", "quotes", "quarantine", "open_interest", "underlying_bars", "settlements",
-    }  # fmt: skip
+        "instruments",
+        "quotes",
+        "quarantine",
+        "open_interest",
+        "underlying_bars",
+        "settlements",
+    }
     import_lean(files, a)
     first = partition_hashes(a)
     assert set(first) == {

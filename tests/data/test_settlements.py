@@ -29,8 +29,9 @@ DAY = dt.date(2024, 3, 15)  # the last session of TEST_WEEK
 
 
 @pytest.fixture(scope="module")
-def stores(synthetic_store: SyntheticStore, tmp_path_factory: pytest.TempPathFactory
-           ) -> dict[str, Path]:  # fmt: skip
+def stores(
+    synthetic_store: SyntheticStore, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
     synth = synthetic_store(**TEST_WEEK)  # shared: read only
     parity = tmp_path_factory.mktemp("parity")
     ingest([layout.raw_day_dir(synth, "SPX", DAY)], parity)
@@ -83,9 +84,11 @@ def test_import_settlements_overrides_parity_estimate(parity_store: Path, tmp_pa
         assert found.value == round(before[root].value + shift, 2)  # exactly the file's value
     rows = settlements.read(parity_store)  # the estimates stay, ranked below
     assert rows.select("root", "source").rows() == [
-        ("SPX", "official"), ("SPX", "parity_estimate"),
-        ("SPXW", "official"), ("SPXW", "parity_estimate"),
-    ]  # fmt: skip
+        ("SPX", "official"),
+        ("SPX", "parity_estimate"),
+        ("SPXW", "official"),
+        ("SPXW", "parity_estimate"),
+    ]
     path = layout.partition_file(parity_store, "settlements", "SPX", DAY)
     man = st.read_manifest(parity_store).filter(pl.col("table") == "settlements")
     assert man["file_sha256"].to_list() == [st.sha256_file(path)]

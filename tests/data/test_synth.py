@@ -261,8 +261,14 @@ def test_widths_match_market_facts(store: Path) -> None:
         .then(pl.col("strike") >= pl.col("forward"))
         .otherwise(pl.col("strike") < pl.col("forward"))
     ).with_columns(mid=(pl.col("bid") + pl.col("ask")) / 2, w=pl.col("ask") - pl.col("bid"))
-    table = [(0, 0.5, 0.05, 0.15), (0.5, 1, 0.05, 0.15), (1, 3, 0.10, 0.20), (3, 10, 0.10, 0.30),
-             (10, 30, 0.20, 0.40), (30, 1e9, 0.30, 1.00)]  # fmt: skip
+    table = [
+        (0, 0.5, 0.05, 0.15),
+        (0.5, 1, 0.05, 0.15),
+        (1, 3, 0.10, 0.20),
+        (3, 10, 0.10, 0.30),
+        (10, 30, 0.20, 0.40),
+        (30, 1e9, 0.30, 1.00),
+    ]
     for lo, hi, wlo, whi in table:
         b = otm.filter((pl.col("mid") > lo) & (pl.col("mid") <= hi))
         if b.height < 50:
@@ -305,8 +311,15 @@ def test_forward_recovered_from_quotes(store: Path) -> None:
         cc = g.filter(pl.col("cls") == "C").select("strike", "bid", "ask")
         pp = g.filter(pl.col("cls") == "P").select("strike", "bid", "ask")
         j = cc.join(pp, on="strike", suffix="_p").sort("strike")
-        fit = implied_forward(j["strike"], j["bid"], j["ask"], j["bid_p"], j["ask_p"],
-                              float(row["T"][0]), r=MarketParams().rate)  # fmt: skip
+        fit = implied_forward(
+            j["strike"],
+            j["bid"],
+            j["ask"],
+            j["bid_p"],
+            j["ask_p"],
+            float(row["T"][0]),
+            r=MarketParams().rate,
+        )
         errors.append(abs(fit.forward - float(row["forward"][0])))
     assert errors and max(errors) < 0.15, errors
 
@@ -331,8 +344,13 @@ def test_true_vol_matches_quote_ivs(store: Path) -> None:
     )
     truth = true_vol(snap, snap["strike"].to_numpy())
     assert np.nanmedian(np.abs(iv - truth)) < 0.005
-    keyed = true_vol(tr, snap["strike"].to_numpy(), ts_recv=snap["ts"].to_numpy(),
-                     root=snap["asset"].to_numpy(), expiry=snap["expiry"].to_numpy())  # fmt: skip
+    keyed = true_vol(
+        tr,
+        snap["strike"].to_numpy(),
+        ts_recv=snap["ts"].to_numpy(),
+        root=snap["asset"].to_numpy(),
+        expiry=snap["expiry"].to_numpy(),
+    )
     np.testing.assert_allclose(keyed, truth)
 
 
@@ -356,9 +374,26 @@ def test_thirty_day_bracket_and_monthly_listed(store: Path) -> None:
 def test_truth_columns_and_consistency(store: Path) -> None:
     tr = _truth(store, DAYS[0])
     p = MarketParams()
-    expected = {"ts_recv", "root", "expiry", "spot", "forward", "df", "T", "tau", "atm_vol",
-                "smile_beta", "smile_rho", "smile_m", "smile_delta", "sigma_now", "sigma_real",
-                "cluster", "vol_jump", "settlement_value"}  # fmt: skip
+    expected = {
+        "ts_recv",
+        "root",
+        "expiry",
+        "spot",
+        "forward",
+        "df",
+        "T",
+        "tau",
+        "atm_vol",
+        "smile_beta",
+        "smile_rho",
+        "smile_m",
+        "smile_delta",
+        "sigma_now",
+        "sigma_real",
+        "cluster",
+        "vol_jump",
+        "settlement_value",
+    }
     assert expected <= set(tr.columns)
     live = tr.filter(pl.col("T") > 0)
     f = live["spot"] * ((p.rate - p.div_yield) * live["T"]).exp()
@@ -469,9 +504,21 @@ def test_cli_synth(tmp_path: Path) -> None:
     from quantlab.data.cli import app
 
     res = CliRunner().invoke(
-        app, ["synth", "--start", "2024-03-08", "--end", "2024-03-08", "--seed", str(SEED),
-              "--store", str(tmp_path), "--profile", "test"],
-    )  # fmt: skip
+        app,
+        [
+            "synth",
+            "--start",
+            "2024-03-08",
+            "--end",
+            "2024-03-08",
+            "--seed",
+            str(SEED),
+            "--store",
+            str(tmp_path),
+            "--profile",
+            "test",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "quotes/s" in res.output
     assert layout.raw_file(tmp_path, "SPX", "2024-03-08", "cbbo-1m").exists()
@@ -490,17 +537,45 @@ def test_quote_kernel_numba_equals_python() -> None:
     path = mk.day_path(SEED, day, p)
     full = build_chain(day, PROFILES["test"], mk.skeleton(SEED, day, p), p, SEED)
     sel = np.arange(0, len(full), max(1, len(full) // 12))
-    chain = Chain(full.expiries, full.exp_idx[sel], full.strike[sel], full.is_call[sel],
-                  full.instrument_id[sel], [full.raw_symbol[i] for i in sel],
-                  full.open_interest[sel])  # fmt: skip
+    chain = Chain(
+        full.expiries,
+        full.exp_idx[sel],
+        full.strike[sel],
+        full.is_call[sel],
+        full.instrument_id[sel],
+        [full.raw_symbol[i] for i in sel],
+        full.open_interest[sel],
+    )
     surf = mk.surface(path, [(e.root, e.date) for e in chain.expiries], p)
     tmult, cross_p = D._time_multipliers(path, chain)
     n, n_min = len(sel), len(path.ts)
-    ins = (np.uint64(12345), chain.strike, chain.is_call, chain.exp_idx,
-           np.full(n, n_min, np.int32), np.ones(n), np.ones(n), path.spot, surf.forward, surf.df,
-           surf.T, surf.atm, surf.beta, surf.rho, surf.m, surf.delta, tmult, cross_p,
-           K.WIDTH_PX, K.WIDTH_W, K.SIZE_PX, K.SIZE_N, D.ITM_COEF, D.HYSTERESIS_TICKS,
-           D.SIZE_CHANGE_P)  # fmt: skip
+    ins = (
+        np.uint64(12345),
+        chain.strike,
+        chain.is_call,
+        chain.exp_idx,
+        np.full(n, n_min, np.int32),
+        np.ones(n),
+        np.ones(n),
+        path.spot,
+        surf.forward,
+        surf.df,
+        surf.T,
+        surf.atm,
+        surf.beta,
+        surf.rho,
+        surf.m,
+        surf.delta,
+        tmult,
+        cross_p,
+        K.WIDTH_PX,
+        K.WIDTH_W,
+        K.SIZE_PX,
+        K.SIZE_N,
+        D.ITM_COEF,
+        D.HYSTERESIS_TICKS,
+        D.SIZE_CHANGE_P,
+    )
 
     def run(fn):
         outs = [

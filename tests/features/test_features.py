@@ -58,11 +58,16 @@ def week(
 ) -> tuple[Path, Stage1Result]:
     """A private copy of the shared "test" week (the tests build features into it)."""
     root = synthetic_store(**TEST_WEEK, copy_to=tmp_path_factory.mktemp("features") / "store")
-    spec = StrategySpec.from_dict({
-        "name": "feat", "dte": {"target": 2, "tolerance": 1},
-        "entry": {"times": ["10:00", "14:00"]}, "short_delta": 0.10, "width": 25,
-        "filters": {"min_credit": 0.0},
-    })  # fmt: skip
+    spec = StrategySpec.from_dict(
+        {
+            "name": "feat",
+            "dte": {"target": 2, "tolerance": 1},
+            "entry": {"times": ["10:00", "14:00"]},
+            "short_delta": 0.10,
+            "width": 25,
+            "filters": {"min_credit": 0.0},
+        }
+    )
     res = run_stage1(root, [spec], START, END)
     assert len(res) >= 6
     return root, res
@@ -80,9 +85,12 @@ def _subset(res: Stage1Result, keep: np.ndarray) -> Stage1Result:
     return dataclasses.replace(
         res,
         candidates=res.candidates[idx],
-        qty=res.qty[idx], strike=res.strike[idx], is_call=res.is_call[idx],
-        entry_bid=res.entry_bid[idx], entry_ask=res.entry_ask[idx],
-    )  # fmt: skip
+        qty=res.qty[idx],
+        strike=res.strike[idx],
+        is_call=res.is_call[idx],
+        entry_bid=res.entry_bid[idx],
+        entry_ask=res.entry_ask[idx],
+    )
 
 
 # --------------------------------------------------------------------------- calendar

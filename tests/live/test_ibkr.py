@@ -34,10 +34,18 @@ def stub() -> Iterator[TWSStub]:
 
 
 def _broker(stub: TWSStub, **kw: object) -> IBKRBroker:
-    args: dict = {"port": stub.port, "client_id": 5, "timeout": 3.0, "request_timeout": 5.0,
-                  "quote_timeout": 2.0, "backoff_s": 0.05, "reconnect_attempts": 3,
-                  "clock": lambda: stub.model.now_ns, "dte": DTESpec(target=1, tolerance=1),
-                  "strike_window": 100.0} | kw  # fmt: skip
+    args: dict = {
+        "port": stub.port,
+        "client_id": 5,
+        "timeout": 3.0,
+        "request_timeout": 5.0,
+        "quote_timeout": 2.0,
+        "backoff_s": 0.05,
+        "reconnect_attempts": 3,
+        "clock": lambda: stub.model.now_ns,
+        "dte": DTESpec(target=1, tolerance=1),
+        "strike_window": 100.0,
+    } | kw
     return IBKRBroker(**args)
 
 
@@ -144,8 +152,12 @@ def test_fill_with_exec_details_and_commissions(stub: TWSStub, broker: IBKRBroke
     (o,) = stub.orders
     legs_px = {e.contract.local_symbol: e.price for e in o.execs if e.contract}
     (fill,) = broker.executions_since(m.now_ns)
-    assert (fill.order_id, fill.order_ref, fill.quantity, fill.legs) == (oid, "t2-opening-0", 2,
-                                                                         VERTICAL)  # fmt: skip
+    assert (fill.order_id, fill.order_ref, fill.quantity, fill.legs) == (
+        oid,
+        "t2-opening-0",
+        2,
+        VERTICAL,
+    )
     assert fill.leg_prices == (legs_px[SHORT], legs_px[LONG])
     assert fill.price == pytest.approx(round(mid - 0.30, 2))  # + credit, rebuilt from the legs
     assert fill.fees == pytest.approx(2 * 2 * stub.commission)  # commission report per leg
@@ -197,8 +209,11 @@ def test_rejected_order_reads_rejected(stub: TWSStub, broker: IBKRBroker) -> Non
 
 def test_error_200_is_a_clear_error(stub: TWSStub, broker: IBKRBroker) -> None:
     bogus = "SPXW  240119P04700000"
-    with pytest.raises(BrokerError, match=r"no security definition for option 'SPXW  240119P04700000'"
-                       r".*IB error 200"):  # fmt: skip
+    with pytest.raises(
+        BrokerError,
+        match=r"no security definition for option 'SPXW  240119P04700000'"
+        r".*IB error 200",
+    ):
         broker.quotes([bogus])
     with pytest.raises(BrokerError, match="200"):
         broker.place_combo((ComboLeg(bogus, -1), ComboLeg(LONG, 1)), 1, 1.0, "bad")
@@ -302,8 +317,9 @@ def test_pacing_keeps_messages_within_the_limit(stub: TWSStub) -> None:
 @given(
     st.lists(st.integers(1, 60), min_size=1, max_size=40), st.integers(1, 50), st.floats(0.0, 0.2)
 )
-def test_pacer_never_exceeds_the_rate_in_any_second(sizes: list[int], rate: int,
-                                                    gap: float) -> None:  # fmt: skip
+def test_pacer_never_exceeds_the_rate_in_any_second(
+    sizes: list[int], rate: int, gap: float
+) -> None:
     now, log = [0.0], []
 
     class Logged(deque):  # type: ignore[type-arg]

@@ -23,9 +23,15 @@ from tests.live.tws_stub import MarketModel, TWSStub
 DAY = dt.date(2024, 3, 4)
 T10 = calendar.to_ns(dt.datetime.combine(DAY, dt.time(10), tzinfo=calendar.ET))
 MIN = calendar.NS_PER_MINUTE
-SPEC = {"name": "ibkr-crash", "dte": {"target": 1, "tolerance": 1}, "entry": {"times": ["10:00"]},
-        "short_delta": 0.20, "width": 25, "sizing": {"contracts": 2},
-        "management": {"take_profit_pct": 50, "stop_loss_pct": 100}}  # fmt: skip
+SPEC = {
+    "name": "ibkr-crash",
+    "dte": {"target": 1, "tolerance": 1},
+    "entry": {"times": ["10:00"]},
+    "short_delta": 0.20,
+    "width": 25,
+    "sizing": {"contracts": 2},
+    "management": {"take_profit_pct": 50, "stop_loss_pct": 100},
+}
 CLIENT = 7
 SCRIPT = textwrap.dedent("""
     import json, sys, time
@@ -55,8 +61,9 @@ def stub() -> Iterator[TWSStub]:
 
 
 def _cfg(tmp: Path) -> LiveConfig:
-    return LiveConfig.from_dict({"strategy": "unused.yaml", "broker": "ibkr",
-                                 "kill_file": str(tmp / "KILL")})  # fmt: skip
+    return LiveConfig.from_dict(
+        {"strategy": "unused.yaml", "broker": "ibkr", "kill_file": str(tmp / "KILL")}
+    )
 
 
 def _wait(b: IBKRBroker, cond: object, timeout: float = 5.0) -> None:
@@ -72,10 +79,20 @@ def test_kill_mid_trade_restart_reconciles_by_order_ref(stub: TWSStub, tmp_path:
     (tmp_path / "run.py").write_text(SCRIPT)
     env = os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     proc = subprocess.Popen(
-        [sys.executable, str(tmp_path / "run.py"), str(stub.port), str(jpath),
-         str(tmp_path / "KILL"), str(T10), json.dumps(SPEC)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(tmp_path / "run.py"),
+            str(stub.port),
+            str(jpath),
+            str(tmp_path / "KILL"),
+            str(T10),
+            json.dumps(SPEC),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         assert proc.stdout is not None
         ready, _, _ = select.select([proc.stdout], [], [], 120)  # never hang the suite
@@ -101,12 +118,20 @@ def test_kill_mid_trade_restart_reconciles_by_order_ref(stub: TWSStub, tmp_path:
 
     m = stub.model  # one clock for the exchange and the runner
     m.now_ns = T10 + MIN
-    broker = IBKRBroker(port=stub.port, client_id=CLIENT, timeout=5, clock=lambda: m.now_ns,
-                        roots=("SPXW",), dte=StrategySpec.from_dict(SPEC).dte, strike_window=100)  # fmt: skip
+    broker = IBKRBroker(
+        port=stub.port,
+        client_id=CLIENT,
+        timeout=5,
+        clock=lambda: m.now_ns,
+        roots=("SPXW",),
+        dte=StrategySpec.from_dict(SPEC).dte,
+        strike_window=100,
+    )
     spec = StrategySpec.from_dict(SPEC)
     events: list = []
-    runner = LiveRunner(_cfg(tmp_path), broker, journal, spec=spec,
-                        notify=lambda k, m, d: events.append(k))  # fmt: skip
+    runner = LiveRunner(
+        _cfg(tmp_path), broker, journal, spec=spec, notify=lambda k, m, d: events.append(k)
+    )
     runner.run_day(DAY, until=m.now_ns)  # reconciles: resend by orderRef -> the existing order
     runner.step(DAY, T10, dt.time(10))  # replaying the decided 10:00 minute sends nothing
     assert len(stub.orders) == 1 and len(stub.messages(3)) == 1
@@ -162,8 +187,9 @@ def test_run_script_refuses_bad_ibkr_arguments_before_connecting(
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     strat = tmp_path / "s.yaml"
-    strat.write_text("name: x\ndte: {target: 1}\nentry: {times: ['10:00']}\nshort_delta: 0.1\n"
-                     "width: 25\n")  # fmt: skip
+    strat.write_text(
+        "name: x\ndte: {target: 1}\nentry: {times: ['10:00']}\nshort_delta: 0.1\nwidth: 25\n"
+    )
     cfg = tmp_path / "live.yaml"
     cfg.write_text("strategy: s.yaml\nbroker: ibkr\nibkr: {port: 1}\n")  # nothing listens there
     base = ["--config", str(cfg), "--journal", str(tmp_path / "j.duckdb")]

@@ -23,16 +23,23 @@ cli = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def replay(tmp_path_factory: pytest.TempPathFactory, synthetic_store: SyntheticStore
-           ) -> tuple[Path, Path]:  # fmt: skip
+def replay(
+    tmp_path_factory: pytest.TempPathFactory, synthetic_store: SyntheticStore
+) -> tuple[Path, Path]:
     return replayed_journal(tmp_path_factory, synthetic_store)
 
 
 def _config(tmp: Path, store: Path, spec: StrategySpec = SPEC, **kw: object) -> Path:
     (tmp / "strategy.yaml").write_text(yaml.safe_dump(spec.model_dump(mode="json")))
-    cfg = {"strategy": "strategy.yaml", "broker": "sim", "account": "SIM", "mode": "paper",
-           "kill_file": str(tmp / "KILL"), "store": str(store),
-           "notify": {"console": False}} | kw  # fmt: skip
+    cfg = {
+        "strategy": "strategy.yaml",
+        "broker": "sim",
+        "account": "SIM",
+        "mode": "paper",
+        "kill_file": str(tmp / "KILL"),
+        "store": str(store),
+        "notify": {"console": False},
+    } | kw
     path = tmp / "live.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -48,8 +55,9 @@ def test_stop_creates_the_kill_file_and_the_runner_cancels_its_entry_order(
     cfg, spec = load_live_config(path)
     day = DAYS[0]
     broker = SimulatedBroker(store, day, FillModel(kind="natural"), spec.fees)
-    run = LiveRunner(cfg, broker, Journal(tmp_path / "j.duckdb"), spec=spec,
-                     notify=lambda k, m, d: None)  # fmt: skip
+    run = LiveRunner(
+        cfg, broker, Journal(tmp_path / "j.duckdb"), spec=spec, notify=lambda k, m, d: None
+    )
     stop_at = calendar.to_ns(dt.datetime.combine(day, dt.time(10, 0), tzinfo=calendar.ET))
     run.run_day(day, until=stop_at)
     resting = broker.open_orders()
@@ -72,38 +80,58 @@ def test_stop_creates_the_kill_file_and_the_runner_cancels_its_entry_order(
     assert "kill_switch" in run.journal.table("events", "paper")["kind"].to_list()
 
 
-def test_status_prints_the_days_pnl_and_open_trades(replay: tuple[Path, Path],
-                                                    tmp_path: Path) -> None:  # fmt: skip
+def test_status_prints_the_days_pnl_and_open_trades(
+    replay: tuple[Path, Path], tmp_path: Path
+) -> None:
     store, journal = replay
     path = _config(tmp_path, store)
     j = Journal(journal)
     trades = j.table("trades", "paper").filter(pl.col("exit_date") == DAYS[-1])
     opened = j.open_states("paper")
     j.close()
-    res = cli.invoke(app, ["live", "status", "--config", str(path), "--journal", str(journal)],
-                     env={"COLUMNS": "250"})  # fmt: skip
+    res = cli.invoke(
+        app,
+        ["live", "status", "--config", str(path), "--journal", str(journal)],
+        env={"COLUMNS": "250"},
+    )
     assert res.exit_code == 0, res.output
     pnl = float(trades["pnl"].sum())
     assert f"{DAYS[-1]}" in res.output and f"realized P&L {pnl:,.2f} $" in res.output
     assert f"{len(opened)} open" in res.output
     for tid in [*trades["trade_id"].to_list(), *opened]:
         assert tid in res.output
-    res = cli.invoke(app, ["live", "status", "--config", str(path), "--journal",
-                           str(tmp_path / "none.duckdb")])  # fmt: skip
+    res = cli.invoke(
+        app, ["live", "status", "--config", str(path), "--journal", str(tmp_path / "none.duckdb")]
+    )
     assert res.exit_code == 2 and "no live journal" in res.output
 
 
-def test_reconcile_writes_html_next_to_the_journal(replay: tuple[Path, Path],
-                                                   tmp_path: Path) -> None:  # fmt: skip
+def test_reconcile_writes_html_next_to_the_journal(
+    replay: tuple[Path, Path], tmp_path: Path
+) -> None:
     store, journal = replay
     path = _config(tmp_path, store)
     day = DAYS[1]
-    res = cli.invoke(app, ["live", "reconcile", "--config", str(path), "--date", str(day),
-                           "--journal", str(journal)], env={"COLUMNS": "200"})  # fmt: skip
+    res = cli.invoke(
+        app,
+        ["live", "reconcile", "--config", str(path), "--date", str(day), "--journal", str(journal)],
+        env={"COLUMNS": "200"},
+    )
     assert res.exit_code == 0, res.output
     html = journal.parent / f"reconcile-{journal.stem}-paper-{day}.html"
     assert html.is_file() and "PARITY" in html.read_text()
     assert "PARITY" in res.output and "BROKEN" not in res.output and "Decisions" in res.output
-    res = cli.invoke(app, ["live", "reconcile", "--config", str(path), "--date", "2024-03-09",
-                           "--journal", str(journal)])  # fmt: skip
+    res = cli.invoke(
+        app,
+        [
+            "live",
+            "reconcile",
+            "--config",
+            str(path),
+            "--date",
+            "2024-03-09",
+            "--journal",
+            str(journal),
+        ],
+    )
     assert res.exit_code == 2 and "not a trading session" in res.output

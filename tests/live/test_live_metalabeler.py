@@ -32,17 +32,23 @@ DAYS = calendar.sessions(dt.date(2024, 3, 4), dt.date(2024, 3, 8))
 LIVE_DAYS = DAYS[-2:]
 MODEL = "live-gate-test"
 TRAIN_SPEC = {
-    "name": "gate-put", "dte": {"target": 1, "tolerance": 1},
+    "name": "gate-put",
+    "dte": {"target": 1, "tolerance": 1},
     "entry": {"times": [f"{h:02d}:{m:02d}" for h in range(10, 16) for m in (0, 20, 40)]},
-    "short_delta": 0.15, "width": 10, "filters": {"min_credit": 0.0},
+    "short_delta": 0.15,
+    "width": 10,
+    "filters": {"min_credit": 0.0},
     "management": {"take_profit_pct": 50, "stop_loss_pct": 100},
     "risk": {"max_open_trades": 3, "max_new_trades_per_day": 4},
-}  # fmt: skip
-LIVE_SPEC = StrategySpec.from_dict(TRAIN_SPEC | {
-    "name": "gate-live", "entry": {"times": [f"{h:02d}:{m:02d}" for h in range(10, 15)
-                                             for m in (0, 30)]},
-    "risk": {"max_open_trades": 2, "max_new_trades_per_day": 3},
-})  # fmt: skip
+}
+LIVE_SPEC = StrategySpec.from_dict(
+    TRAIN_SPEC
+    | {
+        "name": "gate-live",
+        "entry": {"times": [f"{h:02d}:{m:02d}" for h in range(10, 15) for m in (0, 30)]},
+        "risk": {"max_open_trades": 2, "max_new_trades_per_day": 3},
+    }
+)
 
 
 @pytest.fixture(scope="module")
@@ -60,14 +66,27 @@ def champion(store: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ig
     mp = pytest.MonkeyPatch()
     mp.chdir(work)
     mp.setenv("MLFLOW_TRACKING_URI", uri)
-    cfg = TrainConfig.from_dict({
-        "strategy": TRAIN_SPEC, "store": str(store), "start": DAYS[0], "end": DAYS[-1],
-        "test_fraction": 0.3,
-        "test_embargo_days": 0.5, "cv": {"kind": "purged_kfold", "n_splits": 3},
-        "optuna": {"n_trials": 1, "seed": 1, "storage": str(work / "optuna.db"),
-                   "study_name": "gate", "n_estimators": [10, 20]},
-        "model_name": MODEL, "workers": 1, "calibration": None,
-    })  # fmt: skip
+    cfg = TrainConfig.from_dict(
+        {
+            "strategy": TRAIN_SPEC,
+            "store": str(store),
+            "start": DAYS[0],
+            "end": DAYS[-1],
+            "test_fraction": 0.3,
+            "test_embargo_days": 0.5,
+            "cv": {"kind": "purged_kfold", "n_splits": 3},
+            "optuna": {
+                "n_trials": 1,
+                "seed": 1,
+                "storage": str(work / "optuna.db"),
+                "study_name": "gate",
+                "n_estimators": [10, 20],
+            },
+            "model_name": MODEL,
+            "workers": 1,
+            "calibration": None,
+        }
+    )
     try:
         yield train(cfg), uri
     finally:
@@ -98,13 +117,17 @@ def gated(store: Path, champion, backtested, tmp_path_factory: pytest.TempPathFa
     _, uri = champion
     thr = backtested[3]
     tmp = tmp_path_factory.mktemp("gate_live")
-    cfg = LiveConfig.from_dict({
-        "strategy": "unused.yaml", "kill_file": str(tmp / "KILL"),
-        "meta_labeler": {"model": MODEL, "threshold": thr, "tracking_uri": uri},
-    })  # fmt: skip
+    cfg = LiveConfig.from_dict(
+        {
+            "strategy": "unused.yaml",
+            "kill_file": str(tmp / "KILL"),
+            "meta_labeler": {"model": MODEL, "threshold": thr, "tracking_uri": uri},
+        }
+    )
     broker = SimulatedBroker(store, LIVE_DAYS[0], LIVE_SPEC.fills, LIVE_SPEC.fees)
-    run = LiveRunner(cfg, broker, Journal(tmp / "j.duckdb"), spec=LIVE_SPEC,
-                     notify=lambda k, m, d: None)  # fmt: skip
+    run = LiveRunner(
+        cfg, broker, Journal(tmp / "j.duckdb"), spec=LIVE_SPEC, notify=lambda k, m, d: None
+    )
     for d in LIVE_DAYS:
         run.run_day(d)
     return run
@@ -138,15 +161,31 @@ def test_live_feature_rows_equal_the_feature_store(store: Path, backtested) -> N
     cf = CandidateFeatures(store)
     rows = []
     for i, c in enumerate(s1.candidates.iter_rows(named=True)):
-        legs = [lg | {"bid": s1.entry_bid[i, j], "ask": s1.entry_ask[i, j]}
-                for j, lg in enumerate(c["legs"])]  # fmt: skip
-        rows.append(cf.row(candidate_id=c["candidate_id"], entry_ts=c["entry_ts"], root=c["root"],
-                           expiry=c["expiry"], dte=c["dte"], legs=legs))  # fmt: skip
+        legs = [
+            lg | {"bid": s1.entry_bid[i, j], "ask": s1.entry_ask[i, j]}
+            for j, lg in enumerate(c["legs"])
+        ]
+        rows.append(
+            cf.row(
+                candidate_id=c["candidate_id"],
+                entry_ts=c["entry_ts"],
+                root=c["root"],
+                expiry=c["expiry"],
+                dte=c["dte"],
+                legs=legs,
+            )
+        )
     assert_frame_equal(pl.concat(rows), feats)
     with pytest.raises(DataError, match="no SPX quotes for 2024-04-04"):  # after the store
         c = s1.candidates.row(0, named=True)
-        cf.row(candidate_id="x", entry_ts=c["entry_ts"] + 28 * 86_400_000_000_000, root=c["root"],
-               expiry=c["expiry"], dte=1, legs=[c["legs"][0] | {"bid": 1.0, "ask": 1.1}])  # fmt: skip
+        cf.row(
+            candidate_id="x",
+            entry_ts=c["entry_ts"] + 28 * 86_400_000_000_000,
+            root=c["root"],
+            expiry=c["expiry"],
+            dte=1,
+            legs=[c["legs"][0] | {"bid": 1.0, "ask": 1.1}],
+        )
 
 
 def test_gated_days_equal_stage2_with_the_models_filter(gated, backtested) -> None:  # type: ignore[no-untyped-def]
@@ -160,10 +199,14 @@ def test_gated_days_equal_stage2_with_the_models_filter(gated, backtested) -> No
     # the gate's skip is stage 2's "filtered_by_model"; everything else is identical
     live = dec.with_columns(
         pl.when(pl.col("reason").str.starts_with("meta_labeler p="))
-        .then(pl.lit("rejected")).otherwise(pl.col("decision")).alias("decision"),
+        .then(pl.lit("rejected"))
+        .otherwise(pl.col("decision"))
+        .alias("decision"),
         pl.when(pl.col("reason").str.starts_with("meta_labeler p="))
-        .then(pl.lit("filtered_by_model")).otherwise(pl.col("reason")).alias("reason"),
-    )  # fmt: skip
+        .then(pl.lit("filtered_by_model"))
+        .otherwise(pl.col("reason"))
+        .alias("reason"),
+    )
     cols = ["candidate_id", "entry_ts", "decision", "reason", "expiry", "dte"]
     assert_frame_equal(live.select(cols), ref.select(cols))
     # p is recorded for every candidate the gate saw, equal to the backtest's batch prediction
@@ -205,17 +248,24 @@ def test_probability_sizing_live_equals_the_backtest(  # type: ignore[no-untyped
     stage 2 does from the batch predictions, and applies the risk rules at that size."""
     _, uri = champion
     s1, _, proba, thr, _ = backtested
-    spec = LIVE_SPEC.model_copy(update={"sizing": LIVE_SPEC.sizing.model_copy(
-        update={"mode": "probability", "contracts": 6})})  # fmt: skip
+    spec = LIVE_SPEC.model_copy(
+        update={
+            "sizing": LIVE_SPEC.sizing.model_copy(update={"mode": "probability", "contracts": 6})
+        }
+    )
     allowed = {c for c, q in proba.items() if q >= thr}
     bt = run_stage2(s1, spec, allowed=allowed, probabilities=proba)
-    cfg = LiveConfig.from_dict({
-        "strategy": "unused.yaml", "kill_file": str(tmp_path / "KILL"),
-        "meta_labeler": {"model": MODEL, "threshold": thr, "tracking_uri": uri},
-    })  # fmt: skip
+    cfg = LiveConfig.from_dict(
+        {
+            "strategy": "unused.yaml",
+            "kill_file": str(tmp_path / "KILL"),
+            "meta_labeler": {"model": MODEL, "threshold": thr, "tracking_uri": uri},
+        }
+    )
     broker = SimulatedBroker(store, LIVE_DAYS[0], spec.fills, spec.fees)
-    run = LiveRunner(cfg, broker, Journal(tmp_path / "j.duckdb"), spec=spec,
-                     notify=lambda k, m, d: None)  # fmt: skip
+    run = LiveRunner(
+        cfg, broker, Journal(tmp_path / "j.duckdb"), spec=spec, notify=lambda k, m, d: None
+    )
     for d in LIVE_DAYS:
         run.run_day(d)
     trades = run.journal.table("trades", "paper").sort("trade_id")
@@ -227,7 +277,9 @@ def test_probability_sizing_live_equals_the_backtest(  # type: ignore[no-untyped
     dec = run.journal.table("decisions", "paper").sort("candidate_id")
     live = dec.with_columns(
         pl.when(pl.col("reason").str.starts_with("meta_labeler p="))
-        .then(pl.lit("filtered_by_model")).otherwise(pl.col("reason")).alias("reason"),
-    )  # fmt: skip
+        .then(pl.lit("filtered_by_model"))
+        .otherwise(pl.col("reason"))
+        .alias("reason"),
+    )
     ref = bt.decisions.sort("candidate_id")
     assert live["reason"].to_list() == ref["reason"].to_list()

@@ -18,17 +18,23 @@ from quantlab.strategy import StrategySpec
 from tests.conftest import MARKET, SyntheticStore
 
 DAYS = calendar.sessions(dt.date(2024, 3, 4), dt.date(2024, 3, 6))
-SPEC = StrategySpec.from_dict({
-    "name": "reconcile", "dte": {"target": 1, "tolerance": 1},
-    "entry": {"times": ["10:00", "11:00", "13:00"]}, "short_delta": 0.20, "width": 25,
-    "management": {"take_profit_pct": 50, "stop_loss_pct": 100},
-    "risk": {"max_open_trades": 2, "max_new_trades_per_day": 2},
-})  # fmt: skip
+SPEC = StrategySpec.from_dict(
+    {
+        "name": "reconcile",
+        "dte": {"target": 1, "tolerance": 1},
+        "entry": {"times": ["10:00", "11:00", "13:00"]},
+        "short_delta": 0.20,
+        "width": 25,
+        "management": {"take_profit_pct": 50, "stop_loss_pct": 100},
+        "risk": {"max_open_trades": 2, "max_new_trades_per_day": 2},
+    }
+)
 _BUILT: dict[str, Path] = {}
 
 
-def replayed_journal(factory: pytest.TempPathFactory, synthetic_store: SyntheticStore
-                     ) -> tuple[Path, Path]:  # fmt: skip
+def replayed_journal(
+    factory: pytest.TempPathFactory, synthetic_store: SyntheticStore
+) -> tuple[Path, Path]:
     """The shared synthetic market (read only), which holds ``DAYS``, and the journal of a paper
     replay of ``DAYS`` (built once per session; ``tests/live/test_live_cli.py`` shares
     it)."""
@@ -37,8 +43,13 @@ def replayed_journal(factory: pytest.TempPathFactory, synthetic_store: Synthetic
         work = factory.mktemp("reconcile_run")
         cfg = LiveConfig.from_dict({"strategy": "unused.yaml", "kill_file": str(work / "KILL")})
         journal = Journal(work / "paper.duckdb")
-        run = LiveRunner(cfg, SimulatedBroker(root, DAYS[0], SPEC.fills, SPEC.fees), journal,
-                         spec=SPEC, notify=lambda k, m, d: None)  # fmt: skip
+        run = LiveRunner(
+            cfg,
+            SimulatedBroker(root, DAYS[0], SPEC.fills, SPEC.fees),
+            journal,
+            spec=SPEC,
+            notify=lambda k, m, d: None,
+        )
         for d in DAYS:
             run.run_day(d)
         journal.close()
@@ -47,8 +58,9 @@ def replayed_journal(factory: pytest.TempPathFactory, synthetic_store: Synthetic
 
 
 @pytest.fixture(scope="module")
-def replay(tmp_path_factory: pytest.TempPathFactory, synthetic_store: SyntheticStore
-           ) -> tuple[Path, Path]:  # fmt: skip
+def replay(
+    tmp_path_factory: pytest.TempPathFactory, synthetic_store: SyntheticStore
+) -> tuple[Path, Path]:
     return replayed_journal(tmp_path_factory, synthetic_store)
 
 
@@ -71,8 +83,9 @@ def test_simulated_replay_reconciles_exactly(reports: list[ReconcileReport]) -> 
     assert sum(rep.fills.height for rep in reports) >= 2 * len({t["trade_id"] for t in closed}) - 2
 
 
-def test_a_worse_fill_breaks_parity_and_names_the_trade(replay: tuple[Path, Path],
-                                                         tmp_path: Path) -> None:  # fmt: skip
+def test_a_worse_fill_breaks_parity_and_names_the_trade(
+    replay: tuple[Path, Path], tmp_path: Path
+) -> None:
     store, src = replay
     path = tmp_path / "perturbed.duckdb"
     shutil.copy(src, path)
@@ -84,8 +97,11 @@ def test_a_worse_fill_breaks_parity_and_names_the_trade(replay: tuple[Path, Path
     ).fetchone()
     # the broker filled the entry 0.10 worse than the fill model: less credit, less P&L
     j.con.execute("UPDATE fills SET price = price - 0.10 WHERE order_ref = ?", [ref])
-    j.con.execute("UPDATE trades SET credit_per_share = credit_per_share - 0.10, "
-                  "pnl = pnl - 10.0 * contracts WHERE trade_id = ?", [tid])  # fmt: skip
+    j.con.execute(
+        "UPDATE trades SET credit_per_share = credit_per_share - 0.10, "
+        "pnl = pnl - 10.0 * contracts WHERE trade_id = ?",
+        [tid],
+    )
     rep = reconcile_day(j, store, SPEC, day, "paper")
     assert not rep.parity
     assert rep.total_slippage_usd == pytest.approx(-10.0 * qty, abs=1e-6)
@@ -107,8 +123,9 @@ def test_a_worse_fill_breaks_parity_and_names_the_trade(replay: tuple[Path, Path
     j.close()
 
 
-def test_report_renders_and_bad_inputs_are_clear(reports: list[ReconcileReport],
-                                                  replay: tuple[Path, Path], tmp_path: Path) -> None:  # fmt: skip
+def test_report_renders_and_bad_inputs_are_clear(
+    reports: list[ReconcileReport], replay: tuple[Path, Path], tmp_path: Path
+) -> None:
     rep = reports[0]
     text = rep.to_html(tmp_path / "ok.html").read_text()
     assert "PARITY" in text and "BROKEN" not in text and rep.summary().startswith(str(DAYS[0]))

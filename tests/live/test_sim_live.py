@@ -22,15 +22,38 @@ from tests.conftest import MARKET, SyntheticStore, copy_store
 from tests.live.parity import closed_by, open_after
 
 DAYS = calendar.sessions(dt.date(2024, 3, 4), dt.date(2024, 3, 7))
-SPEC = StrategySpec.from_dict({
-    "name": "live-parity", "dte": {"target": 1, "tolerance": 1}, "entry": {"times": ["10:00", "11:00"]},
-    "short_delta": 0.20, "width": 25, "management": {"take_profit_pct": 50, "stop_loss_pct": 100},
-    "risk": {"max_open_trades": 2, "max_new_trades_per_day": 2},
-})  # fmt: skip
-COLS = ["trade_id", "candidate_id", "entry_ts", "exit_ts", "entry_date", "exit_date", "root",
-        "expiry", "contracts", "exit_reason"]  # fmt: skip
-MONEY = ["credit_per_share", "exit_cost_per_share", "fees", "pnl", "max_loss", "mae_per_share",
-         "mfe_per_share"]  # fmt: skip
+SPEC = StrategySpec.from_dict(
+    {
+        "name": "live-parity",
+        "dte": {"target": 1, "tolerance": 1},
+        "entry": {"times": ["10:00", "11:00"]},
+        "short_delta": 0.20,
+        "width": 25,
+        "management": {"take_profit_pct": 50, "stop_loss_pct": 100},
+        "risk": {"max_open_trades": 2, "max_new_trades_per_day": 2},
+    }
+)
+COLS = [
+    "trade_id",
+    "candidate_id",
+    "entry_ts",
+    "exit_ts",
+    "entry_date",
+    "exit_date",
+    "root",
+    "expiry",
+    "contracts",
+    "exit_reason",
+]
+MONEY = [
+    "credit_per_share",
+    "exit_cost_per_share",
+    "fees",
+    "pnl",
+    "max_loss",
+    "mae_per_share",
+    "mfe_per_share",
+]
 
 
 @pytest.fixture(scope="session")
@@ -43,13 +66,20 @@ def _cfg(tmp: Path, **kw: object) -> LiveConfig:
     return LiveConfig.from_dict({"strategy": "unused.yaml", "kill_file": str(tmp / "KILL")} | kw)
 
 
-def _runner(store: Path, tmp: Path, journal: Journal | None = None, broker: SimulatedBroker | None
-            = None, events: list | None = None, **kw: object) -> LiveRunner:  # fmt: skip
+def _runner(
+    store: Path,
+    tmp: Path,
+    journal: Journal | None = None,
+    broker: SimulatedBroker | None = None,
+    events: list | None = None,
+    **kw: object,
+) -> LiveRunner:
     broker = broker or SimulatedBroker(store, DAYS[0], SPEC.fills, SPEC.fees)
     journal = journal or Journal(tmp / "journal.duckdb")
     sink = events if events is not None else []
-    return LiveRunner(_cfg(tmp, **kw), broker, journal, spec=SPEC,
-                      notify=lambda k, m, d: sink.append((k, m)))  # fmt: skip
+    return LiveRunner(
+        _cfg(tmp, **kw), broker, journal, spec=SPEC, notify=lambda k, m, d: sink.append((k, m))
+    )
 
 
 @pytest.fixture(scope="session")
@@ -210,8 +240,9 @@ def test_kill_file_stops_new_entries(store: Path, tmp_path: Path) -> None:
 
 def test_bad_config_is_a_clear_error_before_connecting(tmp_path: Path) -> None:
     strat = tmp_path / "s.yaml"
-    strat.write_text("name: x\ndte: {target: 1}\nentry: {times: ['10:00']}\nshort_delta: 0.1\n"
-                     "width: 25\n")  # fmt: skip
+    strat.write_text(
+        "name: x\ndte: {target: 1}\nentry: {times: ['10:00']}\nshort_delta: 0.1\nwidth: 25\n"
+    )
     good = tmp_path / "live.yaml"
     good.write_text("strategy: s.yaml\nbroker: sim\nmode: paper\n")
     cfg, spec = load_live_config(good)
@@ -233,8 +264,11 @@ def test_bad_config_is_a_clear_error_before_connecting(tmp_path: Path) -> None:
 
 def test_webhook_notifier_posts_json() -> None:
     sent: list = []
-    Notifier(console=False, webhook_url="https://hooks.example/x",
-             post=lambda url, body: sent.append((url, body)))("fill", "opened", {"a": 1})  # fmt: skip
+    Notifier(
+        console=False,
+        webhook_url="https://hooks.example/x",
+        post=lambda url, body: sent.append((url, body)),
+    )("fill", "opened", {"a": 1})
     assert sent and sent[0][0] == "https://hooks.example/x" and b'"kind": "fill"' in sent[0][1]
 
 
@@ -246,8 +280,20 @@ def test_run_script_offline(store: Path, tmp_path: Path, capsys: pytest.CaptureF
     assert mod_spec and mod_spec.loader
     mod = importlib.util.module_from_spec(mod_spec)
     mod_spec.loader.exec_module(mod)
-    rc = mod.main(["--config", str(repo / "live" / "paper.yaml"), "--broker", "sim", "--date",
-                   str(DAYS[0]), "--store", str(store), "--journal", str(tmp_path / "j.duckdb")])  # fmt: skip
+    rc = mod.main(
+        [
+            "--config",
+            str(repo / "live" / "paper.yaml"),
+            "--broker",
+            "sim",
+            "--date",
+            str(DAYS[0]),
+            "--store",
+            str(store),
+            "--journal",
+            str(tmp_path / "j.duckdb"),
+        ]
+    )
     assert rc == 0
     # the evening reconciliation ran: exact parity with the backtester, HTML beside the journal
     assert f"{DAYS[0]} " in capsys.readouterr().out
@@ -266,41 +312,76 @@ def test_replays_and_broker_sessions_never_share_a_journal(tmp_path: Path) -> No
 
 
 # ------------------------------------------------------------------ parity, rule by rule
-RULES = st.fixed_dictionaries({
-    "times": st.lists(st.sampled_from(["10:00", "11:00", "12:30", "14:00", "15:30"]), min_size=1,
-                      max_size=4, unique=True).map(sorted),
-    "mode": st.sampled_from(["each", "first_valid"]),
-    "dte": st.sampled_from([0, 1, 2]),
-    "max_open": st.integers(1, 3),
-    "max_new": st.integers(1, 3),
-    "no_new_after_stop": st.booleans(),
-    "loss_limit": st.sampled_from([None, 50.0, 250.0]),
-    "sizing": st.sampled_from([("fixed", 1), ("fixed", 3), ("risk_pct", 5.0), ("risk_pct", 12.5)]),
-    "tp": st.sampled_from([None, 25, 50]),
-    "sl": st.sampled_from([None, 50, 100, 200]),
-    "trigger": st.sampled_from(["mid", "exit_fill"]),
-    "exit_time": st.sampled_from([None, "15:00"]),
-})  # fmt: skip
+RULES = st.fixed_dictionaries(
+    {
+        "times": st.lists(
+            st.sampled_from(["10:00", "11:00", "12:30", "14:00", "15:30"]),
+            min_size=1,
+            max_size=4,
+            unique=True,
+        ).map(sorted),
+        "mode": st.sampled_from(["each", "first_valid"]),
+        "dte": st.sampled_from([0, 1, 2]),
+        "max_open": st.integers(1, 3),
+        "max_new": st.integers(1, 3),
+        "no_new_after_stop": st.booleans(),
+        "loss_limit": st.sampled_from([None, 50.0, 250.0]),
+        "sizing": st.sampled_from(
+            [("fixed", 1), ("fixed", 3), ("risk_pct", 5.0), ("risk_pct", 12.5)]
+        ),
+        "tp": st.sampled_from([None, 25, 50]),
+        "sl": st.sampled_from([None, 50, 100, 200]),
+        "trigger": st.sampled_from(["mid", "exit_fill"]),
+        "exit_time": st.sampled_from([None, "15:00"]),
+    }
+)
 
 
 def _rule_spec(r: dict) -> StrategySpec:
     mode, size = r["sizing"]
-    sizing = ({"mode": "fixed", "contracts": size} if mode == "fixed"
-              else {"mode": "risk_pct", "risk_pct": size, "capital": 53_500})  # fmt: skip
-    return StrategySpec.from_dict({
-        "name": "parity", "dte": {"target": r["dte"], "tolerance": 1},
-        "entry": {"times": r["times"], "mode": r["mode"]}, "short_delta": 0.25, "width": 25,
-        "management": {"take_profit_pct": r["tp"], "stop_loss_pct": r["sl"],
-                       "trigger_on": r["trigger"], "exit_time": r["exit_time"]},
-        "risk": {"max_open_trades": r["max_open"], "max_new_trades_per_day": r["max_new"],
-                 "no_new_after_stop": r["no_new_after_stop"], "daily_loss_limit": r["loss_limit"]},
-        "sizing": sizing,
-    })  # fmt: skip
+    sizing = (
+        {"mode": "fixed", "contracts": size}
+        if mode == "fixed"
+        else {"mode": "risk_pct", "risk_pct": size, "capital": 53_500}
+    )
+    return StrategySpec.from_dict(
+        {
+            "name": "parity",
+            "dte": {"target": r["dte"], "tolerance": 1},
+            "entry": {"times": r["times"], "mode": r["mode"]},
+            "short_delta": 0.25,
+            "width": 25,
+            "management": {
+                "take_profit_pct": r["tp"],
+                "stop_loss_pct": r["sl"],
+                "trigger_on": r["trigger"],
+                "exit_time": r["exit_time"],
+            },
+            "risk": {
+                "max_open_trades": r["max_open"],
+                "max_new_trades_per_day": r["max_new"],
+                "no_new_after_stop": r["no_new_after_stop"],
+                "daily_loss_limit": r["loss_limit"],
+            },
+            "sizing": sizing,
+        }
+    )
 
 
-_BUSY = {"times": ["10:00", "11:00", "12:30", "14:00", "15:30"], "mode": "each", "dte": 1,
-         "max_open": 3, "max_new": 3, "no_new_after_stop": True, "loss_limit": None,
-         "sizing": ("fixed", 1), "tp": 25, "sl": 50, "trigger": "mid", "exit_time": None}  # fmt: skip
+_BUSY = {
+    "times": ["10:00", "11:00", "12:30", "14:00", "15:30"],
+    "mode": "each",
+    "dte": 1,
+    "max_open": 3,
+    "max_new": 3,
+    "no_new_after_stop": True,
+    "loss_limit": None,
+    "sizing": ("fixed", 1),
+    "tp": 25,
+    "sl": 50,
+    "trigger": "mid",
+    "exit_time": None,
+}
 
 
 @settings(max_examples=16)
@@ -319,8 +400,9 @@ def test_live_equals_the_backtest_for_every_rule(store: Path, rules: dict) -> No
     bt = backtest(spec, store, start=DAYS[0], end=DAYS[-1], workers=1, report=False).results[0]
     tmp = Path(tempfile.mkdtemp(prefix="parity-"))
     broker = SimulatedBroker(store, DAYS[0], spec.fills, spec.fees)
-    run = LiveRunner(_cfg(tmp), broker, Journal(tmp / "j.duckdb"), spec=spec,
-                     notify=lambda *_: None)  # fmt: skip
+    run = LiveRunner(
+        _cfg(tmp), broker, Journal(tmp / "j.duckdb"), spec=spec, notify=lambda *_: None
+    )
     for d in DAYS:
         run.run_day(d)
     cols = ["candidate_id", "entry_ts", "decision", "reason", "expiry", "credit_per_share"]
@@ -347,14 +429,25 @@ def test_a_broker_settlement_is_kept_in_the_store(store: Path, tmp_path: Path) -
         settlement_source = None  # the value only, as a real broker gives it
 
     copy = copy_store(store, tmp_path / "store")  # the runner writes a settlement row
-    spec = StrategySpec.from_dict({
-        "name": "0dte", "dte": {"target": 0, "tolerance": 0}, "entry": {"times": ["15:00"]},
-        "short_delta": 0.3, "width": 25, "filters": {"min_credit": 0.0},
-        "management": {"take_profit_pct": None, "stop_loss_pct": None},
-    })  # fmt: skip
+    spec = StrategySpec.from_dict(
+        {
+            "name": "0dte",
+            "dte": {"target": 0, "tolerance": 0},
+            "entry": {"times": ["15:00"]},
+            "short_delta": 0.3,
+            "width": 25,
+            "filters": {"min_credit": 0.0},
+            "management": {"take_profit_pct": None, "stop_loss_pct": None},
+        }
+    )
     broker = IndexOnly(copy, DAYS[0], spec.fills, spec.fees)
-    run = LiveRunner(_cfg(tmp_path, store=str(copy)), broker, Journal(tmp_path / "j.duckdb"),
-                     spec=spec, notify=lambda *_: None)  # fmt: skip
+    run = LiveRunner(
+        _cfg(tmp_path, store=str(copy)),
+        broker,
+        Journal(tmp_path / "j.duckdb"),
+        spec=spec,
+        notify=lambda *_: None,
+    )
     run.run_day(DAYS[1])
     trades = run.journal.table("trades", "paper")
     assert trades.height == 1 and trades["exit_reason"][0] == "settlement"

@@ -43,9 +43,19 @@ class StubContract:
     def wire11(self, exchange: str | None = None) -> list[Any]:
         """conId .. tradingClass as ``execDetails``/``position`` write them (11 fields)."""
         strike = self.strike if self.sec_type == "OPT" else 0.0
-        return [self.con_id, self.symbol, self.sec_type, self.last_trade, strike, self.right,
-                self.multiplier, exchange or self.exchange, "USD", self.local_symbol,
-                self.trading_class]  # fmt: skip
+        return [
+            self.con_id,
+            self.symbol,
+            self.sec_type,
+            self.last_trade,
+            strike,
+            self.right,
+            self.multiplier,
+            exchange or self.exchange,
+            "USD",
+            self.local_symbol,
+            self.trading_class,
+        ]
 
 
 def occ_symbol(root: str, expiry: dt.date, right: str, strike: float) -> str:
@@ -74,9 +84,18 @@ class MarketModel:
         List the SPX (AM) monthly expiry after ``day`` too.
     """
 
-    def __init__(self, day: dt.date, *, spot: float = 5000.0, vol: float = 0.15,
-                 rate: float = 0.045, strikes: Iterable[float] = range(4700, 5301, 25),
-                 n_spxw: int = 4, monthly: bool = True, now_ns: int | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        day: dt.date,
+        *,
+        spot: float = 5000.0,
+        vol: float = 0.15,
+        rate: float = 0.045,
+        strikes: Iterable[float] = range(4700, 5301, 25),
+        n_spxw: int = 4,
+        monthly: bool = True,
+        now_ns: int | None = None,
+    ) -> None:
         self.day, self.spot, self.vol, self.rate = day, float(spot), float(vol), float(rate)
         self.prior_close = self.spot - 10.0
         self.now_ns = (
@@ -104,8 +123,18 @@ class MarketModel:
         for root, expiry, last in self.expiries:
             for k in self.strikes:
                 for right in ("C", "P"):
-                    c = StubContract(cid, "OPT", "SPX", root, occ_symbol(root, expiry, right, k),
-                                     last, expiry, k, right, "100")  # fmt: skip
+                    c = StubContract(
+                        cid,
+                        "OPT",
+                        "SPX",
+                        root,
+                        occ_symbol(root, expiry, right, k),
+                        last,
+                        expiry,
+                        k,
+                        right,
+                        "100",
+                    )
                     self.contracts[cid] = c
                     cid += 1
 

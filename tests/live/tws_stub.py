@@ -174,10 +174,19 @@ class TWSStub:
         Starting ``TotalCashValue``.
     """
 
-    def __init__(self, model: MarketModel, *, accounts: tuple[str, ...] = ("DU1234567",),
-                 live_data: bool = True, auto_fill: bool = True, fill_edge: float = 0.0,
-                 commission: float = 0.65, cash: float = 100_000.0, reject: str | None = None,
-                 server_version: int = SERVER_VERSION) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: MarketModel,
+        *,
+        accounts: tuple[str, ...] = ("DU1234567",),
+        live_data: bool = True,
+        auto_fill: bool = True,
+        fill_edge: float = 0.0,
+        commission: float = 0.65,
+        cash: float = 100_000.0,
+        reject: str | None = None,
+        server_version: int = SERVER_VERSION,
+    ) -> None:
         self.model, self.accounts = model, accounts
         self.live_data, self.auto_fill, self.fill_edge = live_data, auto_fill, fill_edge
         self.commission, self.cash, self.server_version = commission, cash, server_version
@@ -335,18 +344,30 @@ class TWSStub:
     def _handle(self, c: _Conn, f: list[str]) -> None:
         msg = int(f[0])
         handler = {
-            71: self._start_api, 1: self._req_mkt_data, 2: self._cancel_mkt_data,
-            3: self._place_order, 4: self._cancel_order, 5: self._req_open_orders,
-            6: self._req_account_updates, 7: self._req_executions, 8: self._req_ids,
-            9: self._req_contract_details, 15: lambda c, f: None, 16: self._req_all_open_orders,
+            71: self._start_api,
+            1: self._req_mkt_data,
+            2: self._cancel_mkt_data,
+            3: self._place_order,
+            4: self._cancel_order,
+            5: self._req_open_orders,
+            6: self._req_account_updates,
+            7: self._req_executions,
+            8: self._req_ids,
+            9: self._req_contract_details,
+            15: lambda c, f: None,
+            16: self._req_all_open_orders,
             17: lambda c, f: c.send(15, 1, ",".join(self.accounts)),
             49: lambda c, f: c.send(49, 1, self.model.now_ns // 10**9),
-            59: self._req_market_data_type, 61: self._req_positions,
-            62: self._req_account_summary, 63: lambda c, f: None,
+            59: self._req_market_data_type,
+            61: self._req_positions,
+            62: self._req_account_summary,
+            63: lambda c, f: None,
             64: lambda c, f: setattr(c, "positions_sub", False),
-            76: self._req_account_updates_multi, 77: lambda c, f: None,
-            78: self._req_sec_def_opt_params, 99: self._req_completed_orders,
-        }.get(msg)  # fmt: skip
+            76: self._req_account_updates_multi,
+            77: lambda c, f: None,
+            78: self._req_sec_def_opt_params,
+            99: self._req_completed_orders,
+        }.get(msg)
         if handler is None:
             self.unhandled.append(f)
             return
@@ -361,8 +382,13 @@ class TWSStub:
     def _start_api(self, c: _Conn, f: list[str]) -> None:
         cid = int(f[2])
         if cid in self.connected_clients():
-            self._error(c, -1, 326, "Unable to connect as the client id is already in use. "
-                        "Retry with a unique client id.")  # fmt: skip
+            self._error(
+                c,
+                -1,
+                326,
+                "Unable to connect as the client id is already in use. "
+                "Retry with a unique client id.",
+            )
             c.open = False
             return
         c.client_id = cid
@@ -416,14 +442,48 @@ class TWSStub:
         for k in hits:
             opt = k.sec_type == "OPT"
             exch = asked_exch or k.exchange
-            c.send(10, req_id, k.symbol, k.sec_type, k.last_trade, k.strike if opt else 0.0,
-                   k.right, exch, "USD", k.local_symbol, k.trading_class, k.trading_class,
-                   k.con_id, 0.05 if opt else 0.01, k.multiplier, "LMT,MKT,STP",
-                   "SMART,CBOE" if opt else "CBOE", 1, INDEX_CONID if opt else 0,
-                   "S&P 500 Stock Index", "" if opt else "CBOE",
-                   f"{k.expiry:%Y%m}" if opt else "", "", "", "", "US/Central", "", "", "", "",
-                   0, "", "SPX" if opt else "", "IND" if opt else "", "",
-                   f"{k.expiry:%Y%m%d}" if opt else "", "", 1, 1, 1)  # fmt: skip
+            c.send(
+                10,
+                req_id,
+                k.symbol,
+                k.sec_type,
+                k.last_trade,
+                k.strike if opt else 0.0,
+                k.right,
+                exch,
+                "USD",
+                k.local_symbol,
+                k.trading_class,
+                k.trading_class,
+                k.con_id,
+                0.05 if opt else 0.01,
+                k.multiplier,
+                "LMT,MKT,STP",
+                "SMART,CBOE" if opt else "CBOE",
+                1,
+                INDEX_CONID if opt else 0,
+                "S&P 500 Stock Index",
+                "" if opt else "CBOE",
+                f"{k.expiry:%Y%m}" if opt else "",
+                "",
+                "",
+                "",
+                "US/Central",
+                "",
+                "",
+                "",
+                "",
+                0,
+                "",
+                "SPX" if opt else "",
+                "IND" if opt else "",
+                "",
+                f"{k.expiry:%Y%m%d}" if opt else "",
+                "",
+                1,
+                1,
+                1,
+            )
         c.send(52, 1, req_id)
 
     def _req_sec_def_opt_params(self, c: _Conn, f: list[str]) -> None:
@@ -434,8 +494,18 @@ class TWSStub:
                 for tc in ("SPX", "SPXW"):
                     exps = sorted({f"{e:%Y%m%d}" for r, e, _ in self.model.expiries if r == tc})
                     if exps:
-                        c.send(75, req_id, exch, INDEX_CONID, tc, "100", len(exps), *exps,
-                               len(self.model.strikes), *self.model.strikes)  # fmt: skip
+                        c.send(
+                            75,
+                            req_id,
+                            exch,
+                            INDEX_CONID,
+                            tc,
+                            "100",
+                            len(exps),
+                            *exps,
+                            len(self.model.strikes),
+                            *self.model.strikes,
+                        )
         c.send(76, req_id)
 
     # -- market data -------------------------------------------------------------------------
@@ -454,14 +524,23 @@ class TWSStub:
             self._error(c, req_id, 200, "No security definition has been found for the request")
             return
         if c.mdt in (1, 2) and not self.live_data:
-            self._error(c, req_id, 354, "Requested market data is not subscribed. Check API "
-                        "status by selecting the Account menu then under Management choose "
-                        "Market Data Subscription Manager and/or Account Settings.")  # fmt: skip
+            self._error(
+                c,
+                req_id,
+                354,
+                "Requested market data is not subscribed. Check API "
+                "status by selecting the Account menu then under Management choose "
+                "Market Data Subscription Manager and/or Account Settings.",
+            )
             return
         delayed = c.mdt in (3, 4) and not self.live_data
         if delayed:
-            self._error(c, req_id, 10167, "Requested market data is not subscribed. "
-                        "Displaying delayed market data.")  # fmt: skip
+            self._error(
+                c,
+                req_id,
+                10167,
+                "Requested market data is not subscribed. Displaying delayed market data.",
+            )
         c.send(58, 1, req_id, 3 if delayed else 1)
         if snapshot:
             self._ticks(c, req_id, hits[0], delayed)
@@ -499,8 +578,9 @@ class TWSStub:
             for j in range(n):
                 g = f[36 + 8 * j : 44 + 8 * j]
                 legs.append((int(g[0]), int(g[1]), g[2], g[3]))
-        prior = next((o for o in self.orders
-                      if o.client_id == c.client_id and o.order_id == oid), None)  # fmt: skip
+        prior = next(
+            (o for o in self.orders if o.client_id == c.client_id and o.order_id == oid), None
+        )
         if prior is not None:  # a modification of a working order
             if not prior.working:
                 self._error(c, oid, 103, f"Duplicate order id {oid}")
@@ -523,9 +603,22 @@ class TWSStub:
         if f[18] != "LMT":
             self._error(c, oid, 387, f"Unsupported order type {f[18]!r} (the stub takes LMT)")
             return
-        order = StubOrder(self._next_perm, oid, c.client_id, f[23] or self.accounts[0], f[16],
-                          float(f[17]), f[18], float(f[19]), f[21], f[26], f[27] == "1",
-                          sec_type, legs, f)  # fmt: skip
+        order = StubOrder(
+            self._next_perm,
+            oid,
+            c.client_id,
+            f[23] or self.accounts[0],
+            f[16],
+            float(f[17]),
+            f[18],
+            float(f[19]),
+            f[21],
+            f[26],
+            f[27] == "1",
+            sec_type,
+            legs,
+            f,
+        )
         if sec_type != "BAG":
             order.legs = [(self._match(f[2:14])[0].con_id, 1, "BUY", "SMART")]
         self._next_perm += 1
@@ -537,14 +630,20 @@ class TWSStub:
 
     def _cancel_order(self, c: _Conn, f: list[str]) -> None:
         oid = int(f[2])
-        order = next((o for o in self.orders
-                      if o.client_id == c.client_id and o.order_id == oid), None)  # fmt: skip
+        order = next(
+            (o for o in self.orders if o.client_id == c.client_id and o.order_id == oid), None
+        )
         if order is None:
             self._error(c, oid, 135, f"Can't find order with id ={oid}")
             return
         if not order.working:
-            self._error(c, oid, 10148, f"OrderId {oid} that needs to be cancelled cannot be "
-                        f"cancelled, state: {order.status}.")  # fmt: skip
+            self._error(
+                c,
+                oid,
+                10148,
+                f"OrderId {oid} that needs to be cancelled cannot be "
+                f"cancelled, state: {order.status}.",
+            )
             return
         order.status, order.done_ts = "Cancelled", self.model.now_ns
         for conn in self._client_conns(order.client_id):
@@ -570,8 +669,9 @@ class TWSStub:
             shares = o.quantity * ratio
             buy = s * flip > 0
             fee = round(self.commission * shares, 2)
-            o.execs.append(StubExec(self._exec_id(o), o, k, "BOT" if buy else "SLD", shares, p,
-                                    ts, fee))  # fmt: skip
+            o.execs.append(
+                StubExec(self._exec_id(o), o, k, "BOT" if buy else "SLD", shares, p, ts, fee)
+            )
             q0, c0 = self.positions.get(cid, [0.0, 0.0])
             q1 = q0 + (shares if buy else -shares)
             same = q0 == 0 or (q0 > 0) == buy
@@ -579,8 +679,18 @@ class TWSStub:
             self.positions[cid] = [q1, cost]
             self.cash += (-1.0 if buy else 1.0) * p * 100.0 * shares - fee
         if o.sec_type == "BAG":
-            o.execs.append(StubExec(self._exec_id(o), o, None, "BOT" if flip > 0 else "SLD",
-                                    o.quantity, o.lmt, ts, None))  # fmt: skip
+            o.execs.append(
+                StubExec(
+                    self._exec_id(o),
+                    o,
+                    None,
+                    "BOT" if flip > 0 else "SLD",
+                    o.quantity,
+                    o.lmt,
+                    ts,
+                    None,
+                )
+            )
         o.status, o.filled, o.avg_price, o.done_ts = "Filled", o.quantity, o.lmt, ts
         for conn in self._client_conns(o.client_id):
             for e in o.execs:
@@ -617,11 +727,64 @@ class TWSStub:
     def _send_open_order(self, c: _Conn, o: StubOrder) -> None:
         descr = ",".join(f"{cid}|{r if a == 'BUY' else -r}" for cid, r, a, _ in o.legs)
         fa_profile = [""] if self.server_version < 177 else []
-        f: list[Any] = [5, o.order_id, *self._contract11(o), o.action, o.quantity, o.order_type,
-                        o.lmt, "", o.tif, "", o.account, "", 0, o.order_ref, o.client_id,
-                        o.perm_id, 0, 0, 0.0, "", "", "", "", "", *fa_profile]  # fmt: skip
-        f += ["", "", "", "", "", 0, "", "", 0, "", "", "", "", "", 0, 0, 0, 0, "", 3, 0, 0,
-              "", 0, 0, "", 0, "", ""]  # modelCode .. deltaNeutralAuxPrice  # fmt: skip
+        f: list[Any] = [
+            5,
+            o.order_id,
+            *self._contract11(o),
+            o.action,
+            o.quantity,
+            o.order_type,
+            o.lmt,
+            "",
+            o.tif,
+            "",
+            o.account,
+            "",
+            0,
+            o.order_ref,
+            o.client_id,
+            o.perm_id,
+            0,
+            0,
+            0.0,
+            "",
+            "",
+            "",
+            "",
+            "",
+            *fa_profile,
+        ]
+        f += [
+            "",
+            "",
+            "",
+            "",
+            "",
+            0,
+            "",
+            "",
+            0,
+            "",
+            "",
+            "",
+            "",
+            "",
+            0,
+            0,
+            0,
+            0,
+            "",
+            3,
+            0,
+            0,
+            "",
+            0,
+            0,
+            "",
+            0,
+            "",
+            "",
+        ]  # modelCode .. deltaNeutralAuxPrice
         f += [0, 0, "", "", "", "", descr, *self._combo_fields(o)]
         f += ["", "", "", "", "", "", "", 0, 0, ""]  # scale .. algoStrategy
         f += [0, 0, o.status, "", "", "", "", "", "", "", "", "", "", "", "", "", "", 0, 0]
@@ -634,31 +797,125 @@ class TWSStub:
         descr = ",".join(f"{cid}|{r if a == 'BUY' else -r}" for cid, r, a, _ in o.legs)
         fa_profile = [""] if self.server_version < 177 else []
         done = dt.datetime.fromtimestamp(o.done_ts / 1e9, tz=calendar.ET)
-        f: list[Any] = [101, *self._contract11(o), o.action, o.quantity, o.order_type, o.lmt,
-                        "", o.tif, "", o.account, "", 0, o.order_ref, o.perm_id, 0, 0, 0.0, "",
-                        "", "", "", *fa_profile]  # fmt: skip
-        f += ["", "", "", "", "", 0, "", "", "", "", "", "", "", 0, 0, 0, "", 3, 0, "", 0, "",
-              ""]  # modelCode .. deltaNeutralAuxPrice  # fmt: skip
+        f: list[Any] = [
+            101,
+            *self._contract11(o),
+            o.action,
+            o.quantity,
+            o.order_type,
+            o.lmt,
+            "",
+            o.tif,
+            "",
+            o.account,
+            "",
+            0,
+            o.order_ref,
+            o.perm_id,
+            0,
+            0,
+            0.0,
+            "",
+            "",
+            "",
+            "",
+            *fa_profile,
+        ]
+        f += [
+            "",
+            "",
+            "",
+            "",
+            "",
+            0,
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            0,
+            0,
+            0,
+            "",
+            3,
+            0,
+            "",
+            0,
+            "",
+            "",
+        ]  # modelCode .. deltaNeutralAuxPrice
         f += [0, 0, "", "", descr, *self._combo_fields(o)]
         f += ["", "", "", "", "", "", 0, 0, ""]  # scale .. algoStrategy
         f += [0, o.status, 0, 0, 0]  # solicited, status, randomize x2, no conditions
-        f += ["", "", "", 0, 0, "", o.filled, 0, 0, "", 0, 0, 0,
-              f"{done:%Y%m%d %H:%M:%S} America/New_York", o.status]  # fmt: skip
+        f += [
+            "",
+            "",
+            "",
+            0,
+            0,
+            "",
+            o.filled,
+            0,
+            0,
+            "",
+            0,
+            0,
+            0,
+            f"{done:%Y%m%d %H:%M:%S} America/New_York",
+            o.status,
+        ]
         f += ["", "", "", "", ""]
         c.send(*f)
 
     def _send_status(self, c: _Conn, o: StubOrder) -> None:
-        c.send(3, o.order_id, o.status, o.filled, o.quantity - o.filled, o.avg_price, o.perm_id,
-               0, o.avg_price, o.client_id, "", 0.0)  # fmt: skip
+        c.send(
+            3,
+            o.order_id,
+            o.status,
+            o.filled,
+            o.quantity - o.filled,
+            o.avg_price,
+            o.perm_id,
+            0,
+            o.avg_price,
+            o.client_id,
+            "",
+            0.0,
+        )
 
     def _send_exec(self, c: _Conn, req_id: int, e: StubExec) -> None:
         o = e.order
         when = dt.datetime.fromtimestamp(e.ts / 1e9, tz=calendar.ET)
-        k12 = e.contract.wire11("CBOE") if e.contract else [BAG_CONID, "SPX", "BAG", "", 0.0, "",
-                                                            "", "CBOE", "USD", "", ""]  # fmt: skip
-        c.send(11, req_id, o.order_id, *k12, e.exec_id,
-               f"{when:%Y%m%d %H:%M:%S} America/New_York", o.account, "CBOE", e.side, e.shares,
-               e.price, o.perm_id, o.client_id, 0, e.shares, e.price, o.order_ref, "", "", "", 2)  # fmt: skip
+        k12 = (
+            e.contract.wire11("CBOE")
+            if e.contract
+            else [BAG_CONID, "SPX", "BAG", "", 0.0, "", "", "CBOE", "USD", "", ""]
+        )
+        c.send(
+            11,
+            req_id,
+            o.order_id,
+            *k12,
+            e.exec_id,
+            f"{when:%Y%m%d %H:%M:%S} America/New_York",
+            o.account,
+            "CBOE",
+            e.side,
+            e.shares,
+            e.price,
+            o.perm_id,
+            o.client_id,
+            0,
+            e.shares,
+            e.price,
+            o.order_ref,
+            "",
+            "",
+            "",
+            2,
+        )
 
     def _req_open_orders(self, c: _Conn, f: list[str], everyone: bool = False) -> None:
         for o in self.orders:
@@ -682,8 +939,9 @@ class TWSStub:
         if since:
             day, hms, *tz = since.replace("-", " ").split(" ")
             zone = calendar.ET if not tz else dt.UTC if tz[0] == "UTC" else calendar.ET
-            t0 = calendar.to_ns(dt.datetime.strptime(day + hms, "%Y%m%d%H:%M:%S")
-                                .replace(tzinfo=zone))  # fmt: skip
+            t0 = calendar.to_ns(
+                dt.datetime.strptime(day + hms, "%Y%m%d%H:%M:%S").replace(tzinfo=zone)
+            )
         sent = []
         for o in self.orders:
             for e in o.execs:
@@ -706,9 +964,13 @@ class TWSStub:
     # -- account -----------------------------------------------------------------------------
     def _values(self) -> dict[str, float]:
         value = sum(q * self.model.mid(cid) * 100.0 for cid, (q, _) in self.positions.items())
-        return {"NetLiquidation": self.cash + value, "TotalCashValue": self.cash,
-                "AvailableFunds": self.cash, "BuyingPower": 4 * self.cash,
-                "EquityWithLoanValue": self.cash + value}  # fmt: skip
+        return {
+            "NetLiquidation": self.cash + value,
+            "TotalCashValue": self.cash,
+            "AvailableFunds": self.cash,
+            "BuyingPower": 4 * self.cash,
+            "EquityWithLoanValue": self.cash + value,
+        }
 
     def _send_position(self, c: _Conn, con_id: int) -> None:
         k = self.model.contracts[con_id]
@@ -724,9 +986,28 @@ class TWSStub:
             k = self.model.contracts[cid]
             q, cost = self.positions.get(cid, [0.0, 0.0])
             mid = self.model.mid(cid)
-            c.send(7, 8, cid, k.symbol, k.sec_type, k.last_trade, k.strike, k.right,
-                   k.multiplier, "CBOE", "USD", k.local_symbol, k.trading_class, q, mid,
-                   q * mid * 100.0, cost, q * mid * 100.0 - q * cost, 0.0, acct)  # fmt: skip
+            c.send(
+                7,
+                8,
+                cid,
+                k.symbol,
+                k.sec_type,
+                k.last_trade,
+                k.strike,
+                k.right,
+                k.multiplier,
+                "CBOE",
+                "USD",
+                k.local_symbol,
+                k.trading_class,
+                q,
+                mid,
+                q * mid * 100.0,
+                cost,
+                q * mid * 100.0 - q * cost,
+                0.0,
+                acct,
+            )
         when = dt.datetime.fromtimestamp(self.model.now_ns / 1e9, tz=calendar.ET)
         c.send(8, 1, f"{when:%H:%M}")
 

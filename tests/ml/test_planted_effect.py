@@ -45,21 +45,31 @@ SESSIONS = len(calendar.sessions(START, END))
 PROFILE = Profile("planted", dte_max=2, moneyness=0.04, vix_bracket=False, include_monthly=False)
 TIMES = [f"{h:02d}:{m:02d}" for h in range(10, 16) for m in (0, 15, 30, 45)][:23]
 SPEC = {
-    "name": "planted-0dte-condor", "structure": "iron_condor",
-    "dte": {"target": 0, "tolerance": 0}, "entry": {"times": TIMES},
-    "short_delta": 0.15, "width": 10, "filters": {"min_credit": 0.0},
+    "name": "planted-0dte-condor",
+    "structure": "iron_condor",
+    "dte": {"target": 0, "tolerance": 0},
+    "entry": {"times": TIMES},
+    "short_delta": 0.15,
+    "width": 10,
+    "filters": {"min_credit": 0.0},
     "management": {"take_profit_pct": None, "stop_loss_pct": 100},
     "risk": {"max_open_trades": 3, "max_new_trades_per_day": 4},
-}  # fmt: skip
-FIXED = {"n_estimators": 200, "learning_rate": 0.03, "num_leaves": 2, "min_child_samples": 100,
-         "colsample_bytree": 0.5}  # fmt: skip
+}
+FIXED = {
+    "n_estimators": 200,
+    "learning_rate": 0.03,
+    "num_leaves": 2,
+    "min_child_samples": 100,
+    "colsample_bytree": 0.5,
+}
 VOL_FEATURES = {"rv_day", "rv_30m", "rv_5d", "rv_20d", "iv_minus_rv5d", "atm_iv"}
 MODEL = "planted-effect-test"
 
 
 @pytest.fixture(scope="session")
-def planted_store(synthetic_store: SyntheticStore, tmp_path_factory: pytest.TempPathFactory
-                  ) -> Path:  # fmt: skip
+def planted_store(
+    synthetic_store: SyntheticStore, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """A private copy of the planted-effect store (training writes features into it)."""
     folder = tmp_path_factory.mktemp("planted")
     return synthetic_store(START, END, SEED, PROFILE, params=PLANTED, copy_to=folder / "store")
@@ -71,13 +81,26 @@ def trained(planted_store: Path, tmp_path_factory: pytest.TempPathFactory):
     mp = pytest.MonkeyPatch()
     mp.chdir(work)
     mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
-    cfg = TrainConfig.from_dict({
-        "strategy": SPEC, "store": str(planted_store), "test_fraction": 0.3,
-        "test_embargo_days": 1.0, "cv": {"kind": "purged_kfold", "n_splits": 4, "embargo": 0.01},
-        "optuna": {"n_trials": 4, "seed": 0, "storage": str(work / "optuna.db"),
-                   "study_name": "planted", "n_estimators": [50, 158]},
-        "calibration": "sigmoid", "max_contracts": 2, "model_name": MODEL, "workers": 1,
-    })  # fmt: skip
+    cfg = TrainConfig.from_dict(
+        {
+            "strategy": SPEC,
+            "store": str(planted_store),
+            "test_fraction": 0.3,
+            "test_embargo_days": 1.0,
+            "cv": {"kind": "purged_kfold", "n_splits": 4, "embargo": 0.01},
+            "optuna": {
+                "n_trials": 4,
+                "seed": 0,
+                "storage": str(work / "optuna.db"),
+                "study_name": "planted",
+                "n_estimators": [50, 158],
+            },
+            "calibration": "sigmoid",
+            "max_contracts": 2,
+            "model_name": MODEL,
+            "workers": 1,
+        }
+    )
     try:
         yield train(cfg)
     finally:
@@ -89,11 +112,16 @@ def dataset(trained, planted_store: Path) -> pl.DataFrame:
     """Labels joined with the stored features and the truth's cluster state at entry."""
     lab = trained.labels
     feats = load_features(planted_store, FeatureSet("core"), lab["candidate_id"].to_list())
-    truth = pl.concat([
-        pl.read_parquet(layout.truth_file(planted_store, "SPX", d), columns=["ts_recv", "cluster"])
-        .group_by("ts_recv").agg(pl.col("cluster").first())
-        for d in calendar.sessions(START, END)
-    ])  # fmt: skip
+    truth = pl.concat(
+        [
+            pl.read_parquet(
+                layout.truth_file(planted_store, "SPX", d), columns=["ts_recv", "cluster"]
+            )
+            .group_by("ts_recv")
+            .agg(pl.col("cluster").first())
+            for d in calendar.sessions(START, END)
+        ]
+    )
     return (
         lab.join(feats.drop("entry_date"), on="candidate_id")
         .join(truth.rename({"ts_recv": "t0"}), on="t0", how="left")
@@ -126,8 +154,10 @@ def test_purged_cv_finds_the_effect(dataset: pl.DataFrame) -> None:
     cv = PurgedKFold(5, t0=t0, t1=t1, embargo=0.01)
     res = cross_validate(MetaLabeler(**FIXED), X, y, t0, t1, cv, threshold=0.5)
     aucs = [f["auc"] for f in res["folds"]]
-    print(f"\npurged 5-fold AUC {np.round(aucs, 3).tolist()} mean {res['mean']['auc']:.3f} "
-          f"pooled out-of-fold {res['oof_auc']:.3f}")  # fmt: skip
+    print(
+        f"\npurged 5-fold AUC {np.round(aucs, 3).tolist()} mean {res['mean']['auc']:.3f} "
+        f"pooled out-of-fold {res['oof_auc']:.3f}"
+    )
     assert res["mean"]["auc"] > 0.65
     assert sum(a > 0.6 for a in aucs) >= 4  # a fold with few clustered sessions may sit lower
 
@@ -148,8 +178,7 @@ def test_shuffled_labels_stay_near_half(dataset: pl.DataFrame) -> None:
     rng = np.random.default_rng(0)
     means = []
     for _ in range(3):
-        res = cross_validate(MetaLabeler(**FIXED), X, rng.permutation(y), t0, t1, cv,
-                             threshold=0.5)  # fmt: skip
+        res = cross_validate(MetaLabeler(**FIXED), X, rng.permutation(y), t0, t1, cv, threshold=0.5)
         means.append(res["mean"]["auc"])
     print(f"\nshuffled-label purged CV mean AUC: {np.round(means, 3).tolist()}")
     assert all(0.43 <= m <= 0.57 for m in means)
@@ -190,8 +219,10 @@ def test_calibrated_train_end_to_end(trained, dataset: pl.DataFrame) -> None:
     # bet sizing from the calibrated probabilities: round(2 p) contracts of the filtered trades
     p = res.test_predictions["p"].to_numpy()
     size = contracts_for(p, res.config.max_contracts)
-    print(f"contracts (0, 1, 2) over the {p.size} test candidates: {np.bincount(size, minlength=3)}"
-          f"; threshold {res.threshold:.3f}")  # fmt: skip
+    print(
+        f"contracts (0, 1, 2) over the {p.size} test candidates: {np.bincount(size, minlength=3)}"
+        f"; threshold {res.threshold:.3f}"
+    )
     ev = {r["variant"].split("(")[0]: r for r in res.evaluation.iter_rows(named=True)}
     assert ev["filtered"]["allowed"] == int(np.sum(p >= res.threshold))
     # sized through the decision core: the same candidates pass the gate; a size of 0 is a

@@ -23,11 +23,15 @@ from tests.conftest import MARKET, SyntheticStore
 START, END = dt.date(2024, 3, 4), dt.date(2024, 3, 13)
 TIMES = [f"{h:02d}:{m:02d}" for h in range(10, 16) for m in (0, 15, 30, 45)][:23]
 SPEC = {
-    "name": "ml-put", "dte": {"target": 1, "tolerance": 1}, "entry": {"times": TIMES},
-    "short_delta": 0.15, "width": 10, "filters": {"min_credit": 0.0},
+    "name": "ml-put",
+    "dte": {"target": 1, "tolerance": 1},
+    "entry": {"times": TIMES},
+    "short_delta": 0.15,
+    "width": 10,
+    "filters": {"min_credit": 0.0},
     "management": {"take_profit_pct": 50, "stop_loss_pct": 100},
     "risk": {"max_open_trades": 3, "max_new_trades_per_day": 4},
-}  # fmt: skip
+}
 
 
 @pytest.fixture(scope="session")
@@ -42,13 +46,27 @@ def trained(ml_store: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple:
     mp = pytest.MonkeyPatch()
     mp.chdir(work)
     mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
-    cfg = TrainConfig.from_dict({
-        "strategy": SPEC, "store": str(ml_store), "start": START, "end": END, "test_fraction": 0.3, "test_embargo_days": 0.5,
-        "cv": {"kind": "purged_kfold", "n_splits": 3, "embargo": 0.01},
-        "optuna": {"n_trials": 3, "seed": 1, "storage": str(work / "optuna.db"),
-                   "study_name": "t", "n_estimators": [10, 30]},
-        "model_name": "ml-test-model", "workers": 1, "calibration": None,
-    })  # fmt: skip
+    cfg = TrainConfig.from_dict(
+        {
+            "strategy": SPEC,
+            "store": str(ml_store),
+            "start": START,
+            "end": END,
+            "test_fraction": 0.3,
+            "test_embargo_days": 0.5,
+            "cv": {"kind": "purged_kfold", "n_splits": 3, "embargo": 0.01},
+            "optuna": {
+                "n_trials": 3,
+                "seed": 1,
+                "storage": str(work / "optuna.db"),
+                "study_name": "t",
+                "n_estimators": [10, 30],
+            },
+            "model_name": "ml-test-model",
+            "workers": 1,
+            "calibration": None,
+        }
+    )
     try:
         res = train(cfg)
         yield res, work
@@ -57,16 +75,31 @@ def trained(ml_store: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple:
 
 
 def test_labels_by_hand() -> None:
-    tr = pl.DataFrame({
-        "candidate_id": ["tp", "sl", "te+", "te-", "set0", "eod+"],
-        "entry_ts": [1, 2, 3, 4, 5, 6], "exit_ts": [10, 11, 12, 13, 14, 15],
-        "exit_reason": ["take_profit", "stop_loss", "time_exit", "time_exit", "settlement",
-                        "end_of_data"],
-        "pnl": [50.0, -100.0, 20.0, -5.0, 0.0, 1.0],
-    })  # fmt: skip
+    tr = pl.DataFrame(
+        {
+            "candidate_id": ["tp", "sl", "te+", "te-", "set0", "eod+"],
+            "entry_ts": [1, 2, 3, 4, 5, 6],
+            "exit_ts": [10, 11, 12, 13, 14, 15],
+            "exit_reason": [
+                "take_profit",
+                "stop_loss",
+                "time_exit",
+                "time_exit",
+                "settlement",
+                "end_of_data",
+            ],
+            "pnl": [50.0, -100.0, 20.0, -5.0, 0.0, 1.0],
+        }
+    )
     lab = labels_from_trades(tr)
     assert dict(zip(lab["candidate_id"], lab["label"], strict=True)) == {
-        "tp": 1, "sl": 0, "te+": 1, "te-": 0, "set0": 0, "eod+": 1}  # fmt: skip
+        "tp": 1,
+        "sl": 0,
+        "te+": 1,
+        "te-": 0,
+        "set0": 0,
+        "eod+": 1,
+    }
     assert lab["t0"].to_list() == [1, 2, 3, 4, 5, 6] and lab["t1"].to_list()[0] == 10
     zero = labels_from_trades(tr, time_exit_label="zero")
     assert zero["label"].to_list() == [1, 0, 0, 0, 0, 0]
@@ -114,8 +147,14 @@ def test_train_end_to_end(trained: tuple) -> None:
     assert np.isfinite(res.cv["mean"]["auc"]) and 0.0 <= res.test_metrics["auc"] <= 1.0
     client = MlflowClient()
     run = client.get_run(res.run_id)
-    for key in ("cv.mean.auc", "cv.fold0.auc", "test.auc", "test.brier", "bt.filtered.trades",
-                "bt.unfiltered.total_pnl"):  # fmt: skip
+    for key in (
+        "cv.mean.auc",
+        "cv.fold0.auc",
+        "test.auc",
+        "test.brier",
+        "bt.filtered.trades",
+        "bt.unfiltered.total_pnl",
+    ):
         assert key in run.data.metrics, key
     assert run.data.tags["quantlab.feature_set_version"] == res.feature_version
     arts = {a.path for a in client.list_artifacts(res.run_id, "plots")}
@@ -155,8 +194,14 @@ def test_optuna_resumes_and_shuffled_labels_do_not_leak(tmp_path: Path) -> None:
     y = rng.integers(0, 2, size=n)
     t0 = np.arange(n, dtype=np.int64) * 10
     t1 = t0 + rng.integers(0, 60, size=n)
-    kw = dict(study_name="resume", storage=tmp_path / "o.db", n_trials=2, seed=0,
-              n_splits=3, n_estimators=(10, 30))  # fmt: skip
+    kw = dict(
+        study_name="resume",
+        storage=tmp_path / "o.db",
+        n_trials=2,
+        seed=0,
+        n_splits=3,
+        n_estimators=(10, 30),
+    )
     first = tune(X, y, t0, t1, **kw)  # type: ignore[arg-type]
     second = tune(X, y, t0, t1, **kw)  # type: ignore[arg-type]
     assert first.n_trials == 2 and second.n_trials == 4 and second.n_new == 2

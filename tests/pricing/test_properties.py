@@ -78,8 +78,15 @@ def test_black76_greeks_match_finite_differences(
     )
 
 
-@given(S=fwd, m=st.floats(-0.3, 0.3), T=st.floats(1 / 365, 2.0), r=rates, q=st.floats(0.0, 0.05),
-       s=st.floats(0.05, 1.0), right=st.booleans())  # fmt: skip
+@given(
+    S=fwd,
+    m=st.floats(-0.3, 0.3),
+    T=st.floats(1 / 365, 2.0),
+    r=rates,
+    q=st.floats(0.0, 0.05),
+    s=st.floats(0.05, 1.0),
+    right=st.booleans(),
+)
 def test_bsm_greeks_match_finite_differences(
     S: float, m: float, T: float, r: float, q: float, s: float, right: bool
 ) -> None:

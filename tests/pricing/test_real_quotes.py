@@ -36,8 +36,19 @@ def board() -> dict[str, np.ndarray]:
     F, dfac = S * np.exp(R * T), np.exp(-R * T)
     iv, st = implied_vol(0.5 * (bid + ask), F, K, T, dfac, call, return_status=True)
     intrinsic = dfac * np.maximum(np.where(call, F - K, K - F), 0.0)
-    return {"S": S, "K": K, "days": days, "T": T, "call": call, "bid": bid, "mid": 0.5 * (bid + ask),
-            "iv": iv, "status": st, "vendor": df["impliedvol"].to_numpy(), "intrinsic": intrinsic}  # fmt: skip
+    return {
+        "S": S,
+        "K": K,
+        "days": days,
+        "T": T,
+        "call": call,
+        "bid": bid,
+        "mid": 0.5 * (bid + ask),
+        "iv": iv,
+        "status": st,
+        "vendor": df["impliedvol"].to_numpy(),
+        "intrinsic": intrinsic,
+    }
 
 
 def test_every_out_of_the_money_row_with_a_bid_solves(board: dict[str, np.ndarray]) -> None:

@@ -16,7 +16,7 @@ from tests.research.conftest import END, START
 
 
 def test_demo_runs_every_step(research_store: Path, mlflow_uri: str, tmp_path: Path,
-                              monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+                              monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     from mlflow.tracking import MlflowClient
 
     from quantlab.demo import run_demo
@@ -28,10 +28,10 @@ def test_demo_runs_every_step(research_store: Path, mlflow_uri: str, tmp_path: P
         store=str(research_store), out=str(out), start=START, end=END, workers=1, trials=2,
         train_overrides={"calibration": None, "test_embargo_days": 1,
                          "cv": {"kind": "purged_kfold", "n_splits": 2, "embargo": 0.01}},
-    )  # fmt: skip
+    )
     names = [s.name for s in steps]
     assert names == ["pricing core", "market data", "seed grid sweep", "seed backtest",
-                     "meta-labeler"]  # fmt: skip
+                     "meta-labeler"]
     assert "synthesized 0" in steps[1].result  # the store's sessions are reused, not rewritten
     summary = json.loads((out / "sweep" / "summary.json").read_text())
     assert summary["configs"] == 18 and summary["done"] == 18

@@ -22,8 +22,13 @@ from quantlab.strategy.occ import occ_symbol, parse_occ
 from quantlab.strategy.rules import entry_filter_reason, meta_label_reason
 from quantlab.strategy.structure import max_loss_cents, payoff_bounds, width
 
-BASE = {"name": "core", "dte": {"target": 1}, "entry": {"times": ["10:00"]}, "short_delta": 0.2,
-        "width": 10}  # fmt: skip
+BASE = {
+    "name": "core",
+    "dte": {"target": 1},
+    "entry": {"times": ["10:00"]},
+    "short_delta": 0.2,
+    "width": 10,
+}
 DAY = dt.date(2024, 3, 5)
 
 
@@ -71,8 +76,13 @@ def test_levels_must_be_exact() -> None:
         spec(filters={"min_credit": 0.125})
 
 
-legs_q = st.sampled_from([([-1, 1], [False, False]), ([-1, 1], [True, True]),
-                          ([-1, 1, -1, 1], [False, False, True, True])])  # fmt: skip
+legs_q = st.sampled_from(
+    [
+        ([-1, 1], [False, False]),
+        ([-1, 1], [True, True]),
+        ([-1, 1, -1, 1], [False, False, True, True]),
+    ]
+)
 
 
 @given(
@@ -126,8 +136,9 @@ def test_no_trade_loses_more_than_its_max_loss_plus_fees(  # type: ignore[no-unt
 
 def test_payoff_bounds_and_width() -> None:
     assert payoff_bounds([-1, 1], [500_000, 497_500], [False, False]) == (0, 2500)
-    lo, hi = payoff_bounds([-1, 1, -1, 1], [500_000, 497_500, 510_000, 515_000],
-                           [False, False, True, True])  # fmt: skip
+    lo, hi = payoff_bounds(
+        [-1, 1, -1, 1], [500_000, 497_500, 510_000, 515_000], [False, False, True, True]
+    )
     assert (lo, hi) == (0, 5000)  # the wider (call) wing
     assert payoff_bounds([-1], [500_000], [True])[1] == k.UNBOUNDED
     assert width([5000, 4975, 5100, 5150], ["P", "P", "C", "C"]) == 50.0
@@ -200,8 +211,10 @@ def test_first_valid_uses_one_window_per_day() -> None:
 
 
 def test_sizing_is_exact_and_compounds() -> None:
-    s = spec(sizing={"mode": "risk_pct", "risk_pct": 2.0, "capital": 10_000},
-             risk={"max_open_trades": 5, "max_new_trades_per_day": 5})  # fmt: skip
+    s = spec(
+        sizing={"mode": "risk_pct", "risk_pct": 2.0, "capital": 10_000},
+        risk={"max_open_trades": 5, "max_new_trades_per_day": 5},
+    )
     b = DecisionBook(s)
     # $200 at risk / $100 max loss per contract: exactly 2 (a float might say 1.9999)
     assert b.decide(ns(10, 0), DAY, max_loss_c=100).contracts == 2
@@ -212,6 +225,8 @@ def test_sizing_is_exact_and_compounds() -> None:
     p = DecisionBook(spec(sizing={"mode": "probability", "contracts": 4}))
     assert p.decide(ns(10, 0), DAY, max_loss_c=100, probability=0.62).contracts == 2
     assert p.decide(ns(10, 1), DAY, max_loss_c=100, probability=0.1).reason in (
-        "size_zero", "max_open_trades")  # fmt: skip
+        "size_zero",
+        "max_open_trades",
+    )
     with pytest.raises(ConfigError, match="probabilit"):
         DecisionBook(spec(sizing={"mode": "probability"})).decide(ns(10, 0), DAY, max_loss_c=1)

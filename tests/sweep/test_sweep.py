@@ -25,8 +25,14 @@ BASE = yaml.safe_load((REPO / "pipelines" / "strategies" / "spxw_put_credit.yaml
 @pytest.fixture(scope="module")
 def market(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("sweep_market")
-    path = [(et(MON, 9, 30), 5000.0), (et(MON, 13, 0), 5030.0), (et(TUE, 11, 0), 4985.0), (et(WED, 15, 0), 5010.0),
-            (et(THU, 12, 0), 4990.0), (et(FRI, 12, 0), 5020.0)]  # fmt: skip
+    path = [
+        (et(MON, 9, 30), 5000.0),
+        (et(MON, 13, 0), 5030.0),
+        (et(TUE, 11, 0), 4985.0),
+        (et(WED, 15, 0), 5010.0),
+        (et(THU, 12, 0), 4990.0),
+        (et(FRI, 12, 0), 5020.0),
+    ]
     return build(root, [MON, TUE, WED, THU, FRI], EXPIRIES, ramp(path))
 
 
