@@ -12,8 +12,9 @@ START, END = MARKET["start"], MARKET["end"]  # 12 sessions, trades and both labe
 
 
 @pytest.fixture(scope="session")
-def research_store(synthetic_store: SyntheticStore, tmp_path_factory: pytest.TempPathFactory
-                   ) -> Path:
+def research_store(
+    synthetic_store: SyntheticStore, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """The shared synthetic market (a narrower strike band than the demo's); each worker's
     research tests share a private copy (the demo and the notebooks write features)."""
     return synthetic_store(**MARKET, copy_to=tmp_path_factory.mktemp("research") / "store")
