@@ -198,11 +198,21 @@ def _et_date_of_hour(hour: int) -> dt.date:
 
 
 def et_dates(ns: Any) -> npt.NDArray[Any]:
-    """:func:`et_date` of an array of UTC-nanosecond stamps, as ``datetime64[D]``."""
+    """:func:`et_date` of an array of UTC-nanosecond stamps, as ``datetime64[D]`` (each distinct
+    UTC hour converted once: the stamps of a day share a handful of hours)."""
     import polars as pl
 
-    s = pl.Series(np.asarray(ns, dtype=np.int64)).cast(pl.Datetime("ns", "UTC"))
-    return s.dt.convert_time_zone(str(ET)).dt.date().to_numpy()
+    ts = np.asarray(ns).astype(np.int64, copy=False)
+    if ts.size == 0:
+        return np.empty(0, dtype="datetime64[D]")
+    hours, inv = np.unique(ts // 3_600_000_000_000, return_inverse=True)
+    days = (
+        pl.Series(hours * 3_600_000_000_000)
+        .cast(pl.Datetime("ns", "UTC"))
+        .dt.convert_time_zone(str(ET))
+        .dt.date()
+    )
+    return days.to_numpy().astype("datetime64[D]")[inv]
 
 
 def _at(day: dt.date, t: dt.time) -> dt.datetime:

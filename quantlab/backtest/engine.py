@@ -37,6 +37,7 @@ from quantlab.backtest.stage1 import (
 )
 from quantlab.backtest.stage2 import PortfolioResult, run_stage2
 from quantlab.config import StrictModel, read_yaml
+from quantlab.data import read
 from quantlab.data import store as st
 from quantlab.errors import DataError
 from quantlab.money import NO_PRICE
@@ -93,11 +94,7 @@ def _use_sessions(sessions: Any) -> None:
 def _warm() -> None:
     """A pool worker's first task: its imports and numba's start-up (the first call of any
     compiled kernel), while the caller builds its calendar and starts its own shard."""
-    from quantlab.data._read_kernels import last_at_or_before_nb
-
-    out = np.empty(1, np.int64)
-    one = np.ones(1, np.int64)
-    last_at_or_before_nb(one, one - 1, one, one - 1, np.int64(1), out)
+    read.warm_kernels()
 
 
 def _stack_padded(arrays: list[np.ndarray], out: np.ndarray | None = None) -> np.ndarray:

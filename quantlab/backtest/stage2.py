@@ -34,20 +34,19 @@ from quantlab.backtest.equity import TradeMarks, build_equity
 from quantlab.backtest.records import DECISION_SCHEMA, TRADE_SCHEMA
 from quantlab.backtest.stage1 import Stage1Result, rules_for
 from quantlab.execution.fees import order_fees_mc
-from quantlab.execution.fills import fill_cents_1d
 from quantlab.money import (
-    BP,
     CENTS_PER_DOLLAR,
     MILLICENTS_PER_CENT,
     MILLICENTS_PER_DOLLAR,
     NO_NET,
+    NO_PRICE,
     SHARES_PER_CONTRACT,
     to_cents,
 )
 from quantlab.strategy import ids
 from quantlab.strategy import kernels as k
 from quantlab.strategy.book import DecisionBook
-from quantlab.strategy.exits import exit_deadline, level_bp, make_rule
+from quantlab.strategy.exits import exit_deadline, make_rules
 from quantlab.strategy.rules import FILTER_REASONS, decision_kind, entry_filter_codes
 from quantlab.strategy.spec import StrategySpec
 from quantlab.strategy.structure import intrinsic_cents, strike_cents
@@ -243,16 +242,12 @@ class _Decisions:
 
 
 class _Context:
-    """What every trade of one pass shares: the spec, its hash, the exit-rule template, the
-    fill and fee parameters, deadlines per contract."""
+    """What every trade of one pass shares: the spec, its hash, the fill and fee parameters,
+    deadlines per contract."""
 
     def __init__(self, spec: StrategySpec) -> None:
         self.spec = spec
         self.cfg = spec.config_hash()
-        self.rule0 = make_rule(spec, 0, 0, 0, 0)
-        m = spec.management
-        self.tp_bp = BP - level_bp(m.take_profit_pct, "take_profit_pct")
-        self.sl_bp = BP + level_bp(m.stop_loss_pct, "stop_loss_pct")
         self.fills = spec.fills.params
         self.fees = spec.fees.params
         self._deadlines: dict[tuple[str, dt.date], int] = {}
@@ -263,14 +258,6 @@ class _Context:
         if d is None:
             d = self._deadlines[key] = exit_deadline(self.spec.management, root, expiry)
         return d
-
-
-def _leg_fills(
-    bid: np.ndarray, ask: np.ndarray, sell: np.ndarray, params: np.ndarray
-) -> np.ndarray:
-    out = np.empty(bid.shape[0], np.int64)
-    fill_cents_1d(bid.astype(np.int64), ask.astype(np.int64), sell, params, out)
-    return out
 
 
 @dataclass
@@ -287,24 +274,16 @@ def _exits(s1: Stage1Result, ctx: _Context, x: _Inputs) -> _Exits:
     rows = x.rows.astype(np.int64)
     off = np.asarray(s1.offsets, np.int64)
     a, b = off[rows], off[rows + 1]
-    settle = np.asarray(s1.settle_value, np.float64)[rows]
-    have = np.isfinite(settle)
-    settle_c = np.where(have, np.rint(np.where(have, settle, 0.0) * CENTS_PER_DOLLAR), 0)
-    settle_c = settle_c.astype(np.int64)
+    settle_c = to_cents(np.asarray(s1.settle_value, np.float64)[rows]).astype(np.int64)
+    have = settle_c != NO_PRICE
+    settle_c[~have] = 0
     close = np.asarray(x.cols["close_ts"], np.int64) if n else np.empty(0, np.int64)
     last = np.asarray(s1.path_ts)[np.maximum(b - 1, 0)] if n else np.empty(0, np.int64)
     can_settle = have & (b > a) & (last >= close)
     cost = np.empty(n, np.int64)
     k.settlement_costs(settle_c, x.qty, x.strike, x.is_call, x.n_legs, cost)
-    rules = np.tile(ctx.rule0, (n, 1))
-    rules[:, k.R_CREDIT] = x.credit
-    rules[:, k.R_TP] = 2 * ctx.tp_bp * x.credit
-    rules[:, k.R_SL] = 2 * ctx.sl_bp * x.credit
-    rules[:, k.R_LO] = x.lo
-    rules[:, k.R_HI] = x.hi
-    rules[:, k.R_DEADLINE] = [
-        ctx.deadline(r, e) for r, e in zip(x.cols["root"], x.cols["expiry"], strict=True)
-    ]
+    deadlines = [ctx.deadline(r, e) for r, e in zip(x.cols["root"], x.cols["expiry"], strict=True)]
+    rules = make_rules(ctx.spec, x.credit, x.lo, x.hi, deadlines)
     out = np.zeros((n, 5), np.int64)
     k.scan_exits(
         rows,
@@ -341,7 +320,7 @@ def _trade(
     if code == k.REASON_END_OF_DATA and idx < 0:
         return None
     fee_params = ctx.fees
-    entry_px = _leg_fills(x.bid[j, :n], x.ask[j, :n], qty[:n] < 0, ctx.fills)
+    entry_px = ctx.spec.fills.leg_cents(x.bid[j, :n], x.ask[j, :n], qty[:n] < 0)
     entry_fees = int(order_fees_mc(entry_px, qty, n, contracts, fee_params))
     if code == k.REASON_SETTLEMENT:
         exit_ts = int(calendar.settlement_ns(root, expiry))
@@ -349,7 +328,7 @@ def _trade(
         exit_fees = 0
     else:
         exit_ts = int(ts[idx])
-        exit_px = _leg_fills(pb[idx, :n], pa[idx, :n], qty[:n] > 0, ctx.fills)
+        exit_px = ctx.spec.fills.leg_cents(pb[idx, :n], pa[idx, :n], qty[:n] > 0)
         exit_fees = int(order_fees_mc(exit_px, -qty, n, contracts, fee_params))
     fees = entry_fees + exit_fees
     pnl_mc = (credit - int(cost)) * contracts * _MC_PER_CENT_SHARE - fees

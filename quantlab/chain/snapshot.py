@@ -37,10 +37,9 @@ import polars as pl
 
 from quantlab import calendar
 from quantlab.pricing import black76_greeks, implied_forward, implied_vol
-from quantlab.pricing._iv_kernels import implied_vol_1d
-from quantlab.pricing._kernels import b76_greeks_1d
 from quantlab.pricing.black76 import PARALLEL_MIN
 from quantlab.pricing.implied_vol import PARALLEL_THRESHOLD
+from quantlab.pricing.kernels import b76_greeks_1d, implied_vol_1d
 
 NS_PER_MIN = calendar.NS_PER_MINUTE
 MIN_PER_YEAR = 525_600.0

@@ -29,22 +29,6 @@ _OCC_RE = r"^[A-Z0-9 ]{6}[0-9]{6}[CP][0-9]{8}$"
 # --------------------------------------------------------------------------- record -> frame
 
 
-def et_dates(ts_ns: np.ndarray) -> np.ndarray:
-    """ET calendar dates (``datetime64[D]``) of int64/uint64 UTC nanosecond stamps."""
-    ts = np.asarray(ts_ns).astype(np.int64, copy=False)
-    if ts.size == 0:
-        return np.empty(0, dtype="datetime64[D]")
-    # Convert each distinct UTC hour once: stamps of a day share a handful of hours.
-    hours, inv = np.unique(ts // 3_600_000_000_000, return_inverse=True)
-    s = (
-        pl.Series(hours * 3_600_000_000_000)
-        .cast(pl.Datetime("ns", "UTC"))
-        .dt.convert_time_zone("America/New_York")
-        .dt.date()
-    )
-    return s.to_numpy().astype("datetime64[D]")[inv]
-
-
 def _px(values: np.ndarray) -> np.ndarray:
     """Fixed-point prices to float (NaN where undefined)."""
     v = np.asarray(values, dtype=np.int64)

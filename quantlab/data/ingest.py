@@ -68,13 +68,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from quantlab.calendar import et_dates
 from quantlab.data import layout, settlements
 from quantlab.data import store as st
 from quantlab.data._dbn_frames import (
     UNDEF_TS,
     DayInputs,
     build_day,
-    et_dates,
 )
 from quantlab.errors import DataError, InputError
 
@@ -595,7 +595,6 @@ __all__ = [
     "RawFile",
     "decode",
     "discover",
-    "et_dates",
     "ingest",
     "probe",
 ]

@@ -39,7 +39,6 @@ from quantlab.data._read_kernels import grid_indices_nb, last_at_or_before_nb
 from quantlab.errors import DataError, InputError
 
 NS = 1_000_000_000
-_ET_NAME = "America/New_York"
 META_COLUMNS = daycache.META_COLUMNS
 QUOTE_COLUMNS = ("bid", "ask", "bid_size", "ask_size", "quote_ts", "age_s")
 
@@ -79,11 +78,17 @@ def to_ns(value: Any, name: str = "ts") -> int:
 
 
 def session_date(ts_ns: int) -> dt.date:
-    """ET calendar date of a UTC nanosecond stamp."""
-    from zoneinfo import ZoneInfo
+    """ET calendar date of a UTC nanosecond stamp (:func:`quantlab.calendar.et_date`)."""
+    from quantlab.calendar import et_date
 
-    secs = ts_ns // NS
-    return dt.datetime.fromtimestamp(secs, tz=ZoneInfo(_ET_NAME)).date()
+    return et_date(ts_ns)
+
+
+def warm_kernels() -> None:
+    """Load the compiled read kernels (a spawned worker's first call pays numba's start-up)."""
+    out = np.empty(1, np.int64)
+    one = np.ones(1, np.int64)
+    last_at_or_before_nb(one, one - 1, one, one - 1, np.int64(1), out)
 
 
 # --------------------------------------------------------------------------- day cache
@@ -753,4 +758,5 @@ __all__ = [
     "session_date",
     "set_cache_size",
     "to_ns",
+    "warm_kernels",
 ]

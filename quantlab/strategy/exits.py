@@ -105,17 +105,26 @@ class ExitRule:
 
 def make_rule(spec: StrategySpec, credit_c: int, lo_c: int, hi_c: int, deadline: int) -> np.ndarray:
     """The int64 exit-rule array the kernels take (``R_*`` fields of the kernel module)."""
+    return make_rules(spec, [credit_c], [lo_c], [hi_c], [deadline])[0]
+
+
+def make_rules(
+    spec: StrategySpec, credit_c: Any, lo_c: Any, hi_c: Any, deadline: Any
+) -> np.ndarray:
+    """Exit rules of many trades at once, one row each (``int64 [n, RULE_SIZE]``): the
+    strategy's levels applied to each trade's credit, payoff bounds and deadline."""
     m = spec.management
-    r = np.zeros(k.RULE_SIZE, np.int64)
-    r[k.R_CREDIT] = credit_c
-    r[k.R_TP] = 2 * (BP - level_bp(m.take_profit_pct, "take_profit_pct")) * credit_c
-    r[k.R_SL] = 2 * (BP + level_bp(m.stop_loss_pct, "stop_loss_pct")) * credit_c
-    r[k.R_USE_TP] = m.take_profit_pct is not None
-    r[k.R_USE_SL] = m.stop_loss_pct is not None
-    r[k.R_TRIGGER_FILL] = m.trigger_on == "exit_fill"
-    r[k.R_DEADLINE] = deadline
-    r[k.R_LO] = lo_c
-    r[k.R_HI] = hi_c
+    credit = np.asarray(credit_c, np.int64)
+    r = np.zeros((credit.size, k.RULE_SIZE), np.int64)
+    r[:, k.R_CREDIT] = credit
+    r[:, k.R_TP] = 2 * (BP - level_bp(m.take_profit_pct, "take_profit_pct")) * credit
+    r[:, k.R_SL] = 2 * (BP + level_bp(m.stop_loss_pct, "stop_loss_pct")) * credit
+    r[:, k.R_USE_TP] = m.take_profit_pct is not None
+    r[:, k.R_USE_SL] = m.stop_loss_pct is not None
+    r[:, k.R_TRIGGER_FILL] = m.trigger_on == "exit_fill"
+    r[:, k.R_DEADLINE] = deadline
+    r[:, k.R_LO] = lo_c
+    r[:, k.R_HI] = hi_c
     return r
 
 
@@ -138,4 +147,13 @@ def scan_exit(
     return int(i), int(code), int(cost), int(mae2), int(mfe2)
 
 
-__all__ = ["NEVER", "REASONS", "ExitCheck", "ExitRule", "exit_deadline", "make_rule", "scan_exit"]
+__all__ = [
+    "NEVER",
+    "REASONS",
+    "ExitCheck",
+    "ExitRule",
+    "exit_deadline",
+    "make_rule",
+    "make_rules",
+    "scan_exit",
+]

@@ -19,9 +19,10 @@ import polars as pl
 import pytest
 
 from quantlab import calendar, pricing
+from quantlab.calendar import et_dates
 from quantlab.data import layout, read
 from quantlab.data import store as st
-from quantlab.data.ingest import et_dates, ingest
+from quantlab.data.ingest import ingest
 from quantlab.data.synth import true_vol
 from quantlab.errors import DataError
 from tests.conftest import TEST_WEEK, SyntheticStore

@@ -31,7 +31,7 @@ import math
 import numpy as np
 
 from quantlab._numba import jit, prange
-from quantlab.pricing._kernels import b76_price_scalar
+from quantlab.pricing.kernels import b76_price_scalar
 
 # width BEFORE rounding to ticks (rounding bid down and ask up adds about one tick on average)
 WIDTH_PX = np.array([0.0, 0.05, 0.5, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1e9])
