@@ -199,20 +199,22 @@ def _et_date_of_hour(hour: int) -> dt.date:
 
 def et_dates(ns: Any) -> npt.NDArray[Any]:
     """:func:`et_date` of an array of UTC-nanosecond stamps, as ``datetime64[D]`` (each distinct
-    UTC hour converted once: the stamps of a day share a handful of hours)."""
-    import polars as pl
-
+    UTC hour converted once, by the same cached conversion :func:`et_date` uses)."""
     ts = np.asarray(ns).astype(np.int64, copy=False)
     if ts.size == 0:
         return np.empty(0, dtype="datetime64[D]")
     hours, inv = np.unique(ts // 3_600_000_000_000, return_inverse=True)
-    days = (
-        pl.Series(hours * 3_600_000_000_000)
-        .cast(pl.Datetime("ns", "UTC"))
-        .dt.convert_time_zone(str(ET))
-        .dt.date()
-    )
-    return days.to_numpy().astype("datetime64[D]")[inv]
+    days = np.array([_et_day_number(int(h)) for h in hours], np.int64)
+    return days.astype("datetime64[D]")[inv.ravel()].reshape(ts.shape)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _et_day_number(hour: int) -> int:
+    """Days since 1970-01-01 of the ET date of a UTC hour."""
+    return (_et_date_of_hour(hour) - _EPOCH_DATE).days
+
+
+_EPOCH_DATE = dt.date(1970, 1, 1)
 
 
 def _at(day: dt.date, t: dt.time) -> dt.datetime:
@@ -350,6 +352,13 @@ def settlement(root: str, expiry: DayLike) -> dt.datetime:
 
 def settlement_ns(root: str, expiry: DayLike) -> int:
     """:func:`settlement` as int64 UTC nanoseconds."""
+    if isinstance(expiry, dt.date) and not isinstance(expiry, dt.datetime):
+        return _settlement_ns(root, expiry)
+    return to_ns(settlement(root, expiry))
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _settlement_ns(root: str, expiry: dt.date) -> int:
     return to_ns(settlement(root, expiry))
 
 

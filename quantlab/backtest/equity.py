@@ -11,63 +11,58 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
 from quantlab import calendar
+from quantlab.backtest.replay import equity_curve
 
 MINUTE_SCHEMA = {"ts": pl.Int64, "equity": pl.Float64}
 DAILY_SCHEMA = {"date": pl.Date, "equity": pl.Float64, "pnl": pl.Float64}
 
 
-@dataclass(frozen=True)
-class TradeMarks:
-    """One trade's marks: path minutes ``ts`` (entry to before the exit) with the mark in
-    dollars at each, its exit time and realized P&L in dollars."""
-
-    ts: np.ndarray
-    mtm: np.ndarray
-    exit_ts: int
-    pnl: float
-
-
 def build_equity(
-    trades: Sequence[TradeMarks], capital: float, days: Sequence[dt.date]
+    ts: np.ndarray,
+    mtm: np.ndarray,
+    starts: np.ndarray,
+    exit_ts: np.ndarray,
+    pnl: np.ndarray,
+    capital: float,
+    days: Sequence[dt.date],
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """``(equity_minutes, equity_daily)`` of a set of trades on an account of ``capital``.
 
-    ``equity_daily`` has ``date``, ``equity`` (at the session's option close) and ``pnl`` (the
-    change from the previous close, from ``capital`` on the first).
+    Trade ``t`` has its marks (dollars, net of entry fees) at path stamps ``ts[starts[t]:
+    starts[t + 1]]`` (``mtm`` alike, entry to exit), its exit time ``exit_ts[t]`` and its
+    realized P&L ``pnl[t]`` in dollars. ``equity_daily`` has ``date``, ``equity`` (at the
+    session's option close) and ``pnl`` (the change from the previous close, from ``capital`` on
+    the first).
     """
-    if not trades:
-        eq_min = pl.DataFrame({"ts": [], "equity": []}, schema=MINUTE_SCHEMA)
+    if exit_ts.size == 0:
         g = np.empty(0, np.int64)
         e = np.empty(0)
     else:
-        g = _sorted_unique(
-            np.concatenate([t.ts for t in trades] + [np.array([t.exit_ts for t in trades])])
+        g = _sorted_unique(np.concatenate([ts, exit_ts]))
+        e = np.empty(g.size)
+        equity_curve(
+            g,
+            np.ascontiguousarray(starts, np.int64),
+            np.ascontiguousarray(ts, np.int64),
+            np.ascontiguousarray(mtm, np.float64),
+            np.ascontiguousarray(exit_ts, np.int64),
+            np.ascontiguousarray(pnl, np.float64),
+            float(capital),
+            e,
         )
-        # realized P&L: a step at each exit (accumulated); marks: over [entry, exit) only
-        steps = np.zeros(g.size)
-        marks = np.zeros(g.size)
-        for t in trades:
-            b = int(np.searchsorted(g, t.exit_ts))
-            steps[b] += t.pnl
-            if t.ts.size:
-                a = int(np.searchsorted(g, t.ts[0]))
-                pos = np.searchsorted(t.ts, g[a:b], side="right") - 1
-                marks[a:b] += t.mtm[np.maximum(pos, 0)]
-        e = capital + np.cumsum(steps) + marks
-        eq_min = pl.DataFrame({"ts": g, "equity": e}, schema=MINUTE_SCHEMA)
+    eq_min = pl.DataFrame({"ts": g, "equity": e}, schema=MINUTE_SCHEMA)
     closes = np.array([calendar.option_close_ns(d) for d in days], dtype=np.int64)
     daily = np.full(closes.size, float(capital))
     if g.size:
         pos = np.searchsorted(g, closes, side="right") - 1
         daily = np.where(pos >= 0, e[np.maximum(pos, 0)], capital)
-    pnl = np.diff(np.concatenate([[capital], daily]))
-    eq_day = pl.DataFrame({"date": list(days), "equity": daily, "pnl": pnl}, schema=DAILY_SCHEMA)
+    pnl_d = np.diff(np.concatenate([[capital], daily]))
+    eq_day = pl.DataFrame({"date": list(days), "equity": daily, "pnl": pnl_d}, schema=DAILY_SCHEMA)
     return eq_min, eq_day
 
 
@@ -82,4 +77,4 @@ def _sorted_unique(a: np.ndarray) -> np.ndarray:
     return a[keep]
 
 
-__all__ = ["DAILY_SCHEMA", "MINUTE_SCHEMA", "TradeMarks", "build_equity"]
+__all__ = ["DAILY_SCHEMA", "MINUTE_SCHEMA", "build_equity"]

@@ -115,6 +115,36 @@ class Stage1Result:
             from_cents(self.path_ask[lo:hi]),
         )
 
+    def rows_for(self, keys: Iterable[str]) -> np.ndarray:
+        """Rows of the candidates of the selection rules ``keys``, ascending (an index of the
+        ``select_key`` column built on first use)."""
+        return _rows_of(self, "candidates", keys)
+
+    def rejections_for(self, keys: Iterable[str]) -> pl.DataFrame:
+        """The rejections of the selection rules ``keys``, in stored order."""
+        return self.rejections[_rows_of(self, "rejections", keys)]
+
+    def leg_ids_at_many(self, rows: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """:meth:`leg_ids_at` of candidates ``rows`` at path positions ``positions`` at once:
+        uint32 ``[n, MAX_LEGS]`` (0 beyond a candidate's legs)."""
+        packed = self.__dict__.get("_packed_ids")
+        if packed is None:
+            counts, pos, ids = _pack_day_ids(self.day_ids)
+            first = np.concatenate([[0], np.cumsum(counts)])
+            cand = np.repeat(np.arange(counts.size, dtype=np.int64), counts)
+            packed = self.__dict__["_packed_ids"] = (first, (cand << 32) + pos, ids)
+        first, keys, ids = packed
+        rows = np.asarray(rows, np.int64)
+        seg = np.searchsorted(keys, (rows << 32) + np.asarray(positions, np.int64), "right") - 1
+        seg = np.maximum(seg, first[rows])  # before a candidate's first segment: its first
+        out = np.zeros((rows.size, MAX_LEGS), np.uint32)
+        have = first[rows + 1] > first[rows]
+        out[have] = ids[seg[have]]
+        for j in np.flatnonzero(~have):
+            a = self.leg_ids_at(int(rows[j]), int(positions[j]))[:MAX_LEGS]
+            out[j, : a.size] = a
+        return out
+
     def leg_ids_at(self, i: int, k: int) -> np.ndarray:
         """Instrument ids of candidate ``i``'s legs on the day of its ``k``-th path minute."""
         segs = self.day_ids[i]
@@ -124,6 +154,25 @@ class Stage1Result:
             )
         starts = [p for p, _ in segs]
         return segs[max(int(np.searchsorted(starts, k, side="right")) - 1, 0)][1]
+
+
+def _rows_of(res: Stage1Result, table: str, keys: Iterable[str]) -> np.ndarray:
+    """Rows of ``res.<table>`` whose ``select_key`` is in ``keys``, ascending; the index of
+    each table is built on first use and kept on the result."""
+    index = res.__dict__.get(f"_{table}_rows")
+    if index is None:
+        df = getattr(res, table)
+        index = {}
+        if df.height:
+            g = (
+                df.select(pl.col("select_key"), pl.int_range(pl.len(), dtype=pl.Int64).alias("i"))
+                .group_by("select_key")
+                .agg("i")
+            )
+            index = {k: np.asarray(v, np.int64) for k, v in zip(g[:, 0], g[:, 1], strict=True)}
+        res.__dict__[f"_{table}_rows"] = index
+    parts = [index[k] for k in keys if k in index]
+    return np.sort(np.concatenate(parts)) if parts else np.empty(0, np.int64)
 
 
 def _candidate_id(entry_ns: int, sel: Selection) -> str:

@@ -6,8 +6,10 @@ same code the live runner calls each minute:
 - the entry credit through the fill model and the entry filters, for all of the config's
   candidates at once (:func:`quantlab.strategy.rules.entry_filter_codes`);
 - the gate (``allowed``: the meta-labeler's choice of candidate ids), the risk rules in their
-  order and sizing, candidate by candidate in time order (:class:`quantlab.strategy.book.
-  DecisionBook`);
+  order and sizing, candidate by candidate in time order: the book kernels of
+  :mod:`quantlab.strategy.book_kernels` (which the live runner's :class:`quantlab.strategy.
+  book.DecisionBook` calls) replayed in one compiled loop (:func:`quantlab.backtest.replay.
+  replay`), which also prices each trade's legs, fees and P&L;
 - the exit, read off the candidate's path (:func:`quantlab.strategy.exits.scan_exit`): take
   profit, stop, time exit, or cash settlement at intrinsic value (no exit fees) when the trade
   is still open at its contract's close and the store has the expiry's settlement value.
@@ -24,36 +26,36 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from quantlab import calendar
-from quantlab.backtest.equity import TradeMarks, build_equity
+from quantlab.backtest import replay as rp
+from quantlab.backtest.equity import build_equity
 from quantlab.backtest.records import DECISION_SCHEMA, TRADE_SCHEMA
 from quantlab.backtest.stage1 import Stage1Result, rules_for
-from quantlab.execution.fees import order_fees_mc
 from quantlab.money import (
     CENTS_PER_DOLLAR,
-    MILLICENTS_PER_CENT,
     MILLICENTS_PER_DOLLAR,
     NO_NET,
     NO_PRICE,
     SHARES_PER_CONTRACT,
     to_cents,
 )
+from quantlab.strategy import book_kernels as bk
 from quantlab.strategy import ids
 from quantlab.strategy import kernels as k
-from quantlab.strategy.book import DecisionBook
+from quantlab.strategy.book import book_params, decision_reason
 from quantlab.strategy.exits import exit_deadline, make_rules
 from quantlab.strategy.rules import FILTER_REASONS, decision_kind, entry_filter_codes
 from quantlab.strategy.spec import StrategySpec
-from quantlab.strategy.structure import intrinsic_cents, strike_cents
-from quantlab.strategy.structure import width as structure_width
+from quantlab.strategy.structure import strike_cents
 
-#: cents per share x contracts -> millicents
-_MC_PER_CENT_SHARE = SHARES_PER_CONTRACT * MILLICENTS_PER_CENT
+#: ``datetime.date.toordinal()`` of 1970-01-01 (day numbers of ``datetime64[D]`` -> ordinals)
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 
 
 @dataclass
@@ -69,22 +71,20 @@ class PortfolioResult:
         return self.spec.sizing.capital
 
 
-#: candidate columns the pass reads, as lists in decision order
-_COLUMNS = (
+#: candidate columns of the decision rows
+_DECISION_COLUMNS = ("candidate_id", "entry_ts", "entry_date", "entry_time", "expiry", "dte")
+#: candidate columns only trades read (fetched for the trades, after the pass)
+_TRADE_COLUMNS = (
     "candidate_id",
     "entry_ts",
     "entry_date",
     "entry_time",
+    "root",
     "expiry",
     "dte",
-    "root",
-    "close_ts",
-)
-#: candidate columns only trades read (fetched for the trades, after the pass)
-_TRADE_COLUMNS = (
-    "legs",
     "short_delta",
     "forward",
+    "legs",
     "settlement_source",
     "settlement_std_error",
     "data_checksum",
@@ -96,6 +96,9 @@ class _Inputs:
     """A config's candidates in decision order, with what the rules read of each, in cents."""
 
     rows: np.ndarray  # stage-1 row of each
+    pick: dict[str, pl.Series]  # their decision columns (and root, close_ts, vix, n_legs)
+    ts: np.ndarray
+    day: np.ndarray  # ordinals of the ET entry dates
     qty: np.ndarray
     n_legs: np.ndarray
     bid: np.ndarray
@@ -106,18 +109,26 @@ class _Inputs:
     lo: np.ndarray
     hi: np.ndarray
     codes: np.ndarray
-    cols: dict[str, list] = field(default_factory=dict)
+    cfg: str  # the config's hash
 
 
-def _inputs(s1: Stage1Result, spec: StrategySpec, keys: Collection[str]) -> _Inputs:
+def _ordinals(dates: pl.Series) -> np.ndarray:
+    return dates.cast(pl.Int32).to_numpy().astype(np.int64) + _EPOCH_ORDINAL
+
+
+def _inputs(s1: Stage1Result, spec: StrategySpec) -> _Inputs:
     c = s1.candidates
-    mask = np.isin(c["select_key"].to_numpy(), list(keys))
-    rows = np.flatnonzero(mask)
-    ts = c["entry_ts"].to_numpy()[rows]
-    cid = c["candidate_id"].to_numpy()[rows]
-    rows = rows[np.lexsort((cid, ts))]
+    rows = s1.rows_for(rules_for([spec]))
+    cols = [*_DECISION_COLUMNS, "root", "close_ts", "vix", "n_legs"]
+    ts = c.get_column("entry_ts").to_numpy()[rows].astype(np.int64)
+    cid = c.get_column("candidate_id").gather(rows)
+    order = np.lexsort((cid.to_numpy(), ts))
+    if not np.array_equal(order, np.arange(order.size)):
+        rows, ts = rows[order], ts[order]
+    df = pl.DataFrame([c.get_column(name) for name in cols])[rows]
+    pick = {name: df.get_column(name) for name in cols}
     qty = np.ascontiguousarray(s1.qty[rows], dtype=np.int64)
-    n_legs = c["n_legs"].to_numpy()[rows].astype(np.int64)
+    n_legs = pick["n_legs"].to_numpy().astype(np.int64)
     bid = np.ascontiguousarray(to_cents(s1.entry_bid[rows]), dtype=np.int64)
     ask = np.ascontiguousarray(to_cents(s1.entry_ask[rows]), dtype=np.int64)
     strike = np.ascontiguousarray(strike_cents(np.nan_to_num(s1.strike[rows])))
@@ -128,12 +139,16 @@ def _inputs(s1: Stage1Result, spec: StrategySpec, keys: Collection[str]) -> _Inp
     lo = np.empty(n, np.int64)
     hi = np.empty(n, np.int64)
     k.payoff_bounds_rows(qty, strike, is_call, n_legs, lo, hi)
-    pick = c[rows.tolist()] if n else c.clear()
-    cols = {name: pick[name].to_list() for name in _COLUMNS if name in pick.columns}
-    events = calendar.load_events(spec.filters.events_file) if spec.filters.skip_event_days else ()
-    vix = pick["vix"].to_numpy() if n else np.empty(0)
-    codes = entry_filter_codes(spec, cols["entry_date"], credit, bid, ask, qty, hi, vix, events)
-    return _Inputs(rows, qty, n_legs, bid, ask, strike, is_call, credit, lo, hi, codes, cols)
+    f = spec.filters
+    events = calendar.load_events(f.events_file) if f.skip_event_days else ()
+    dates = pick["entry_date"].to_list() if events else [None] * n
+    vix = pick["vix"].to_numpy().astype(np.float64)
+    codes = entry_filter_codes(spec, dates, credit, bid, ask, qty, hi, vix, events)
+    day = _ordinals(pick["entry_date"])
+    return _Inputs(
+        rows, pick, ts, day, qty, n_legs, bid, ask, strike, is_call, credit, lo, hi, codes,
+        spec.config_hash(),
+    )  # fmt: skip
 
 
 def run_stage2(
@@ -152,112 +167,14 @@ def run_stage2(
     probabilities : mapping candidate id -> probability, optional
         Meta-label probabilities, for ``sizing.mode: probability``.
     """
-    keys = set(rules_for([spec]))
-    x = _inputs(s1, spec, keys)
-    book = DecisionBook(spec)
-    ctx = _Context(spec)
-    exits = _exits(s1, ctx, x)
-    allow = None if allowed is None else set(allowed)
-    dec = _Decisions(spec)
-    trades: list[dict] = []
-    marks: list[TradeMarks] = []
-    cols = x.cols
-    for j in range(x.rows.size):
-        cid, ts, day = cols["candidate_id"][j], cols["entry_ts"][j], cols["entry_date"][j]
-        credit = int(x.credit[j])
-        gate = "filtered_by_model" if allow is not None and cid not in allow else ""
-        p = None if probabilities is None else probabilities.get(cid)
-        d = book.decide(
-            ts,
-            day,
-            filter_reason=FILTER_REASONS[x.codes[j]],
-            gate_reason=gate,
-            max_loss_c=int(x.hi[j]) - credit,
-            probability=p,
-        )
-        reason = d.reason
-        if d.taken:
-            t = _trade(s1, ctx, x, j, d.contracts, exits)
-            if t is None:
-                reason = "no_exit_quotes"
-            else:
-                row, mk = t
-                book.open_trade(row["trade_id"], day)
-                book.close_trade(
-                    row["trade_id"], row["exit_ts"], row.pop("_pnl_mc"), row["exit_reason"]
-                )
-                trades.append(row)
-                marks.append(mk)
-        dec.add(cols, j, credit, reason)
-    rej = s1.rejections
-    rej = rej.filter(np.isin(rej["select_key"].to_numpy(), list(keys))) if rej.height else rej
-    decisions = dec.frame(rej)
-    _complete(s1, trades)
-    trades_df = (
-        pl.DataFrame(trades, schema=TRADE_SCHEMA) if trades else pl.DataFrame(schema=TRADE_SCHEMA)
-    )
-    eq_min, eq_day = build_equity(marks, spec.sizing.capital, s1.days)
-    return PortfolioResult(spec, trades_df, decisions, eq_min, eq_day)
-
-
-class _Decisions:
-    """Decision rows, collected as columns."""
-
-    def __init__(self, spec: StrategySpec) -> None:
-        self.spec, self.cfg = spec, spec.config_hash()
-        self.c: dict[str, list] = {
-            n: [] for n in DECISION_SCHEMA if n not in ("strategy", "config_hash")
-        }
-
-    def add(self, cols: dict[str, list], j: int, credit_c: int, reason: str) -> None:
-        c = self.c
-        for name in ("candidate_id", "entry_ts", "entry_date", "entry_time", "expiry", "dte"):
-            c[name].append(cols[name][j])
-        c["credit_per_share"].append(None if credit_c == NO_NET else credit_c / CENTS_PER_DOLLAR)
-        c["decision"].append(decision_kind(reason))
-        c["reason"].append(reason)
-
-    def frame(self, rej: pl.DataFrame) -> pl.DataFrame:
-        n = len(self.c["reason"])
-        df = pl.DataFrame(
-            self.c | {"strategy": [self.spec.name] * n, "config_hash": [self.cfg] * n},
-            schema=DECISION_SCHEMA,
-        )
-        if rej.height:
-            r = rej.select(
-                pl.col("candidate_id"),
-                pl.lit(self.spec.name).alias("strategy"),
-                pl.lit(self.cfg).alias("config_hash"),
-                "entry_ts",
-                "entry_date",
-                "entry_time",
-                pl.lit(None, pl.Date).alias("expiry"),
-                pl.lit(None, pl.Int32).alias("dte"),
-                pl.lit(None, pl.Float64).alias("credit_per_share"),
-                pl.lit("rejected").alias("decision"),
-                "reason",
-            )
-            df = pl.concat([df, r.cast(DECISION_SCHEMA)])  # type: ignore[arg-type]
-        return df.sort(["entry_ts", "candidate_id"])
-
-
-class _Context:
-    """What every trade of one pass shares: the spec, its hash, the fill and fee parameters,
-    deadlines per contract."""
-
-    def __init__(self, spec: StrategySpec) -> None:
-        self.spec = spec
-        self.cfg = spec.config_hash()
-        self.fills = spec.fills.params
-        self.fees = spec.fees.params
-        self._deadlines: dict[tuple[str, dt.date], int] = {}
-
-    def deadline(self, root: str, expiry: dt.date) -> int:
-        key = (root, expiry)
-        d = self._deadlines.get(key)
-        if d is None:
-            d = self._deadlines[key] = exit_deadline(self.spec.management, root, expiry)
-        return d
+    x = _inputs(s1, spec)
+    ex = _exits(s1, spec, x)
+    r = _replay(s1, spec, x, ex, allowed, probabilities)
+    taken = np.flatnonzero(r.code == bk.D_TAKEN)
+    trades = _trades(s1, spec, x, ex, r, taken)
+    decisions = _decisions(s1, spec, x, r)
+    eq_min, eq_day = _equity(s1, spec, x, ex, r, taken)
+    return PortfolioResult(spec, trades, decisions, eq_min, eq_day)
 
 
 @dataclass
@@ -267,9 +184,13 @@ class _Exits:
 
     out: np.ndarray  # int64 [n, 5]: path index, reason, cost, mae2, mfe2
     settle_c: np.ndarray  # int64 [n], settlement value in cents (0 = none)
+    path_row: np.ndarray  # int64 [n], first path row
+    path_len: np.ndarray  # int64 [n]
+    ts: np.ndarray  # int64 [n], exit time (0 where no exit)
+    day: np.ndarray  # int64 [n], ordinal of its ET date
 
 
-def _exits(s1: Stage1Result, ctx: _Context, x: _Inputs) -> _Exits:
+def _exits(s1: Stage1Result, spec: StrategySpec, x: _Inputs) -> _Exits:
     n = x.rows.size
     rows = x.rows.astype(np.int64)
     off = np.asarray(s1.offsets, np.int64)
@@ -277,183 +198,223 @@ def _exits(s1: Stage1Result, ctx: _Context, x: _Inputs) -> _Exits:
     settle_c = to_cents(np.asarray(s1.settle_value, np.float64)[rows]).astype(np.int64)
     have = settle_c != NO_PRICE
     settle_c[~have] = 0
-    close = np.asarray(x.cols["close_ts"], np.int64) if n else np.empty(0, np.int64)
+    close = x.pick["close_ts"].to_numpy().astype(np.int64)
     last = np.asarray(s1.path_ts)[np.maximum(b - 1, 0)] if n else np.empty(0, np.int64)
     can_settle = have & (b > a) & (last >= close)
     cost = np.empty(n, np.int64)
     k.settlement_costs(settle_c, x.qty, x.strike, x.is_call, x.n_legs, cost)
-    deadlines = [ctx.deadline(r, e) for r, e in zip(x.cols["root"], x.cols["expiry"], strict=True)]
-    rules = make_rules(ctx.spec, x.credit, x.lo, x.hi, deadlines)
+    contracts = list(zip(x.pick["root"].to_list(), x.pick["expiry"].to_list(), strict=True))
+    per = {ce: exit_deadline(spec.management, *ce) for ce in set(contracts)}
+    rules = make_rules(spec, x.credit, x.lo, x.hi, [per[ce] for ce in contracts])
     out = np.zeros((n, 5), np.int64)
+    todo = x.codes == 0
     k.scan_exits(
-        rows,
-        off,
-        s1.path_ts,
-        s1.path_bid,
-        s1.path_ask,
-        x.qty,
-        x.n_legs,
-        ctx.fills,
-        rules,
-        cost,
-        can_settle,
-        x.codes == 0,
-        out,
-    )
-    return _Exits(out, settle_c)
+        rows, off, s1.path_ts, s1.path_bid, s1.path_ask, x.qty, x.n_legs, spec.fills.params,
+        rules, cost, can_settle, todo, out,
+    )  # fmt: skip
+    settle_ns = {ce: calendar.settlement_ns(*ce) for ce in set(contracts)}
+    ts = np.asarray(s1.path_ts)[np.clip(a + out[:, 0], 0, max(len(s1.path_ts) - 1, 0))]
+    settled = out[:, 1] == k.REASON_SETTLEMENT
+    if settled.any():
+        ts[settled] = [settle_ns[contracts[j]] for j in np.flatnonzero(settled)]
+    day = calendar.et_dates(ts).astype(np.int64) + _EPOCH_ORDINAL
+    return _Exits(out, settle_c, a, b - a, ts.astype(np.int64), day)
 
 
-def _trade(
-    s1: Stage1Result, ctx: _Context, x: _Inputs, j: int, contracts: int, exits: _Exits
-) -> tuple[dict, TradeMarks] | None:
-    """A taken candidate's exit, fees, P&L and trade record (None: no usable exit quote)."""
-    i = int(x.rows[j])
-    cols = x.cols
-    n = int(x.n_legs[j])
-    credit, lo, hi = int(x.credit[j]), int(x.lo[j]), int(x.hi[j])
-    root, expiry = cols["root"][j], cols["expiry"][j]
-    a, b = int(s1.offsets[i]), int(s1.offsets[i + 1])
-    ts, pb, pa = s1.path_ts[a:b], s1.path_bid[a:b], s1.path_ask[a:b]
-    qty = x.qty[j]
-    settle_c = int(exits.settle_c[j])
-    idx, code, cost, mae2, mfe2 = (int(v) for v in exits.out[j])
-    if code == k.REASON_END_OF_DATA and idx < 0:
-        return None
-    fee_params = ctx.fees
-    entry_px = ctx.spec.fills.leg_cents(x.bid[j, :n], x.ask[j, :n], qty[:n] < 0)
-    entry_fees = int(order_fees_mc(entry_px, qty, n, contracts, fee_params))
-    if code == k.REASON_SETTLEMENT:
-        exit_ts = int(calendar.settlement_ns(root, expiry))
-        exit_px = intrinsic_cents(settle_c, x.strike[j, :n], x.is_call[j, :n])
-        exit_fees = 0
-    else:
-        exit_ts = int(ts[idx])
-        exit_px = ctx.spec.fills.leg_cents(pb[idx, :n], pa[idx, :n], qty[:n] > 0)
-        exit_fees = int(order_fees_mc(exit_px, -qty, n, contracts, fee_params))
-    fees = entry_fees + exit_fees
-    pnl_mc = (credit - int(cost)) * contracts * _MC_PER_CENT_SHARE - fees
-    # mark-to-market path (mid, net of entry fees) until the exit
-    upto = b - a if idx < 0 else idx + 1
-    mid2 = np.empty(upto, np.int64)
-    k.mark_path(pb, pa, qty, n, ctx.fills, lo, hi, upto, mid2)
-    ok = mid2 != NO_NET
-    mtm = (
-        np.where(ok, (2 * credit - mid2) * contracts / 2.0, 0.0)
-        - entry_fees / MILLICENTS_PER_DOLLAR
-    )
-    marks = TradeMarks(ts[:upto], mtm, exit_ts, pnl_mc / MILLICENTS_PER_DOLLAR)
-    row = _record(
-        s1,
-        ctx,
-        x,
-        j,
-        contracts,
-        idx,
-        code,
-        cost,
-        entry_px,
-        exit_px,
-        fees,
-        pnl_mc,
-        mae2,
-        mfe2,
-        exit_ts,
-    )
-    row["_pnl_mc"] = pnl_mc
-    return row, marks
+@dataclass
+class _Replay:
+    code: np.ndarray  # int64 [n], book_kernels.D_* or replay.D_NO_EXIT_QUOTES
+    money: np.ndarray  # int64 [n, M_SIZE]
+    entry_px: np.ndarray  # int64 [n, L], legs' entry fills (cents)
+    exit_px: np.ndarray
 
 
-def _record(
+def _replay(
     s1: Stage1Result,
-    ctx: _Context,
+    spec: StrategySpec,
     x: _Inputs,
-    j: int,
-    contracts: int,
-    idx: int,
-    code: int,
-    cost: int,
-    entry_px: np.ndarray,
-    exit_px: np.ndarray,
-    fees: int,
-    pnl_mc: int,
-    mae2: int,
-    mfe2: int,
-    exit_ts: int,
-) -> dict:
-    """The trade record (:data:`~quantlab.backtest.records.TRADE_SCHEMA`)."""
-    spec = ctx.spec
-    i = int(x.rows[j])
-    c = {name: col[j] for name, col in x.cols.items()}
-    cfg = ctx.cfg
-    credit, hi = int(x.credit[j]), int(x.hi[j])
-    a, b = int(s1.offsets[i]), int(s1.offsets[i + 1])
-    exit_ids = s1.leg_ids_at(i, idx if idx >= 0 else b - a - 1)
+    ex: _Exits,
+    allowed: Collection[str] | None,
+    probabilities: Mapping[str, float] | None,
+) -> _Replay:
+    n, width = x.qty.shape if x.qty.ndim == 2 else (0, 1)
+    cids = x.pick["candidate_id"]
+    gated = np.zeros(n, bool) if allowed is None else ~cids.is_in(list(allowed)).to_numpy()
+    prob = np.full(n, np.nan)
+    if probabilities is not None:
+        prob[:] = [probabilities.get(c, np.nan) for c in cids.to_list()]
+    params = book_params(spec)
+    st, pend = bk.new_state(min(int(params[bk.P_MAX_OPEN]), n) + 1)
+    r = _Replay(
+        np.zeros(n, np.int64),
+        np.zeros((n, rp.M_SIZE), np.int64),
+        np.zeros((n, width), np.int64),
+        np.zeros((n, width), np.int64),
+    )
+    fail = rp.replay(
+        st, pend, params, x.ts, x.day, x.codes.astype(np.int64), gated, x.hi - x.credit, prob,
+        ex.out, ex.ts, ex.day, x.credit, x.qty, x.n_legs, x.bid, x.ask, x.strike, x.is_call,
+        ex.settle_c, ex.path_row, s1.path_bid, s1.path_ask, spec.fills.params, spec.fees.params,
+        r.code, r.money, r.entry_px, r.exit_px,
+    )  # fmt: skip
+    if fail >= 0:
+        decision_reason(int(r.code[fail]))  # raises for a missing probability
+        raise RuntimeError(f"stage 2: the book could not decide candidate {cids[int(fail)]}")
+    return r
+
+
+def _decisions(s1: Stage1Result, spec: StrategySpec, x: _Inputs, r: _Replay) -> pl.DataFrame:
+    """A decision row per candidate, the config's stage-1 rejections with them."""
+    cfg = x.cfg
+    # one index per reason: the book's codes, then the filters' (D_NEED_PROBABILITY + code)
+    vocab = [decision_reason(c) if c != bk.D_FILTER else "" for c in range(bk.D_NEED_PROBABILITY)]
+    vocab += [*FILTER_REASONS, "no_exit_quotes"]
+    idx = np.where(r.code == bk.D_FILTER, bk.D_NEED_PROBABILITY + x.codes, r.code)
+    idx = np.where(r.code == rp.D_NO_EXIT_QUOTES, len(vocab) - 1, idx)
+    reason = pl.Series("reason", np.array(vocab, object)[idx].tolist(), pl.Utf8)
+    kinds = np.array([decision_kind(v) for v in vocab], object)
+    kind = pl.Series("decision", kinds[idx].tolist(), pl.Utf8)
+    n = x.rows.size
+    credit = np.where(x.credit == NO_NET, np.nan, x.credit / CENTS_PER_DOLLAR)
+    cols = {name: x.pick[name] for name in _DECISION_COLUMNS} | {
+        "strategy": pl.repeat(spec.name, n, dtype=pl.Utf8, eager=True),
+        "config_hash": pl.repeat(cfg, n, dtype=pl.Utf8, eager=True),
+        "credit_per_share": pl.Series(credit, nan_to_null=True),
+        "decision": kind,
+        "reason": reason,
+    }
+    df = pl.DataFrame([cols[name].alias(name) for name in DECISION_SCHEMA])
+    rej = s1.rejections_for(rules_for([spec]))
+    if rej.height:
+        rj = rej.select(
+            pl.col("candidate_id"),
+            pl.lit(spec.name).alias("strategy"),
+            pl.lit(cfg).alias("config_hash"),
+            "entry_ts",
+            "entry_date",
+            "entry_time",
+            pl.lit(None, pl.Date).alias("expiry"),
+            pl.lit(None, pl.Int32).alias("dte"),
+            pl.lit(None, pl.Float64).alias("credit_per_share"),
+            pl.lit("rejected").alias("decision"),
+            "reason",
+        )
+        df = pl.concat([df, rj.cast(DECISION_SCHEMA)]).sort(  # type: ignore[arg-type]
+            ["entry_ts", "candidate_id"]
+        )
+    return df
+
+
+def _trades(
+    s1: Stage1Result, spec: StrategySpec, x: _Inputs, ex: _Exits, r: _Replay, taken: np.ndarray
+) -> pl.DataFrame:
+    """The trade records (:data:`~quantlab.backtest.records.TRADE_SCHEMA`) of the candidates
+    taken, column by column."""
+    if taken.size == 0:
+        return pl.DataFrame(schema=TRADE_SCHEMA)
+    cfg = x.cfg
+    rows = x.rows[taken]
+    c = s1.candidates
+    df = pl.DataFrame([c.get_column(name) for name in _TRADE_COLUMNS])[rows]
+    c = {name: df.get_column(name) for name in _TRADE_COLUMNS}
+    n = taken.size
     cd = CENTS_PER_DOLLAR
-    ml = max(hi - credit, 0)
+    out = ex.out[taken]
+    code = out[:, 1]
     settled = code == k.REASON_SETTLEMENT
-    return {
-        "trade_id": ids.trade_id(c["candidate_id"], cfg),
-        "candidate_id": c["candidate_id"],
-        "strategy": spec.name,
-        "config_hash": cfg,
-        "entry_ts": c["entry_ts"],
+    money = r.money[taken]
+    contracts = money[:, rp.M_CONTRACTS]
+    credit, hi = x.credit[taken], x.hi[taken]
+    ml = np.maximum(hi - credit, 0)
+    widths = [int(k.width_cents(x.strike[j], x.is_call[j], x.n_legs[j])) for j in taken]
+    se = c["settlement_std_error"].to_numpy()
+    checksum = np.array(c["data_checksum"].to_list(), object)
+    checksum[(checksum == "") | (checksum == None)] = s1.data_checksum  # noqa: E711
+    exit_ts = ex.ts[taken]
+    cols = c | {
+        "trade_id": [ids.trade_id(cid, cfg) for cid in c["candidate_id"].to_list()],
+        "strategy": [spec.name] * n,
+        "config_hash": [cfg] * n,
         "exit_ts": exit_ts,
-        "entry_date": c["entry_date"],
-        "exit_date": calendar.et_date(exit_ts),
-        "entry_time": c["entry_time"],
-        "root": c["root"],
-        "expiry": c["expiry"],
-        "dte": c["dte"],
-        "structure": spec.structure,
-        "delta_target": spec.short_delta,
-        "_legs": (i, settled, exit_ids, entry_px, exit_px),
-        "contracts": contracts,
+        "exit_date": calendar.et_dates(exit_ts),
+        "structure": [spec.structure] * n,
+        "delta_target": np.full(n, spec.short_delta, np.float64),
+        "width": np.asarray(widths, np.int64) / cd,
+        "legs": _legs(s1, x, ex, r, taken, c["legs"]),
+        "contracts": contracts.astype(np.int32),
         "credit_per_share": credit / cd,
-        "exit_cost_per_share": cost / cd,
+        "exit_cost_per_share": out[:, 2] / cd,
         "max_loss_per_share": ml / cd,
         "max_loss": ml * contracts * SHARES_PER_CONTRACT / cd,
-        "fees": fees / MILLICENTS_PER_DOLLAR,
-        "pnl": pnl_mc / MILLICENTS_PER_DOLLAR,
-        "exit_reason": k.REASONS[code],
-        "mae_per_share": mae2 / (2 * cd),
-        "mfe_per_share": mfe2 / (2 * cd),
-        "settlement_value": float(s1.settle_value[i]) if settled else None,
+        "fees": money[:, rp.M_FEES] / MILLICENTS_PER_DOLLAR,
+        "pnl": money[:, rp.M_PNL] / MILLICENTS_PER_DOLLAR,
+        "exit_reason": [k.REASONS[v] for v in code],
+        "mae_per_share": out[:, 3] / (2 * cd),
+        "mfe_per_share": out[:, 4] / (2 * cd),
+        "settlement_source": [
+            v if f else None for v, f in zip(c["settlement_source"].to_list(), settled, strict=True)
+        ],
+        "settlement_value": np.where(settled, np.asarray(s1.settle_value)[rows], np.nan),
+        "settlement_std_error": np.where(settled, se, np.nan),
+        "data_checksum": checksum.tolist(),
     }
+    series = []
+    for name, dtype in TRADE_SCHEMA.items():
+        v = cols[name]
+        v = v if isinstance(v, pl.Series) else pl.Series(name, v, dtype=dtype, nan_to_null=True)
+        series.append(v.alias(name))
+    return pl.DataFrame(series)
 
 
-def _complete(s1: Stage1Result, trades: list[dict]) -> None:
-    """Add what only trades need (legs with their fills, width, settlement source, checksum),
-    read from stage 1 for the trades' candidates at once."""
-    if not trades:
-        return
-    rows = [t["_legs"][0] for t in trades]
-    extra = s1.candidates[rows].select(_TRADE_COLUMNS).to_dict(as_series=False)
-    cd = CENTS_PER_DOLLAR
-    for n, t in enumerate(trades):
-        _, settled, exit_ids, entry_px, exit_px = t.pop("_legs")
-        legs = extra["legs"][n]
-        se = extra["settlement_std_error"][n]
-        t["legs"] = [
-            {
-                "occ": lg["occ"],
-                "root": t["root"],
-                "expiry": t["expiry"],
-                "right": lg["right"],
-                "strike": lg["strike"],
-                "quantity": lg["quantity"],
-                "instrument_id_entry": lg["instrument_id_entry"],
-                "instrument_id_exit": int(exit_ids[m]),
-                "entry_price": int(entry_px[m]) / cd,
-                "exit_price": int(exit_px[m]) / cd,
-            }
-            for m, lg in enumerate(legs)
-        ]
-        t["width"] = structure_width([lg["strike"] for lg in legs], [lg["right"] for lg in legs])
-        t["short_delta"] = extra["short_delta"][n]
-        t["forward"] = extra["forward"][n]
-        t["settlement_source"] = extra["settlement_source"][n] if settled else None
-        t["settlement_std_error"] = se if settled and se is not None and se == se else None
-        t["data_checksum"] = extra["data_checksum"][n] or s1.data_checksum
+def _legs(
+    s1: Stage1Result, x: _Inputs, ex: _Exits, r: _Replay, taken: np.ndarray, legs: pl.Series
+) -> pl.Series:
+    """Each trade's legs (:data:`~quantlab.backtest.records.LEG`) with their fills, built as
+    Arrow arrays (one list per trade)."""
+    n_legs = x.n_legs[taken]
+    t = np.repeat(np.arange(taken.size), n_legs)
+    m = np.arange(t.size) - np.repeat(np.cumsum(n_legs) - n_legs, n_legs)
+    j = taken[t]
+    last = np.where(ex.out[taken, 0] >= 0, ex.out[taken, 0], ex.path_len[taken] - 1)
+    exit_ids = s1.leg_ids_at_many(x.rows[taken], last)[t, m]
+    given = legs.to_arrow().flatten()  # type: ignore[attr-defined]
+    offsets = pa.array(np.concatenate([[0], np.cumsum(n_legs)]).astype(np.int32))
+    fields = {
+        "occ": given.field("occ"),
+        "root": pa.array(x.pick["root"].to_numpy()[taken][t]),
+        "expiry": pa.array(x.pick["expiry"].to_numpy()[taken][t]),
+        "right": given.field("right"),
+        "strike": given.field("strike"),
+        "quantity": given.field("quantity"),
+        "instrument_id_entry": given.field("instrument_id_entry"),
+        "instrument_id_exit": pa.array(exit_ids.astype(np.uint32)),
+        "entry_price": pa.array(r.entry_px[j, m] / CENTS_PER_DOLLAR),
+        "exit_price": pa.array(r.exit_px[j, m] / CENTS_PER_DOLLAR),
+    }
+    flat = pa.StructArray.from_arrays(list(fields.values()), names=list(fields))
+    out = pl.Series("legs", pa.ListArray.from_arrays(offsets, flat))
+    return out.cast(TRADE_SCHEMA["legs"])
+
+
+def _equity(
+    s1: Stage1Result, spec: StrategySpec, x: _Inputs, ex: _Exits, r: _Replay, taken: np.ndarray
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Minute and daily equity (:func:`quantlab.backtest.equity.build_equity`) from the
+    marks of each trade's path until its exit."""
+    idx = ex.out[taken, 0]
+    upto = np.where(idx < 0, ex.path_len[taken], idx + 1).astype(np.int64)
+    starts = np.concatenate([[0], np.cumsum(upto)]).astype(np.int64)
+    path_row = ex.path_row[taken]
+    ts = np.asarray(s1.path_ts)[
+        np.repeat(path_row - starts[:-1], upto) + np.arange(int(starts[-1]))
+    ].astype(np.int64)
+    mtm = np.empty(ts.size)
+    rp.path_marks(
+        path_row, upto, s1.path_bid, s1.path_ask, x.qty[taken], x.n_legs[taken],
+        spec.fills.params, x.lo[taken], x.hi[taken], x.credit[taken], r.money[taken], mtm,
+    )  # fmt: skip
+    pnl = r.money[taken, rp.M_PNL] / MILLICENTS_PER_DOLLAR
+    return build_equity(ts, mtm, starts, ex.ts[taken], pnl, spec.sizing.capital, s1.days)
 
 
 __all__ = ["PortfolioResult", "run_stage2"]

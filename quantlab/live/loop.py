@@ -157,7 +157,7 @@ class LiveRunner:
         for row in dec.filter(dec["decision"] == "taken").iter_rows(named=True):
             tid = ids.trade_id(row["candidate_id"], self.cfg_hash)
             if self.book.first_valid:
-                self.book.day(row["entry_date"]).window_used = True
+                self.book.use_window(row["entry_date"])
             if tid in self.open or tid in done:
                 self.book.open_trade(tid, row["entry_date"])
             else:  # taken, never filled (cancelled): it used the day's count, holds no risk

@@ -26,40 +26,32 @@ decision_kind` gives its kind):
    ``probability``: ``round_half_up(contracts x p)`` of the meta-label probability ``p``;
    ``size_zero`` when that is 0.
 
-Money is integer (:mod:`quantlab.money`): P&L and equity in millicents, max loss in cents per
-share, percentages in basis points, so a rule that sits exactly on its limit decides the same
+The rules themselves are the numba kernels of :mod:`quantlab.strategy.book_kernels`, over an
+integer state this class holds; the backtester's replay calls the same kernels in a compiled
+loop. Money is integer (:mod:`quantlab.money`): P&L and equity in millicents, max loss in
+cents per share, percentages in basis points, so a rule that sits exactly on its limit decides the same
 way in the backtest and live.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import heapq
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from quantlab import calendar
 from quantlab.errors import ConfigError
-from quantlab.money import (
-    BP,
-    MILLICENTS_PER_CENT,
-    MILLICENTS_PER_DOLLAR,
-    SHARES_PER_CONTRACT,
-    exact_units,
-)
-from quantlab.strategy.rules import decision_kind
+from quantlab.money import BP, MILLICENTS_PER_DOLLAR, exact_units
+from quantlab.strategy import book_kernels as bk
+from quantlab.strategy.rules import FILTER_REASONS, decision_kind
 from quantlab.strategy.spec import StrategySpec
 
-
-@dataclass
-class DayState:
-    """What the rules remember about one session."""
-
-    new: int = 0
-    window_used: bool = False
-    stopped_at: int | None = None
+_NEED_P = (
+    "sizing.mode 'probability' needs meta-label probabilities: evaluate the strategy through "
+    "a trained meta-labeler (quantlab train) or the live gate."
+)
 
 
 @dataclass(frozen=True)
@@ -75,7 +67,39 @@ class Decision:
         return not self.reason
 
 
-@dataclass
+def book_params(spec: StrategySpec) -> np.ndarray:
+    """The rule parameters of ``spec`` as the int64 array the kernels read (``P_*`` of
+    :mod:`quantlab.strategy.book_kernels`), each converted exactly (an error names a value
+    that is not a whole number of cents or of 0.01 %)."""
+    sz, r = spec.sizing, spec.risk
+    p = np.zeros(bk.P_SIZE, np.int64)
+    p[bk.P_FIRST_VALID] = spec.entry.mode == "first_valid"
+    p[bk.P_MAX_OPEN] = r.max_open_trades
+    p[bk.P_MAX_NEW] = r.max_new_trades_per_day
+    p[bk.P_NO_NEW_AFTER_STOP] = bool(r.no_new_after_stop)
+    if r.daily_loss_limit is not None:
+        p[bk.P_HAS_LOSS_LIMIT] = 1
+        p[bk.P_LOSS_LIMIT_MC] = exact_units(
+            r.daily_loss_limit, MILLICENTS_PER_DOLLAR, "risk.daily_loss_limit", "cents"
+        )
+    p[bk.P_SIZING] = bk.SIZING_MODES.index(sz.mode)
+    p[bk.P_CONTRACTS] = sz.contracts
+    p[bk.P_CAPITAL_MC] = exact_units(sz.capital, MILLICENTS_PER_DOLLAR, "sizing.capital", "cents")
+    p[bk.P_RISK_BP] = exact_units(sz.risk_pct, BP // 100, "sizing.risk_pct", "0.01 %")
+    return p
+
+
+def decision_reason(code: int, filter_code: int = 0, gate_reason: str = "") -> str:
+    """The reason of a kernel decision code (the gate's or the filter's own reason for those)."""
+    if code == bk.D_GATE:
+        return gate_reason or "filtered_by_model"
+    if code == bk.D_FILTER:
+        return FILTER_REASONS[filter_code]
+    if code == bk.D_NEED_PROBABILITY:
+        raise ConfigError(_NEED_P)
+    return str(bk.D_REASONS[code])
+
+
 class DecisionBook:
     """The risk-rule state of one account under one strategy; see the module docstring.
 
@@ -85,61 +109,42 @@ class DecisionBook:
         Its ``entry.mode``, ``risk`` and ``sizing`` are read.
     """
 
-    spec: StrategySpec
-    _days: dict[dt.date, DayState] = field(default_factory=dict)
-    _open: set[str] = field(default_factory=set)  # entered, exit not known yet
-    _closing: list[tuple[int, str, int]] = field(default_factory=list)  # heap (exit ts, id, pnl)
-    _realized: int = 0  # millicents, exits at or before the last decision time
-    _realized_day: dict[dt.date, int] = field(default_factory=dict)
-    _now: int = -(2**63)
-
-    def __post_init__(self) -> None:
-        sz, r = self.spec.sizing, self.spec.risk
-        self.capital_mc = exact_units(sz.capital, MILLICENTS_PER_DOLLAR, "sizing.capital", "cents")
-        self.risk_bp = exact_units(sz.risk_pct, BP // 100, "sizing.risk_pct", "0.01 %")
-        self.loss_limit_mc: int | None = None
-        if r.daily_loss_limit is not None:
-            self.loss_limit_mc = exact_units(
-                r.daily_loss_limit, MILLICENTS_PER_DOLLAR, "risk.daily_loss_limit", "cents"
-            )
-        self.first_valid = self.spec.entry.mode == "first_valid"
+    def __init__(self, spec: StrategySpec) -> None:
+        self.spec = spec
+        self.params = book_params(spec)
+        self.first_valid = bool(self.params[bk.P_FIRST_VALID])
+        self.capital_mc = int(self.params[bk.P_CAPITAL_MC])
+        self._st, self._pend = bk.new_state(8)
+        self._open: set[str] = set()  # entered, exit not known yet
 
     # -- state ------------------------------------------------------------------------------
-    def day(self, d: dt.date) -> DayState:
-        s = self._days.get(d)
-        if s is None:
-            s = self._days[d] = DayState()
-        return s
-
     def advance(self, ts: int) -> None:
         """Move the book's clock to ``ts``: exits at or before it become realized."""
-        if ts < self._now:
-            raise ValueError(f"decisions must come in time order ({ts} < {self._now})")
-        self._now = ts
-        heap = self._closing
-        while heap and heap[0][0] <= ts:
-            t, _, pnl = heapq.heappop(heap)
-            self._realized += pnl
-            d = calendar.et_date(t)
-            self._realized_day[d] = self._realized_day.get(d, 0) + pnl
+        if not bk.advance(self._st, self._pend, int(ts), calendar.et_date(ts).toordinal()):
+            raise ValueError(f"decisions must come in time order ({ts} < {self.now})")
+
+    @property
+    def now(self) -> int:
+        return int(self._st[bk.ST_NOW])
 
     def n_open(self) -> int:
         """Trades open at the book's clock (entered and not yet exited)."""
-        return len(self._open) + len(self._closing)
+        return len(self._open) + int(self._st[bk.ST_N_PEND])
 
     def equity_mc(self) -> int:
         """Capital plus the P&L realized at or before the book's clock, millicents."""
-        return self.capital_mc + self._realized
-
-    def realized_on(self, d: dt.date) -> int:
-        return self._realized_day.get(d, 0)
+        return self.capital_mc + int(self._st[bk.ST_REALIZED])
 
     def open_trade(self, trade: str, day: dt.date, *, count: bool = True) -> None:
         """A trade was entered (an entry decision the caller acts on); ``count=False`` for one
         whose decision was counted already (a restart placing an order it had decided)."""
         self._open.add(trade)
         if count:
-            self.day(day).new += 1
+            bk.count_entry(self._st, day.toordinal())
+
+    def use_window(self, day: dt.date) -> None:
+        """An entry window of ``day`` was used (a restart replaying ``first_valid`` entries)."""
+        bk.use_window(self._st, day.toordinal())
 
     def cancel(self, trade: str) -> None:
         """An entry that never filled: it no longer counts as open (it still used the day's
@@ -149,13 +154,10 @@ class DecisionBook:
     def close_trade(self, trade: str, exit_ts: int, pnl_mc: int, reason: str) -> None:
         """A trade exits at ``exit_ts`` (now or, in a replay, later) with P&L in millicents."""
         self._open.discard(trade)
-        heapq.heappush(self._closing, (int(exit_ts), trade, int(pnl_mc)))
-        if reason == "stop_loss":
-            ds = self.day(calendar.et_date(exit_ts))
-            if ds.stopped_at is None or exit_ts < ds.stopped_at:
-                ds.stopped_at = int(exit_ts)
-        if exit_ts <= self._now:  # live: realized at once
-            self.advance(self._now)
+        day = calendar.et_date(exit_ts).toordinal()
+        stop = reason == "stop_loss"
+        while not bk.add_exit(self._st, self._pend, int(exit_ts), day, int(pnl_mc), stop):
+            self._pend = np.concatenate([self._pend, np.zeros_like(self._pend)])
 
     # -- the decision -----------------------------------------------------------------------
     def decide(
@@ -174,48 +176,34 @@ class DecisionBook:
         ``max_loss_c`` is the max loss per share in cents at the candidate's credit. A taken
         decision uses the day's window; the caller then calls :meth:`open_trade`.
         """
-        self.advance(ts)
-        ds = self.day(day)
-        if self.first_valid and ds.window_used:
-            return self._no("later_window")
-        if gate_reason:
-            return self._no(gate_reason)
-        if filter_reason:
-            return self._no(filter_reason)
-        if self.first_valid:
-            ds.window_used = True
-        r = self.spec.risk
-        if halted:
-            return self._no("kill_switch")
-        if self.n_open() >= r.max_open_trades:
-            return self._no("max_open_trades")
-        if ds.new >= r.max_new_trades_per_day:
-            return self._no("max_new_trades_per_day")
-        if r.no_new_after_stop and ds.stopped_at is not None and ds.stopped_at <= ts:
-            return self._no("stopped_today")
-        if self.loss_limit_mc is not None and self.realized_on(day) <= -self.loss_limit_mc:
-            return self._no("daily_loss_limit")
-        n = self.size(max_loss_c, probability)
-        if n < 1:
-            return self._no("size_zero")
-        return Decision("", "taken", n)
+        code, n = bk.decide(
+            self._st,
+            self._pend,
+            self.params,
+            int(ts),
+            day.toordinal(),
+            1 if filter_reason else 0,
+            bool(gate_reason),
+            bool(halted),
+            len(self._open),
+            int(max_loss_c),
+            np.nan if probability is None else float(probability),
+        )
+        if code < 0:
+            raise ValueError(f"decisions must come in time order ({ts} < {self.now})")
+        if code == bk.D_TAKEN:
+            return Decision("", "taken", int(n))
+        return self._no(
+            filter_reason if code == bk.D_FILTER else decision_reason(code, 0, gate_reason)
+        )
 
     def size(self, max_loss_c: int, probability: float | None = None) -> int:
         """Contracts for a candidate with max loss ``max_loss_c`` cents per share."""
-        sz = self.spec.sizing
-        if sz.mode == "fixed":
-            return sz.contracts
-        if sz.mode == "probability":
-            if probability is None:
-                raise ConfigError(
-                    "sizing.mode 'probability' needs meta-label probabilities: evaluate the "
-                    "strategy through a trained meta-labeler (quantlab train) or the live gate."
-                )
-            return int(probability_contracts(probability, sz.contracts))
-        per_contract = max_loss_c * SHARES_PER_CONTRACT * MILLICENTS_PER_CENT
-        if per_contract <= 0:
-            return 0
-        return (self.equity_mc() * self.risk_bp) // (BP * per_contract)
+        p = np.nan if probability is None else float(probability)
+        n = int(bk.size(self._st, self.params, int(max_loss_c), p))
+        if n < 0:
+            raise ConfigError(_NEED_P)
+        return n
 
     @staticmethod
     def _no(reason: str) -> Decision:
@@ -225,9 +213,10 @@ class DecisionBook:
 def probability_contracts(p: Any, max_contracts: int) -> Any:
     """Bet size from a calibrated probability: ``floor(max_contracts x p + 1/2)`` (half up),
     ``p`` clipped to [0, 1]; an int for a scalar, an int64 array for an array."""
-    q = np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0)
-    out = np.floor(max_contracts * q + 0.5).astype(np.int64)
-    return int(out) if out.ndim == 0 else out
+    q = np.asarray(p, dtype=np.float64)
+    out = np.empty(q.size, np.int64)
+    bk.probability_sizes(np.ascontiguousarray(q.ravel()), np.int64(max_contracts), out)
+    return int(out[0]) if q.ndim == 0 else out.reshape(q.shape)
 
 
-__all__ = ["DayState", "Decision", "DecisionBook", "probability_contracts"]
+__all__ = ["Decision", "DecisionBook", "book_params", "decision_reason", "probability_contracts"]

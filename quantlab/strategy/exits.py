@@ -19,6 +19,7 @@ trading is cash-settled at intrinsic value, without fees (:mod:`quantlab.strateg
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,17 +44,24 @@ def exit_deadline(m: ManagementSpec, root: str, expiry: dt.date) -> int:
     """
     if m.exit_days_before_expiry is None and m.exit_time is None and m.hold_to_settlement:
         return NEVER
+    return _deadline(m.exit_days_before_expiry, m.exit_time, root, expiry)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _deadline(
+    days_before: int | None, exit_time: dt.time | None, root: str, expiry: dt.date
+) -> int:
     close_ns = calendar.contract_close_ns(root, expiry, calendar.last_trade_day(root, expiry))
-    if m.exit_days_before_expiry is not None:
+    if days_before is not None:
         day = expiry
-        for _ in range(m.exit_days_before_expiry):
+        for _ in range(days_before):
             day = calendar.previous_session(day)
-        t = m.exit_time or dt.time(15, 45)
+        t = exit_time or dt.time(15, 45)
         return min(calendar.to_ns(dt.datetime.combine(day, t, tzinfo=calendar.ET)), close_ns)
-    if m.exit_time is not None:
+    if exit_time is not None:
         last = calendar.last_trade_day(root, expiry)
         return min(
-            calendar.to_ns(dt.datetime.combine(last, m.exit_time, tzinfo=calendar.ET)), close_ns
+            calendar.to_ns(dt.datetime.combine(last, exit_time, tzinfo=calendar.ET)), close_ns
         )
     return close_ns
 

@@ -190,16 +190,40 @@ def settlement_costs(settle_c, qty, strike_c, is_call, n_legs, out):
         out[j] = settlement_cost(settle_c[j], qty[j], strike_c[j], is_call[j], n_legs[j])
 
 
+@jit(inline="always")
+def intrinsic(settle_c, strike_c, is_call):
+    """A leg's intrinsic value per share in cents at the settlement value ``settle_c``."""
+    v = settle_c - strike_c if is_call else strike_c - settle_c
+    return max(np.int64(v), np.int64(0))
+
+
 @jit
 def settlement_cost(settle_c, qty, strike_c, is_call, n_legs):
     """Cost to close per share in cents at cash settlement: the legs' intrinsic values at the
     settlement value, summed (so never beyond the payoff bounds)."""
     cost = 0
     for j in range(n_legs):
-        v = settle_c - strike_c[j] if is_call[j] else strike_c[j] - settle_c
-        if v > 0:
-            cost += -np.int64(qty[j]) * v
+        cost += -np.int64(qty[j]) * intrinsic(settle_c, strike_c[j], is_call[j])
     return cost
+
+
+@jit
+def width_cents(strike_c, is_call, n_legs):
+    """Cents between the outermost strikes of the same right, the widest wing (0 for a single
+    leg per right)."""
+    best = 0
+    for right in (False, True):
+        lo = np.int64(2**62)
+        hi = -lo
+        m = 0
+        for j in range(n_legs):
+            if is_call[j] == right:
+                lo = min(lo, np.int64(strike_c[j]))
+                hi = max(hi, np.int64(strike_c[j]))
+                m += 1
+        if m > 1:
+            best = max(best, hi - lo)
+    return best
 
 
 @jit
@@ -258,6 +282,7 @@ __all__ = [
     "entry_credits",
     "exit_at",
     "exit_check",
+    "intrinsic",
     "mark_path",
     "payoff_bounds",
     "payoff_bounds_rows",
@@ -265,4 +290,5 @@ __all__ = [
     "scan_exits",
     "settlement_cost",
     "settlement_costs",
+    "width_cents",
 ]

@@ -47,13 +47,13 @@ def max_loss_cents(hi_c: int, credit_c: int) -> int:
 
 def width(strikes: Sequence[float], rights: Sequence[str]) -> float:
     """Points between the outermost strikes of the same right, the widest wing (0 for a
-    single leg per right): the ``width`` column of trade records."""
-    best = 0.0
-    for right in ("P", "C"):
-        ks = [s for s, r in zip(strikes, rights, strict=True) if r == right]
-        if len(ks) > 1:
-            best = max(best, max(ks) - min(ks))
-    return float(best)
+    single leg per right): the ``width`` column of trade records
+    (:func:`quantlab.strategy.kernels.width_cents`)."""
+    s = strike_cents(list(strikes))
+    c = np.array([r == "C" for r in rights], bool)
+    if s.size != c.size:
+        raise ValueError(f"width: {s.size} strikes but {c.size} rights")
+    return int(k.width_cents(s, c, s.size)) / CENTS_PER_DOLLAR
 
 
 def settlement_cost_cents(settle_c: int, qty: Any, strike_c: Any, is_call: Any) -> int:
@@ -67,10 +67,13 @@ def settlement_cost_cents(settle_c: int, qty: Any, strike_c: Any, is_call: Any) 
 
 
 def intrinsic_cents(settle_c: int, strike_c: Any, is_call: Any) -> np.ndarray:
-    """Each leg's intrinsic value per share in cents at a settlement value."""
+    """Each leg's intrinsic value per share in cents at a settlement value
+    (:func:`quantlab.strategy.kernels.intrinsic`)."""
     s = np.asarray(strike_c, np.int64)
     c = np.asarray(is_call, bool)
-    return np.maximum(np.where(c, settle_c - s, s - settle_c), 0)
+    return np.array(
+        [k.intrinsic(int(settle_c), int(a), bool(b)) for a, b in zip(s, c, strict=True)], np.int64
+    )
 
 
 __all__ = [

@@ -1,0 +1,142 @@
+"""Compiled loops of stage 2: the decision book replayed over a config's candidates, and the
+mark-to-market equity of the trades it took.
+
+:func:`replay` decides every candidate in time order with the book kernels the live runner's
+:class:`~quantlab.strategy.book.DecisionBook` calls (:mod:`quantlab.strategy.book_kernels`),
+and for each one taken prices its entry and exit legs through the fill model, its fees and its
+P&L (integer cents and millicents, :mod:`quantlab.money`), then tells the book about its exit.
+:func:`equity_curve` turns the taken trades' paths into the minute equity
+(:mod:`quantlab.backtest.equity` frames it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from quantlab._numba import jit
+from quantlab.execution.fees import order_fees_mc
+from quantlab.execution.fills import fill_cents
+from quantlab.money import MILLICENTS_PER_CENT, MILLICENTS_PER_DOLLAR, NO_NET, SHARES_PER_CONTRACT
+from quantlab.strategy import book_kernels as bk
+from quantlab.strategy import kernels as k
+
+#: a replay's own decision code: taken by the book, but the path has no usable exit quote
+D_NO_EXIT_QUOTES = 100
+#: columns of ``money`` (int64 per candidate): contracts, entry fees, all fees, P&L (mc)
+M_CONTRACTS, M_ENTRY_FEES, M_FEES, M_PNL = range(4)
+M_SIZE = 4
+_MC_PER_CENT_SHARE = SHARES_PER_CONTRACT * MILLICENTS_PER_CENT
+
+
+@jit
+def replay(
+    st, pend, params, ts, day, filter_code, gated, max_loss_c, prob,
+    exits, exit_ts, exit_day, credit, qty, n_legs, bid, ask, strike, is_call, settle_c,
+    path_row, path_bid, path_ask, fill_params, fee_params,
+    code, money, entry_px, exit_px,
+):  # fmt: skip
+    """Decide candidates ``0..n-1`` in order (``ts``/``day``/``filter_code``/``gated``/
+    ``max_loss_c``/``prob`` per candidate) and settle the money of those taken.
+
+    ``exits[j]`` = ``(path index, reason, cost, mae2, mfe2)`` of :func:`quantlab.strategy.
+    kernels.scan_exits`; ``path_row[j]`` = the candidate's first path row. Writes ``code[j]``
+    (a ``D_*`` code of the book, or :data:`D_NO_EXIT_QUOTES`), ``money[j]`` (``M_*``) and,
+    for a trade, its legs' entry and exit fills in cents. Returns -1, or the first candidate
+    the book could not decide (``code`` -1: out of time order; ``D_NEED_PROBABILITY``; or
+    ``pend`` full).
+    """
+    for j in range(ts.shape[0]):
+        c, n = bk.decide(
+            st, pend, params, ts[j], day[j], filter_code[j], gated[j], False, 0,
+            max_loss_c[j], prob[j],
+        )  # fmt: skip
+        code[j] = c
+        if c < 0 or c == bk.D_NEED_PROBABILITY:
+            return j
+        if c != bk.D_TAKEN:
+            continue
+        idx = exits[j, 0]
+        reason = exits[j, 1]
+        if reason == k.REASON_END_OF_DATA and idx < 0:
+            code[j] = D_NO_EXIT_QUOTES
+            continue
+        nl = n_legs[j]
+        for m in range(nl):
+            entry_px[j, m] = fill_cents(bid[j, m], ask[j, m], qty[j, m] < 0, fill_params)
+        fees_in = order_fees_mc(entry_px[j], qty[j], nl, n, fee_params)
+        fees_out = 0
+        if reason == k.REASON_SETTLEMENT:
+            for m in range(nl):
+                exit_px[j, m] = k.intrinsic(settle_c[j], strike[j, m], is_call[j, m])
+        else:
+            r = path_row[j] + idx
+            for m in range(nl):
+                exit_px[j, m] = fill_cents(
+                    path_bid[r, m], path_ask[r, m], qty[j, m] > 0, fill_params
+                )
+            fees_out = order_fees_mc(exit_px[j], -qty[j], nl, n, fee_params)
+        pnl = (credit[j] - exits[j, 2]) * n * _MC_PER_CENT_SHARE - fees_in - fees_out
+        money[j, M_CONTRACTS] = n
+        money[j, M_ENTRY_FEES] = fees_in
+        money[j, M_FEES] = fees_in + fees_out
+        money[j, M_PNL] = pnl
+        bk.count_entry(st, day[j])
+        if not bk.add_exit(st, pend, exit_ts[j], exit_day[j], pnl, reason == k.REASON_STOP_LOSS):
+            return j
+    return -1
+
+
+@jit
+def path_marks(
+    path_row, upto, path_bid, path_ask, qty, n_legs, fill_params, lo, hi, credit, money, out
+):  # fmt: skip
+    """Each trade's mark in dollars at its path rows ``path_row[t] .. + upto[t]`` (mid P&L x
+    contracts, net of entry fees; the last valid mark carried, ``-entry fees`` before the
+    first), into ``out`` laid out trade after trade."""
+    pos = 0
+    for t in range(path_row.shape[0]):
+        a = path_row[t]
+        n = money[t, M_CONTRACTS]
+        fee = money[t, M_ENTRY_FEES] / MILLICENTS_PER_DOLLAR
+        last = NO_NET
+        for i in range(upto[t]):
+            mid2, _ = k.close_cost(
+                path_bid[a + i], path_ask[a + i], qty[t], n_legs[t], fill_params, lo[t], hi[t]
+            )
+            if mid2 != NO_NET:
+                last = mid2
+            if last == NO_NET:
+                out[pos] = -fee
+            else:
+                out[pos] = (2 * credit[t] - last) * n / 2.0 - fee
+            pos += 1
+
+
+@jit
+def equity_curve(grid, starts, ts, mtm, exit_ts, pnl, capital, out):
+    """Equity at each stamp of ``grid`` (sorted, unique): ``capital`` plus the P&L of trades
+    exited at or before it plus the marks of those open (a trade's ``ts``/``mtm`` run from
+    ``starts[t]`` to ``starts[t + 1]``; its mark holds from its first stamp until its exit)."""
+    steps = np.zeros(grid.shape[0])
+    marks = np.zeros(grid.shape[0])
+    for t in range(exit_ts.shape[0]):
+        b = np.searchsorted(grid, exit_ts[t])
+        steps[b] += pnl[t]
+        s0 = starts[t]
+        s1 = starts[t + 1]
+        if s1 == s0:
+            continue
+        g = np.searchsorted(grid, ts[s0])
+        p = s0
+        while g < b:
+            while p + 1 < s1 and ts[p + 1] <= grid[g]:
+                p += 1
+            marks[g] += mtm[p]
+            g += 1
+    acc = 0.0
+    for i in range(grid.shape[0]):
+        acc += steps[i]
+        out[i] = capital + acc + marks[i]
+
+
+__all__ = ["D_NO_EXIT_QUOTES", "M_SIZE", "equity_curve", "path_marks", "replay"]

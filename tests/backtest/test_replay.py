@@ -1,0 +1,132 @@
+"""Stage 2's compiled replay decides exactly as the live runner's DecisionBook, rule by rule,
+on random candidate streams (both call the same book kernels; this checks the glue: the order
+of decide / count / exit, sizing from realized P&L, and the money of each trade)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from quantlab import calendar
+from quantlab.backtest import replay as rp
+from quantlab.strategy import StrategySpec
+from quantlab.strategy import book_kernels as bk
+from quantlab.strategy import kernels as k
+from quantlab.strategy.book import DecisionBook, book_params, decision_reason
+from quantlab.strategy.rules import FILTER_REASONS
+
+DAYS = [dt.date(2024, 3, 4), dt.date(2024, 3, 5), dt.date(2024, 3, 6)]
+TIMES = [dt.time(10, 0), dt.time(11, 0), dt.time(12, 0)]
+
+
+def _ns(day: dt.date, t: dt.time) -> int:
+    return calendar.to_ns(dt.datetime.combine(day, t, tzinfo=calendar.ET))
+
+
+rules = st.fixed_dictionaries(
+    {
+        "mode": st.sampled_from(["each", "first_valid"]),
+        "max_open": st.integers(1, 4),
+        "max_new": st.integers(1, 2),
+        "no_new_after_stop": st.booleans(),
+        "loss_limit": st.sampled_from([None, 50.0, 300.0]),
+        "sizing": st.sampled_from([("fixed", 2), ("risk_pct", 3.0), ("probability", 5)]),
+    }
+)
+candidate = st.tuples(
+    st.sampled_from([0, 0, 0, 0, 0, 4, 7]),  # filter code
+    st.sampled_from([False, False, False, True]),  # gated
+    st.integers(100, 4000),  # max loss per share, cents
+    st.integers(0, 3),  # exit reason (TP, SL, time, settlement)
+    st.one_of(st.integers(1, 50), st.integers(1, 3000)),  # minutes to the exit (often same day)
+    st.integers(-300, 1500),  # cost to close, cents
+    st.floats(0.0, 1.0),  # probability
+    st.integers(0, 9),  # 0: no usable exit quote
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rules, st.lists(candidate, min_size=1, max_size=9))
+def test_the_replay_decides_as_the_decision_book(r: dict, cands: list[tuple]) -> None:
+    mode, size = r["sizing"]
+    sizing = {"mode": mode, "capital": 20_000}
+    sizing |= {"risk_pct": size} if mode == "risk_pct" else {"contracts": size}
+    s = StrategySpec.from_dict(
+        {
+            "name": "replay",
+            "dte": {"target": 1},
+            "entry": {"times": ["10:00", "11:00", "12:00"], "mode": r["mode"]},
+            "short_delta": 0.2,
+            "width": 10,
+            "risk": {
+                "max_open_trades": r["max_open"],
+                "max_new_trades_per_day": r["max_new"],
+                "no_new_after_stop": r["no_new_after_stop"],
+                "daily_loss_limit": r["loss_limit"],
+            },
+            "sizing": sizing,
+        }
+    )
+    n = len(cands)
+    slots = [(d, t) for d in DAYS for t in TIMES][:n]
+    ts = np.array([_ns(d, t) for d, t in slots], np.int64)
+    day = np.array([d.toordinal() for d, _ in slots], np.int64)
+    fcode = np.array([c[0] for c in cands], np.int64)
+    gated = np.array([c[1] for c in cands], bool)
+    max_loss = np.array([c[2] for c in cands], np.int64)
+    exits = np.zeros((n, 5), np.int64)
+    exits[:, 1] = [c[3] for c in cands]
+    exits[:, 2] = [c[5] for c in cands]
+    no_quote = np.array([c[7] == 0 for c in cands])
+    exits[no_quote, 0] = -1
+    exits[no_quote, 1] = k.REASON_END_OF_DATA
+    exit_ts = ts + np.array([c[4] for c in cands], np.int64) * 60_000_000_000
+    exit_day = np.array([calendar.et_date(t).toordinal() for t in exit_ts], np.int64)
+    prob = np.array([c[6] for c in cands])
+    qty = np.tile(np.array([[-1, 1]], np.int64), (n, 1))
+    bid = np.tile(np.array([[310, 120]], np.int64), (n, 1))
+    ask = bid + 20
+    strike = np.tile(np.array([[500_000, 499_000]], np.int64), (n, 1))
+    code = np.zeros(n, np.int64)
+    money = np.zeros((n, rp.M_SIZE), np.int64)
+    entry_px = np.zeros((n, 2), np.int64)
+    exit_px = np.zeros((n, 2), np.int64)
+    st_, pend = bk.new_state(n + 1)
+    credit = np.full(n, 180, np.int64)
+    fail = rp.replay(
+        st_, pend, book_params(s), ts, day, fcode, gated, max_loss, prob,
+        exits, exit_ts, exit_day, credit, qty, np.full(n, 2, np.int64), bid, ask, strike,
+        np.zeros((n, 2), bool), np.full(n, 499_500, np.int64), np.arange(n, dtype=np.int64),
+        bid.astype(np.int32), ask.astype(np.int32), s.fills.params, s.fees.params,
+        code, money, entry_px, exit_px,
+    )  # fmt: skip
+    assert fail == -1
+    book = DecisionBook(s)
+    for j in range(n):
+        d = book.decide(
+            int(ts[j]),
+            slots[j][0],
+            filter_reason=FILTER_REASONS[fcode[j]],
+            gate_reason="filtered_by_model" if gated[j] else "",
+            max_loss_c=int(max_loss[j]),
+            probability=float(prob[j]),
+        )
+        if code[j] == rp.D_NO_EXIT_QUOTES:
+            assert d.taken
+            continue
+        want = FILTER_REASONS[fcode[j]] if code[j] == bk.D_FILTER else decision_reason(code[j])
+        assert d.reason == want, (j, d, code[j])
+        if not d.taken:
+            assert money[j].tolist() == [0, 0, 0, 0]
+            continue
+        assert money[j, rp.M_CONTRACTS] == d.contracts
+        pnl = (180 - exits[j, 2]) * d.contracts * 100_000 - money[j, rp.M_FEES]
+        assert money[j, rp.M_PNL] == pnl
+        settled = exits[j, 1] == k.REASON_SETTLEMENT
+        exit_fees = money[j, rp.M_FEES] - money[j, rp.M_ENTRY_FEES]
+        assert exit_fees == 0 if settled else exit_fees > 0  # no fees at cash settlement
+        book.open_trade(str(j), slots[j][0])
+        book.close_trade(str(j), int(exit_ts[j]), int(pnl), k.REASONS[exits[j, 1]])
