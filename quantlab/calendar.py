@@ -85,6 +85,7 @@ __all__ = [
     "OPTION_OPEN",
     "contract_close",
     "contract_close_ns",
+    "et_midnights",
     "expiring_close",
     "expiring_close_ns",
     "is_early_close",
@@ -195,6 +196,20 @@ def et_date(ns: int) -> dt.date:
 @functools.lru_cache(maxsize=1 << 16)
 def _et_date_of_hour(hour: int) -> dt.date:
     return dt.datetime.fromtimestamp(hour * 3600, tz=ET).date()
+
+
+@functools.lru_cache(maxsize=64)
+def et_midnights(first: dt.date, last: dt.date) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+    """``(ns, ordinals)``: UTC ns of the ET midnight starting each calendar day from ``first``
+    to ``last``, with each day's ``toordinal()``: the ET date of a stamp in that range is the
+    ordinal of the last midnight at or before it (a lookup for compiled loops)."""
+    n = (last - first).days + 1
+    days = [first + dt.timedelta(days=i) for i in range(max(n, 0))]
+    ns = np.array([to_ns(_at(d, dt.time(0))) for d in days], np.int64)
+    ordinals = np.array([d.toordinal() for d in days], np.int64)
+    ns.flags.writeable = False
+    ordinals.flags.writeable = False
+    return ns, ordinals
 
 
 def et_dates(ns: Any) -> npt.NDArray[Any]:

@@ -31,19 +31,22 @@ _MC_PER_CENT_SHARE = SHARES_PER_CONTRACT * MILLICENTS_PER_CENT
 @jit
 def replay(
     st, pend, params, ts, day, filter_code, gated, max_loss_c, prob,
-    exits, exit_ts, exit_day, credit, qty, n_legs, bid, ask, strike, is_call, settle_c,
-    path_row, path_bid, path_ask, fill_params, fee_params,
-    code, money, entry_px, exit_px,
+    credit, qty, n_legs, bid, ask, strike, is_call, settle_c,
+    path_row, path_len, path_ts, path_bid, path_ask, fill_params, fee_params,
+    rules, settle_cost, can_settle, settle_ns, midnights, ordinals,
+    code, money, entry_px, exit_px, exits, exit_ts,
 ):  # fmt: skip
     """Decide candidates ``0..n-1`` in order (``ts``/``day``/``filter_code``/``gated``/
     ``max_loss_c``/``prob`` per candidate) and settle the money of those taken.
 
-    ``exits[j]`` = ``(path index, reason, cost, mae2, mfe2)`` of :func:`quantlab.strategy.
-    kernels.scan_exits`; ``path_row[j]`` = the candidate's first path row. Writes ``code[j]``
-    (a ``D_*`` code of the book, or :data:`D_NO_EXIT_QUOTES`), ``money[j]`` (``M_*``) and,
-    for a trade, its legs' entry and exit fills in cents. Returns -1, or the first candidate
-    the book could not decide (``code`` -1: out of time order; ``D_NEED_PROBABILITY``; or
-    ``pend`` full).
+    A candidate taken has its path (rows ``path_row[j] .. + path_len[j]``) scanned for its exit
+    under ``rules[j]`` (:func:`quantlab.strategy.kernels.scan_exit`, into ``exits[j]``:
+    path index, reason, cost, mae2, mfe2); its exit time is that row's stamp or ``settle_ns[j]``
+    at cash settlement, its exit day the ordinal of the last ET midnight (``midnights``,
+    ascending UTC ns, with their ``ordinals``) at or before it. Writes ``code[j]`` (a ``D_*``
+    code of the book, or :data:`D_NO_EXIT_QUOTES`), ``money[j]`` (``M_*``) and the legs' entry
+    and exit fills in cents. Returns -1, or the first candidate the book could not decide
+    (``code`` -1: out of time order; ``D_NEED_PROBABILITY``; or ``pend`` full).
     """
     for j in range(ts.shape[0]):
         c, n = bk.decide(
@@ -55,35 +58,56 @@ def replay(
             return j
         if c != bk.D_TAKEN:
             continue
-        idx = exits[j, 0]
-        reason = exits[j, 1]
+        a = path_row[j]
+        b = a + path_len[j]
+        e = k.scan_exit(
+            path_ts[a:b], path_bid[a:b], path_ask[a:b], qty[j], n_legs[j], fill_params,
+            rules[j], settle_cost[j], can_settle[j],
+        )  # fmt: skip
+        for m in range(5):
+            exits[j, m] = e[m]
+        idx = e[0]
+        reason = e[1]
         if reason == k.REASON_END_OF_DATA and idx < 0:
             code[j] = D_NO_EXIT_QUOTES
             continue
-        nl = n_legs[j]
-        for m in range(nl):
-            entry_px[j, m] = fill_cents(bid[j, m], ask[j, m], qty[j, m] < 0, fill_params)
-        fees_in = order_fees_mc(entry_px[j], qty[j], nl, n, fee_params)
-        fees_out = 0
-        if reason == k.REASON_SETTLEMENT:
-            for m in range(nl):
-                exit_px[j, m] = k.intrinsic(settle_c[j], strike[j, m], is_call[j, m])
-        else:
-            r = path_row[j] + idx
-            for m in range(nl):
-                exit_px[j, m] = fill_cents(
-                    path_bid[r, m], path_ask[r, m], qty[j, m] > 0, fill_params
-                )
-            fees_out = order_fees_mc(exit_px[j], -qty[j], nl, n, fee_params)
-        pnl = (credit[j] - exits[j, 2]) * n * _MC_PER_CENT_SHARE - fees_in - fees_out
-        money[j, M_CONTRACTS] = n
-        money[j, M_ENTRY_FEES] = fees_in
-        money[j, M_FEES] = fees_in + fees_out
-        money[j, M_PNL] = pnl
+        exit_ts[j] = settle_ns[j] if reason == k.REASON_SETTLEMENT else path_ts[a + idx]
+        exit_day = ordinals[np.searchsorted(midnights, exit_ts[j], "right") - 1]
+        pnl = _settle(
+            j, n, reason, a + idx, qty, n_legs, bid, ask, strike, is_call, settle_c,
+            path_bid, path_ask, fill_params, fee_params, credit[j] - e[2], money, entry_px,
+            exit_px,
+        )  # fmt: skip
         bk.count_entry(st, day[j])
-        if not bk.add_exit(st, pend, exit_ts[j], exit_day[j], pnl, reason == k.REASON_STOP_LOSS):
+        if not bk.add_exit(st, pend, exit_ts[j], exit_day, pnl, reason == k.REASON_STOP_LOSS):
             return j
     return -1
+
+
+@jit(inline="always")
+def _settle(
+    j, n, reason, r, qty, n_legs, bid, ask, strike, is_call, settle_c, path_bid, path_ask,
+    fill_params, fee_params, gain_c, money, entry_px, exit_px,
+):  # fmt: skip
+    """A taken candidate's legs' fills, fees and P&L (millicents) into ``money[j]``."""
+    nl = n_legs[j]
+    for m in range(nl):
+        entry_px[j, m] = fill_cents(bid[j, m], ask[j, m], qty[j, m] < 0, fill_params)
+    fees_in = order_fees_mc(entry_px[j], qty[j], nl, n, fee_params)
+    fees_out = 0
+    if reason == k.REASON_SETTLEMENT:
+        for m in range(nl):
+            exit_px[j, m] = k.intrinsic(settle_c[j], strike[j, m], is_call[j, m])
+    else:
+        for m in range(nl):
+            exit_px[j, m] = fill_cents(path_bid[r, m], path_ask[r, m], qty[j, m] > 0, fill_params)
+        fees_out = order_fees_mc(exit_px[j], -qty[j], nl, n, fee_params)
+    pnl = gain_c * n * _MC_PER_CENT_SHARE - fees_in - fees_out
+    money[j, M_CONTRACTS] = n
+    money[j, M_ENTRY_FEES] = fees_in
+    money[j, M_FEES] = fees_in + fees_out
+    money[j, M_PNL] = pnl
+    return pnl
 
 
 @jit
@@ -110,6 +134,70 @@ def path_marks(
             else:
                 out[pos] = (2 * credit[t] - last) * n / 2.0 - fee
             pos += 1
+
+
+@jit(inline="always")
+def _mark_at(
+    r, path_row, upto, path_ts, path_bid, path_ask, qty, n_legs, fill, lo, hi, cr, n, fee, t
+):
+    """Trade ``r``'s mark in dollars at time ``t`` (as :func:`path_marks` has it at the last
+    path row at or before ``t``)."""
+    a = path_row[r]
+    i = np.searchsorted(path_ts[a : a + upto[r]], t, "right") - 1
+    while i >= 0:
+        mid2, _ = k.close_cost(
+            path_bid[a + i], path_ask[a + i], qty[r], n_legs[r], fill, lo[r], hi[r]
+        )
+        if mid2 != NO_NET:
+            return (2 * cr[r] - mid2) * n / 2.0 - fee
+        i -= 1
+    return -fee
+
+
+@jit
+def daily_equity(
+    closes, path_row, upto, path_ts, path_bid, path_ask, qty, n_legs, fill_params, lo, hi,
+    credit, money, exit_ts, pnl, capital, out,
+):  # fmt: skip
+    """Equity at each session close of ``closes``: the same figure :func:`equity_curve` has at
+    the last stamp at or before the close (realized P&L summed in exit-time order, stamp by
+    stamp, then the marks of the trades open, in trade order), computed at the closes only."""
+    order = np.argsort(exit_ts, kind="mergesort")
+    m = exit_ts.shape[0]
+    stamps = np.empty(m, np.int64)  # distinct exit stamps, ascending, and the running P&L
+    cum = np.empty(m)
+    u = -1
+    acc = 0.0
+    step = 0.0
+    for q in range(m):
+        t = order[q]
+        if u < 0 or exit_ts[t] != stamps[u]:
+            if u >= 0:
+                acc += step
+            u += 1
+            stamps[u] = exit_ts[t]
+            step = 0.0
+        step += pnl[t]
+        cum[u] = acc + step
+    first = np.empty(m, np.int64)
+    for t in range(m):
+        first[t] = path_ts[path_row[t]] if upto[t] > 0 else exit_ts[t]
+    for d in range(closes.shape[0]):
+        c = closes[d]
+        j = np.searchsorted(stamps[: u + 1], c, "right") - 1
+        any_point = j >= 0
+        realized = cum[j] if j >= 0 else 0.0
+        marks = 0.0
+        for t in range(m):
+            if first[t] <= c < exit_ts[t] and upto[t] > 0:
+                any_point = True
+                n = money[t, M_CONTRACTS]
+                fee = money[t, M_ENTRY_FEES] / MILLICENTS_PER_DOLLAR
+                marks += _mark_at(
+                    t, path_row, upto, path_ts, path_bid, path_ask, qty, n_legs, fill_params,
+                    lo, hi, credit, n, fee, c,
+                )  # fmt: skip
+        out[d] = capital + realized + marks if any_point else capital
 
 
 @jit
@@ -139,4 +227,4 @@ def equity_curve(grid, starts, ts, mtm, exit_ts, pnl, capital, out):
         out[i] = capital + acc + marks[i]
 
 
-__all__ = ["D_NO_EXIT_QUOTES", "M_SIZE", "equity_curve", "path_marks", "replay"]
+__all__ = ["D_NO_EXIT_QUOTES", "M_SIZE", "daily_equity", "equity_curve", "path_marks", "replay"]

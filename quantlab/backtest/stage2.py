@@ -25,8 +25,9 @@ trade rows, because the risk rules depend on which trades were open.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -34,7 +35,7 @@ import pyarrow as pa
 
 from quantlab import calendar
 from quantlab.backtest import replay as rp
-from quantlab.backtest.equity import build_equity
+from quantlab.backtest.equity import daily_frame, minute_equity, session_closes
 from quantlab.backtest.records import DECISION_SCHEMA, TRADE_SCHEMA
 from quantlab.backtest.stage1 import Stage1Result, rules_for
 from quantlab.money import (
@@ -56,19 +57,38 @@ from quantlab.strategy.structure import strike_cents
 
 #: ``datetime.date.toordinal()`` of 1970-01-01 (day numbers of ``datetime64[D]`` -> ordinals)
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+_DAY = dt.timedelta(days=1)
 
 
-@dataclass
 class PortfolioResult:
-    spec: StrategySpec
-    trades: pl.DataFrame
-    decisions: pl.DataFrame
-    equity_minutes: pl.DataFrame
-    equity_daily: pl.DataFrame
+    """One config's stage 2: ``trades``, ``decisions``, ``equity_daily`` and
+    ``equity_minutes`` (built on first read: most callers only need the daily series)."""
+
+    def __init__(
+        self,
+        spec: StrategySpec,
+        trades: pl.DataFrame,
+        decisions: pl.DataFrame,
+        equity_minutes: pl.DataFrame | Callable[[], pl.DataFrame],
+        equity_daily: pl.DataFrame,
+    ) -> None:
+        self.spec, self.trades, self.decisions = spec, trades, decisions
+        self.equity_daily = equity_daily
+        self._minutes = equity_minutes
+
+    @property
+    def equity_minutes(self) -> pl.DataFrame:
+        if callable(self._minutes):
+            self._minutes = self._minutes()
+        return self._minutes
 
     @property
     def capital(self) -> float:
         return self.spec.sizing.capital
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled with its minute equity built (the builder holds the stage-1 arrays)."""
+        return self.__dict__ | {"_minutes": self.equity_minutes}
 
 
 #: candidate columns of the decision rows
@@ -179,23 +199,25 @@ def run_stage2(
 
 @dataclass
 class _Exits:
-    """Each candidate's exit under the config's rules (filled for those that pass the
-    filters): per share, independent of the size, so computed in one kernel call."""
+    """What the exit scan of each candidate needs (the replay scans those it takes) and, for
+    those, its result."""
 
-    out: np.ndarray  # int64 [n, 5]: path index, reason, cost, mae2, mfe2
+    rules: np.ndarray  # int64 [n, RULE_SIZE]
     settle_c: np.ndarray  # int64 [n], settlement value in cents (0 = none)
+    settle_cost: np.ndarray  # int64 [n], cost to close at it
+    can_settle: np.ndarray  # bool [n]
+    settle_ns: np.ndarray  # int64 [n], when the contract settles
     path_row: np.ndarray  # int64 [n], first path row
     path_len: np.ndarray  # int64 [n]
-    ts: np.ndarray  # int64 [n], exit time (0 where no exit)
-    day: np.ndarray  # int64 [n], ordinal of its ET date
+    out: np.ndarray  # int64 [n, 5], of a trade: path index, reason, cost, mae2, mfe2
+    ts: np.ndarray  # int64 [n], of a trade: exit time
 
 
 def _exits(s1: Stage1Result, spec: StrategySpec, x: _Inputs) -> _Exits:
     n = x.rows.size
-    rows = x.rows.astype(np.int64)
     off = np.asarray(s1.offsets, np.int64)
-    a, b = off[rows], off[rows + 1]
-    settle_c = to_cents(np.asarray(s1.settle_value, np.float64)[rows]).astype(np.int64)
+    a, b = off[x.rows], off[x.rows + 1]
+    settle_c = to_cents(np.asarray(s1.settle_value, np.float64)[x.rows]).astype(np.int64)
     have = settle_c != NO_PRICE
     settle_c[~have] = 0
     close = x.pick["close_ts"].to_numpy().astype(np.int64)
@@ -204,21 +226,16 @@ def _exits(s1: Stage1Result, spec: StrategySpec, x: _Inputs) -> _Exits:
     cost = np.empty(n, np.int64)
     k.settlement_costs(settle_c, x.qty, x.strike, x.is_call, x.n_legs, cost)
     contracts = list(zip(x.pick["root"].to_list(), x.pick["expiry"].to_list(), strict=True))
-    per = {ce: exit_deadline(spec.management, *ce) for ce in set(contracts)}
-    rules = make_rules(spec, x.credit, x.lo, x.hi, [per[ce] for ce in contracts])
-    out = np.zeros((n, 5), np.int64)
-    todo = x.codes == 0
-    k.scan_exits(
-        rows, off, s1.path_ts, s1.path_bid, s1.path_ask, x.qty, x.n_legs, spec.fills.params,
-        rules, cost, can_settle, todo, out,
+    per = {
+        ce: (exit_deadline(spec.management, *ce), calendar.settlement_ns(*ce))
+        for ce in set(contracts)
+    }
+    both = np.array([per[ce] for ce in contracts], np.int64).reshape(n, 2)
+    rules = make_rules(spec, x.credit, x.lo, x.hi, both[:, 0])
+    return _Exits(
+        rules, settle_c, cost, can_settle, both[:, 1].copy(), a, b - a,
+        np.zeros((n, 5), np.int64), np.zeros(n, np.int64),
     )  # fmt: skip
-    settle_ns = {ce: calendar.settlement_ns(*ce) for ce in set(contracts)}
-    ts = np.asarray(s1.path_ts)[np.clip(a + out[:, 0], 0, max(len(s1.path_ts) - 1, 0))]
-    settled = out[:, 1] == k.REASON_SETTLEMENT
-    if settled.any():
-        ts[settled] = [settle_ns[contracts[j]] for j in np.flatnonzero(settled)]
-    day = calendar.et_dates(ts).astype(np.int64) + _EPOCH_ORDINAL
-    return _Exits(out, settle_c, a, b - a, ts.astype(np.int64), day)
 
 
 @dataclass
@@ -251,11 +268,15 @@ def _replay(
         np.zeros((n, width), np.int64),
         np.zeros((n, width), np.int64),
     )
+    first = s1.days[0] if s1.days else dt.date(1970, 1, 1)
+    last = max(ex.settle_ns.max(initial=0), x.ts.max(initial=0))
+    midnights, ordinals = calendar.et_midnights(first, calendar.et_date(last) + _DAY)
     fail = rp.replay(
         st, pend, params, x.ts, x.day, x.codes.astype(np.int64), gated, x.hi - x.credit, prob,
-        ex.out, ex.ts, ex.day, x.credit, x.qty, x.n_legs, x.bid, x.ask, x.strike, x.is_call,
-        ex.settle_c, ex.path_row, s1.path_bid, s1.path_ask, spec.fills.params, spec.fees.params,
-        r.code, r.money, r.entry_px, r.exit_px,
+        x.credit, x.qty, x.n_legs, x.bid, x.ask, x.strike, x.is_call, ex.settle_c,
+        ex.path_row, ex.path_len, s1.path_ts, s1.path_bid, s1.path_ask, spec.fills.params,
+        spec.fees.params, ex.rules, ex.settle_cost, ex.can_settle, ex.settle_ns, midnights,
+        ordinals, r.code, r.money, r.entry_px, r.exit_px, ex.out, ex.ts,
     )  # fmt: skip
     if fail >= 0:
         decision_reason(int(r.code[fail]))  # raises for a missing probability
@@ -277,13 +298,13 @@ def _decisions(s1: Stage1Result, spec: StrategySpec, x: _Inputs, r: _Replay) -> 
     n = x.rows.size
     credit = np.where(x.credit == NO_NET, np.nan, x.credit / CENTS_PER_DOLLAR)
     cols = {name: x.pick[name] for name in _DECISION_COLUMNS} | {
-        "strategy": pl.repeat(spec.name, n, dtype=pl.Utf8, eager=True),
-        "config_hash": pl.repeat(cfg, n, dtype=pl.Utf8, eager=True),
-        "credit_per_share": pl.Series(credit, nan_to_null=True),
+        "strategy": _repeat(spec.name, n),
+        "config_hash": _repeat(cfg, n),
+        "credit_per_share": _nullable(x.credit != NO_NET, credit),
         "decision": kind,
         "reason": reason,
     }
-    df = pl.DataFrame([cols[name].alias(name) for name in DECISION_SCHEMA])
+    df = _frame(cols, DECISION_SCHEMA)
     rej = s1.rejections_for(rules_for([spec]))
     if rej.height:
         rj = rej.select(
@@ -326,20 +347,21 @@ def _trades(
     contracts = money[:, rp.M_CONTRACTS]
     credit, hi = x.credit[taken], x.hi[taken]
     ml = np.maximum(hi - credit, 0)
-    widths = [int(k.width_cents(x.strike[j], x.is_call[j], x.n_legs[j])) for j in taken]
+    widths = np.empty(n, np.int64)
+    k.widths_cents(x.strike[taken], x.is_call[taken], x.n_legs[taken], widths)
     se = c["settlement_std_error"].to_numpy()
     checksum = np.array(c["data_checksum"].to_list(), object)
     checksum[(checksum == "") | (checksum == None)] = s1.data_checksum  # noqa: E711
     exit_ts = ex.ts[taken]
     cols = c | {
         "trade_id": [ids.trade_id(cid, cfg) for cid in c["candidate_id"].to_list()],
-        "strategy": [spec.name] * n,
-        "config_hash": [cfg] * n,
+        "strategy": _repeat(spec.name, n),
+        "config_hash": _repeat(cfg, n),
         "exit_ts": exit_ts,
         "exit_date": calendar.et_dates(exit_ts),
-        "structure": [spec.structure] * n,
+        "structure": _repeat(spec.structure, n),
         "delta_target": np.full(n, spec.short_delta, np.float64),
-        "width": np.asarray(widths, np.int64) / cd,
+        "width": widths / cd,
         "legs": _legs(s1, x, ex, r, taken, c["legs"]),
         "contracts": contracts.astype(np.int32),
         "credit_per_share": credit / cd,
@@ -354,16 +376,33 @@ def _trades(
         "settlement_source": [
             v if f else None for v, f in zip(c["settlement_source"].to_list(), settled, strict=True)
         ],
-        "settlement_value": np.where(settled, np.asarray(s1.settle_value)[rows], np.nan),
-        "settlement_std_error": np.where(settled, se, np.nan),
+        "settlement_value": _nullable(settled, np.asarray(s1.settle_value)[rows]),
+        "settlement_std_error": _nullable(settled & ~np.isnan(se), se),
         "data_checksum": checksum.tolist(),
     }
-    series = []
-    for name, dtype in TRADE_SCHEMA.items():
+    return _frame(cols, TRADE_SCHEMA)
+
+
+def _frame(cols: dict[str, Any], schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
+    """A frame of ``schema`` from Series, NumPy arrays or lists (each made a Series once)."""
+    out = []
+    for name, dtype in schema.items():
         v = cols[name]
-        v = v if isinstance(v, pl.Series) else pl.Series(name, v, dtype=dtype, nan_to_null=True)
-        series.append(v.alias(name))
-    return pl.DataFrame(series)
+        if isinstance(v, np.ndarray) and v.dtype != object:
+            v = pl.Series(name, v)
+        elif not isinstance(v, pl.Series):
+            v = pl.Series(name, v, dtype=dtype)
+        out.append(v.alias(name) if v.dtype == dtype else v.alias(name).cast(dtype))
+    return pl.DataFrame(out)
+
+
+def _repeat(value: Any, n: int) -> pl.Series:
+    return pl.Series([value]).new_from_index(0, n)
+
+
+def _nullable(keep: np.ndarray, values: np.ndarray) -> pl.Series:
+    """``values`` where ``keep``, null elsewhere."""
+    return pl.Series(values).set(pl.Series(~keep), None)  # type: ignore[arg-type]
 
 
 def _legs(
@@ -398,23 +437,35 @@ def _legs(
 
 def _equity(
     s1: Stage1Result, spec: StrategySpec, x: _Inputs, ex: _Exits, r: _Replay, taken: np.ndarray
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Minute and daily equity (:func:`quantlab.backtest.equity.build_equity`) from the
-    marks of each trade's path until its exit."""
+) -> tuple[Callable[[], pl.DataFrame], pl.DataFrame]:
+    """The daily equity (:func:`quantlab.backtest.replay.daily_equity`) and a builder of the
+    minute equity (:func:`quantlab.backtest.equity.minute_equity`) of the trades taken."""
     idx = ex.out[taken, 0]
     upto = np.where(idx < 0, ex.path_len[taken], idx + 1).astype(np.int64)
-    starts = np.concatenate([[0], np.cumsum(upto)]).astype(np.int64)
     path_row = ex.path_row[taken]
-    ts = np.asarray(s1.path_ts)[
-        np.repeat(path_row - starts[:-1], upto) + np.arange(int(starts[-1]))
-    ].astype(np.int64)
-    mtm = np.empty(ts.size)
-    rp.path_marks(
-        path_row, upto, s1.path_bid, s1.path_ask, x.qty[taken], x.n_legs[taken],
-        spec.fills.params, x.lo[taken], x.hi[taken], x.credit[taken], r.money[taken], mtm,
+    qty, n_legs, lo, hi = x.qty[taken], x.n_legs[taken], x.lo[taken], x.hi[taken]
+    credit, money, exit_ts = x.credit[taken], r.money[taken], ex.ts[taken]
+    pnl = money[:, rp.M_PNL] / MILLICENTS_PER_DOLLAR
+    fill = spec.fills.params
+    capital = float(spec.sizing.capital)
+    daily = np.empty(len(s1.days))
+    rp.daily_equity(
+        session_closes(s1.days), path_row, upto, s1.path_ts, s1.path_bid, s1.path_ask, qty,
+        n_legs, fill, lo, hi, credit, money, exit_ts, pnl, capital, daily,
     )  # fmt: skip
-    pnl = r.money[taken, rp.M_PNL] / MILLICENTS_PER_DOLLAR
-    return build_equity(ts, mtm, starts, ex.ts[taken], pnl, spec.sizing.capital, s1.days)
+
+    def minutes() -> pl.DataFrame:
+        starts = np.concatenate([[0], np.cumsum(upto)]).astype(np.int64)
+        at = np.repeat(path_row - starts[:-1], upto) + np.arange(int(starts[-1]))
+        ts = np.asarray(s1.path_ts)[at].astype(np.int64)
+        mtm = np.empty(ts.size)
+        rp.path_marks(
+            path_row, upto, s1.path_bid, s1.path_ask, qty, n_legs, fill, lo, hi, credit, money,
+            mtm,
+        )  # fmt: skip
+        return minute_equity(ts, mtm, starts, exit_ts, pnl, capital)
+
+    return minutes, daily_frame(s1.days, daily, capital)
 
 
 __all__ = ["PortfolioResult", "run_stage2"]

@@ -208,6 +208,13 @@ def settlement_cost(settle_c, qty, strike_c, is_call, n_legs):
 
 
 @jit
+def widths_cents(strike_c, is_call, n_legs, out):
+    """:func:`width_cents` of every row of ``[n, L]`` leg arrays."""
+    for i in range(out.shape[0]):
+        out[i] = width_cents(strike_c[i], is_call[i], n_legs[i])
+
+
+@jit
 def width_cents(strike_c, is_call, n_legs):
     """Cents between the outermost strikes of the same right, the widest wing (0 for a single
     leg per right)."""
@@ -291,4 +298,5 @@ __all__ = [
     "settlement_cost",
     "settlement_costs",
     "width_cents",
+    "widths_cents",
 ]

@@ -261,3 +261,22 @@ def test_no_quote_at_the_decision_time_is_its_own_reason(eod: Path) -> None:
     assert set(dec["reason"]) == {"no_quote_at_time"}
     msgs = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
     assert len(msgs) == 1 and "16:00 ET only" in msgs[0] and "10:00" in msgs[0]
+
+
+def test_daily_equity_is_the_minute_curve_at_each_close(month: Path) -> None:
+    """Stage 2 computes the daily equity at the closes alone and builds the minute curve only
+    when read (and when pickled): the two agree to the last bit, with several trades open."""
+    import pickle
+
+    from polars.testing import assert_frame_equal
+
+    from quantlab.backtest.equity import daily_from_minutes
+
+    for spec in (MANAGED, SPX_AM):
+        res = backtest(spec, month, start=START, end=END, workers=1, report=False).results[0]
+        assert res.trades.height >= 4
+        days = res.equity_daily["date"].to_list()
+        again = pickle.loads(pickle.dumps(res))
+        assert_frame_equal(again.equity_minutes, res.equity_minutes, check_exact=True)
+        ref = daily_from_minutes(res.equity_minutes, res.capital, days)
+        assert_frame_equal(res.equity_daily, ref, check_exact=True)

@@ -42,7 +42,7 @@ candidate = st.tuples(
     st.integers(100, 4000),  # max loss per share, cents
     st.integers(0, 3),  # exit reason (TP, SL, time, settlement)
     st.one_of(st.integers(1, 50), st.integers(1, 3000)),  # minutes to the exit (often same day)
-    st.integers(-300, 1500),  # cost to close, cents
+    st.integers(-300, 1500),  # the exit row's bid (<= 0: none), cents
     st.floats(0.0, 1.0),  # probability
     st.integers(0, 9),  # 0: no usable exit quote
 )
@@ -77,31 +77,43 @@ def test_the_replay_decides_as_the_decision_book(r: dict, cands: list[tuple]) ->
     fcode = np.array([c[0] for c in cands], np.int64)
     gated = np.array([c[1] for c in cands], bool)
     max_loss = np.array([c[2] for c in cands], np.int64)
-    exits = np.zeros((n, 5), np.int64)
-    exits[:, 1] = [c[3] for c in cands]
-    exits[:, 2] = [c[5] for c in cands]
+    reason = np.array([c[3] for c in cands], np.int64)
     no_quote = np.array([c[7] == 0 for c in cands])
-    exits[no_quote, 0] = -1
-    exits[no_quote, 1] = k.REASON_END_OF_DATA
-    exit_ts = ts + np.array([c[4] for c in cands], np.int64) * 60_000_000_000
-    exit_day = np.array([calendar.et_date(t).toordinal() for t in exit_ts], np.int64)
+    exit_at = ts + np.array([c[4] for c in cands], np.int64) * 60_000_000_000
     prob = np.array([c[6] for c in cands])
     qty = np.tile(np.array([[-1, 1]], np.int64), (n, 1))
     bid = np.tile(np.array([[310, 120]], np.int64), (n, 1))
     ask = bid + 20
     strike = np.tile(np.array([[500_000, 499_000]], np.int64), (n, 1))
+    # one path row per candidate, at its exit time; rules that make it exit as drawn
+    path_bid = np.array([[min(c[5], 999), 0] if c[5] > 0 else [0, 0] for c in cands], np.int32)
+    path_ask = path_bid + 10
+    path_ask[no_quote, 0] = -1
+    rules = np.zeros((n, k.RULE_SIZE), np.int64)
+    rules[:, k.R_CREDIT] = 180
+    rules[:, k.R_DEADLINE] = np.where(reason == k.REASON_TIME_EXIT, 0, 2**62)
+    rules[:, k.R_USE_TP] = reason == k.REASON_TAKE_PROFIT
+    rules[:, k.R_TP] = 2**60
+    rules[:, k.R_USE_SL] = reason == k.REASON_STOP_LOSS
+    rules[:, k.R_SL] = -(2**60)
+    rules[:, k.R_HI] = 1000
+    settle_cost = np.array([max(min(c[5], 1000), 0) for c in cands], np.int64)
+    can_settle = (reason == k.REASON_SETTLEMENT) & ~no_quote
+    midnights, ordinals = calendar.et_midnights(DAYS[0], DAYS[-1] + dt.timedelta(days=4))
     code = np.zeros(n, np.int64)
     money = np.zeros((n, rp.M_SIZE), np.int64)
     entry_px = np.zeros((n, 2), np.int64)
     exit_px = np.zeros((n, 2), np.int64)
+    exits = np.zeros((n, 5), np.int64)
+    exit_ts = np.zeros(n, np.int64)
     st_, pend = bk.new_state(n + 1)
-    credit = np.full(n, 180, np.int64)
     fail = rp.replay(
         st_, pend, book_params(s), ts, day, fcode, gated, max_loss, prob,
-        exits, exit_ts, exit_day, credit, qty, np.full(n, 2, np.int64), bid, ask, strike,
+        np.full(n, 180, np.int64), qty, np.full(n, 2, np.int64), bid, ask, strike,
         np.zeros((n, 2), bool), np.full(n, 499_500, np.int64), np.arange(n, dtype=np.int64),
-        bid.astype(np.int32), ask.astype(np.int32), s.fills.params, s.fees.params,
-        code, money, entry_px, exit_px,
+        np.ones(n, np.int64), exit_at, path_bid, path_ask, s.fills.params, s.fees.params,
+        rules, settle_cost, can_settle, exit_at, midnights, ordinals,
+        code, money, entry_px, exit_px, exits, exit_ts,
     )  # fmt: skip
     assert fail == -1
     book = DecisionBook(s)
@@ -123,10 +135,11 @@ def test_the_replay_decides_as_the_decision_book(r: dict, cands: list[tuple]) ->
             assert money[j].tolist() == [0, 0, 0, 0]
             continue
         assert money[j, rp.M_CONTRACTS] == d.contracts
+        assert exits[j, 1] == reason[j] and exit_ts[j] == exit_at[j]
         pnl = (180 - exits[j, 2]) * d.contracts * 100_000 - money[j, rp.M_FEES]
         assert money[j, rp.M_PNL] == pnl
         settled = exits[j, 1] == k.REASON_SETTLEMENT
         exit_fees = money[j, rp.M_FEES] - money[j, rp.M_ENTRY_FEES]
         assert exit_fees == 0 if settled else exit_fees > 0  # no fees at cash settlement
         book.open_trade(str(j), slots[j][0])
-        book.close_trade(str(j), int(exit_ts[j]), int(pnl), k.REASONS[exits[j, 1]])
+        book.close_trade(str(j), int(exit_at[j]), int(pnl), k.REASONS[reason[j]])
