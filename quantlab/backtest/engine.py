@@ -394,7 +394,7 @@ def _stage2_share(
     then each config."""
     _use_sessions(sessions)
     s1 = shared_stage1(folder)
-    return [run_stage2(s1, spec) for spec in specs]
+    return [run_stage2(s1, spec).detached() for spec in specs]
 
 
 def run_grid(
@@ -447,7 +447,7 @@ def _stage2_both_ends(
         out[j] = run_stage2(s1, specs[j])
     for j, fut in enumerate(futures):
         if out[j] is None:
-            out[j] = fut.result()[0]
+            out[j] = fut.result()[0].attach(s1)
     return [r for r in out if r is not None]
 
 

@@ -25,7 +25,7 @@ trade rows, because the risk rules depend on which trades were open.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,33 +62,88 @@ _DAY = dt.timedelta(days=1)
 
 class PortfolioResult:
     """One config's stage 2: ``trades``, ``decisions``, ``equity_daily`` and
-    ``equity_minutes`` (built on first read: most callers only need the daily series)."""
+    ``equity_minutes``, built on first read from the stage-1 paths (most callers only need the
+    daily series).
+
+    Pickling builds the minute equity first, unless the result was :meth:`detached` (a pool
+    worker's result travels without it and the stage-1 arrays; the receiver, which has the
+    same stage 1, calls :meth:`attach`).
+    """
 
     def __init__(
         self,
         spec: StrategySpec,
         trades: pl.DataFrame,
         decisions: pl.DataFrame,
-        equity_minutes: pl.DataFrame | Callable[[], pl.DataFrame],
+        equity_minutes: pl.DataFrame | MinuteMarks,
         equity_daily: pl.DataFrame,
+        stage1: Stage1Result | None = None,
     ) -> None:
         self.spec, self.trades, self.decisions = spec, trades, decisions
         self.equity_daily = equity_daily
         self._minutes = equity_minutes
+        self._s1 = stage1
 
     @property
     def equity_minutes(self) -> pl.DataFrame:
-        if callable(self._minutes):
-            self._minutes = self._minutes()
+        if isinstance(self._minutes, MinuteMarks):
+            if self._s1 is None:
+                raise RuntimeError(
+                    "this stage-2 result was detached from its stage 1: attach(stage1) first"
+                )
+            self._minutes = self._minutes.build(self._s1)
         return self._minutes
 
     @property
     def capital(self) -> float:
         return self.spec.sizing.capital
 
+    def detached(self) -> PortfolioResult:
+        """The same result without its stage-1 reference (cheap to send to another process)."""
+        return PortfolioResult(
+            self.spec, self.trades, self.decisions, self._minutes, self.equity_daily
+        )
+
+    def attach(self, stage1: Stage1Result) -> PortfolioResult:
+        """Give a detached result the stage 1 it came from (to build its minute equity)."""
+        self._s1 = stage1
+        return self
+
     def __getstate__(self) -> dict[str, Any]:
-        """Pickled with its minute equity built (the builder holds the stage-1 arrays)."""
-        return self.__dict__ | {"_minutes": self.equity_minutes}
+        if self._s1 is not None:
+            self.equity_minutes  # noqa: B018 (built: the stage-1 arrays do not travel)
+        return self.__dict__ | {"_s1": None}
+
+
+@dataclass
+class MinuteMarks:
+    """What the minute equity of a config's trades is built from, with the stage-1 paths:
+    each trade's first path row and rows held, legs, bounds, credit, money, exit and P&L."""
+
+    path_row: np.ndarray
+    upto: np.ndarray
+    qty: np.ndarray
+    n_legs: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    credit: np.ndarray
+    money: np.ndarray
+    exit_ts: np.ndarray
+    pnl: np.ndarray
+    fill: np.ndarray
+    capital: float
+
+    def build(self, s1: Stage1Result) -> pl.DataFrame:
+        """:func:`quantlab.backtest.equity.minute_equity` of the trades."""
+        starts = np.concatenate([[0], np.cumsum(self.upto)]).astype(np.int64)
+        at = np.repeat(self.path_row - starts[:-1], self.upto) + np.arange(int(starts[-1]))
+        ts = np.asarray(s1.path_ts)[at].astype(np.int64)
+        mtm = np.empty(ts.size)
+        rp.path_marks(
+            self.path_row, self.upto, s1.path_bid, s1.path_ask, self.qty, self.n_legs,
+            self.fill, self.lo, self.hi, self.credit, self.money, mtm,
+        )  # fmt: skip
+        return minute_equity(ts, mtm, starts, self.exit_ts, self.pnl, self.capital)
 
 
 #: candidate columns of the decision rows
@@ -193,8 +248,8 @@ def run_stage2(
     taken = np.flatnonzero(r.code == bk.D_TAKEN)
     trades = _trades(s1, spec, x, ex, r, taken)
     decisions = _decisions(s1, spec, x, r)
-    eq_min, eq_day = _equity(s1, spec, x, ex, r, taken)
-    return PortfolioResult(spec, trades, decisions, eq_min, eq_day)
+    marks, eq_day = _equity(s1, spec, x, ex, r, taken)
+    return PortfolioResult(spec, trades, decisions, marks, eq_day, s1)
 
 
 @dataclass
@@ -437,35 +492,31 @@ def _legs(
 
 def _equity(
     s1: Stage1Result, spec: StrategySpec, x: _Inputs, ex: _Exits, r: _Replay, taken: np.ndarray
-) -> tuple[Callable[[], pl.DataFrame], pl.DataFrame]:
-    """The daily equity (:func:`quantlab.backtest.replay.daily_equity`) and a builder of the
-    minute equity (:func:`quantlab.backtest.equity.minute_equity`) of the trades taken."""
+) -> tuple[MinuteMarks, pl.DataFrame]:
+    """The daily equity (:func:`quantlab.backtest.replay.daily_equity`) and what the minute
+    equity is built from (:class:`MinuteMarks`) of the trades taken."""
     idx = ex.out[taken, 0]
-    upto = np.where(idx < 0, ex.path_len[taken], idx + 1).astype(np.int64)
-    path_row = ex.path_row[taken]
-    qty, n_legs, lo, hi = x.qty[taken], x.n_legs[taken], x.lo[taken], x.hi[taken]
-    credit, money, exit_ts = x.credit[taken], r.money[taken], ex.ts[taken]
-    pnl = money[:, rp.M_PNL] / MILLICENTS_PER_DOLLAR
-    fill = spec.fills.params
-    capital = float(spec.sizing.capital)
+    m = MinuteMarks(
+        ex.path_row[taken],
+        np.where(idx < 0, ex.path_len[taken], idx + 1).astype(np.int64),
+        x.qty[taken],
+        x.n_legs[taken],
+        x.lo[taken],
+        x.hi[taken],
+        x.credit[taken],
+        r.money[taken],
+        ex.ts[taken],
+        r.money[taken, rp.M_PNL] / MILLICENTS_PER_DOLLAR,
+        spec.fills.params,
+        float(spec.sizing.capital),
+    )
     daily = np.empty(len(s1.days))
     rp.daily_equity(
-        session_closes(s1.days), path_row, upto, s1.path_ts, s1.path_bid, s1.path_ask, qty,
-        n_legs, fill, lo, hi, credit, money, exit_ts, pnl, capital, daily,
+        session_closes(s1.days), m.path_row, m.upto, s1.path_ts, s1.path_bid, s1.path_ask,
+        m.qty, m.n_legs, m.fill, m.lo, m.hi, m.credit, m.money, m.exit_ts, m.pnl, m.capital,
+        daily,
     )  # fmt: skip
-
-    def minutes() -> pl.DataFrame:
-        starts = np.concatenate([[0], np.cumsum(upto)]).astype(np.int64)
-        at = np.repeat(path_row - starts[:-1], upto) + np.arange(int(starts[-1]))
-        ts = np.asarray(s1.path_ts)[at].astype(np.int64)
-        mtm = np.empty(ts.size)
-        rp.path_marks(
-            path_row, upto, s1.path_bid, s1.path_ask, qty, n_legs, fill, lo, hi, credit, money,
-            mtm,
-        )  # fmt: skip
-        return minute_equity(ts, mtm, starts, exit_ts, pnl, capital)
-
-    return minutes, daily_frame(s1.days, daily, capital)
+    return m, daily_frame(s1.days, daily, m.capital)
 
 
-__all__ = ["PortfolioResult", "run_stage2"]
+__all__ = ["MinuteMarks", "PortfolioResult", "run_stage2"]
