@@ -1,16 +1,20 @@
-"""Running a sweep: shared stage 1 sharded by date, stage 2 sharded by config, one writer.
+"""Running a sweep: shared stage 1 sharded by date, stage 2 in batches of configs, one writer.
 
 Layout under ``--out`` (default ``out/sweeps/<name>``)::
 
     stage1/<key>/shard-<first>-<last>/   stage-1 shards (workers write; a folder that exists is complete)
     stage1/<key>/merged/                 all shards in one result, memory-mapped by stage-2 workers
     configs/<config_id>/                 trades / decisions / equity_daily Parquet, metrics.json,
-                                         status.json ("done" or "failed" with the error)
+                                         status.json ("done" or "failed" with the error),
+                                         report/ for the best configs, mlflow_run_id once logged
     sweep.duckdb                         configs, metrics, trades and daily equity, for SQL
     summary.json, heatmap_*.png          the summary with the deflated Sharpe ratio and the PBO
 
 A rerun skips every finished shard and config, and logs to MLflow only what it has not logged.
-Workers write Parquet only; this process alone writes DuckDB and MLflow.
+Workers write Parquet only; this process alone writes DuckDB and MLflow. One pool serves the
+whole sweep: stage 1, stage 2 (configs in batches, each returning its configs' metrics and daily
+returns so nothing just written is read back), then the reports of the best configs, which run
+on the workers while this process writes the summary and DuckDB.
 """
 
 from __future__ import annotations
@@ -22,8 +26,6 @@ import math
 import os
 import shutil
 import sys
-import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,47 +34,15 @@ import numpy as np
 import polars as pl
 
 from quantlab import calendar
-from quantlab.backtest.analytics import config_metrics
 from quantlab.data import store as st
 from quantlab.errors import DataError
 from quantlab.strategy.spec import StrategySpec
 from quantlab.sweep.config import ConfigPoint, SweepConfig, expand
 from quantlab.sweep.executors import make_executor
+from quantlab.sweep.tasks import PendingReports, report_task, stage2_batch
 
-
-def _stage2_task(s1_folder: str, spec_json: str, config_id: str, out_dir: str) -> dict[str, Any]:
-    from quantlab.backtest.engine import shared_stage1
-    from quantlab.backtest.stage2 import run_stage2
-
-    t0 = time.perf_counter()
-    folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        s1 = shared_stage1(s1_folder)
-        spec = StrategySpec.model_validate_json(spec_json)
-        res = run_stage2(s1, spec)
-        res.trades.write_parquet(folder / "trades.parquet")
-        res.decisions.write_parquet(folder / "decisions.parquet")
-        res.equity_daily.write_parquet(folder / "equity_daily.parquet")
-        metrics = config_metrics(res.trades, res.equity_daily, res.capital)
-        (folder / "metrics.json").write_text(json.dumps(metrics, sort_keys=True))
-        status = {
-            "config_id": config_id,
-            "status": "done",
-            "error": "",
-            "seconds": time.perf_counter() - t0,
-        }
-    except Exception as exc:  # one failing config must not stop the sweep
-        status = {
-            "config_id": config_id,
-            "status": "failed",
-            "seconds": time.perf_counter() - t0,
-            "error": f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}",
-        }
-    tmp = folder / "status.json.tmp"
-    tmp.write_text(json.dumps(status))
-    os.replace(tmp, folder / "status.json")
-    return status
+#: most configs in one stage-2 task (a batch has about 8 per worker when there are fewer)
+MAX_BATCH = 32
 
 
 def _reset_if_stale(out_dir: Path, key: str, progress: bool) -> None:
@@ -110,6 +80,16 @@ class SweepResult:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class _Stage2:
+    """Stage 2 as this run saw it: every config's status, and the metrics and daily returns of
+    the configs it ran (those done before are on disk)."""
+
+    status: dict[str, dict[str, Any]]
+    metrics: dict[str, dict[str, float]]
+    returns: dict[str, np.ndarray]
+
+
 def _stage1_key(specs: list[StrategySpec], a: dt.date, b: dt.date, checksum: str) -> str:
     from quantlab.backtest.stage1 import STAGE1_FORMAT, rules_for
 
@@ -128,8 +108,13 @@ def run_sweep(
     mlflow: bool = True,
     mlflow_root: str | Path = "mlruns",
     progress: bool = True,
+    batch: int | None = None,
 ) -> SweepResult:
-    """Run (or resume) a sweep; see the module docstring for what it writes."""
+    """Run (or resume) a sweep; see the module docstring for what it writes.
+
+    ``batch``: configs per stage-2 task (default: about 8 tasks per worker, at most
+    :data:`MAX_BATCH` configs each); results do not depend on it.
+    """
     from quantlab.backtest.engine import plan_shards, progress_bar, sharded_stage1
     from quantlab.backtest.stage1 import data_checksum, load_stage1
 
@@ -164,16 +149,36 @@ def run_sweep(
             )
             bar.close()
         s1 = load_stage1(merged)
-        status = _run_stage2(ex, points, out_dir, merged, progress)
+        s2 = _run_stage2(ex, points, out_dir, merged, progress, batch)
+        root = mlflow_root if mlflow else None
+        metrics, summary = _after_stage2(ex, cfg, out_dir, points, s1, s2, merged, root)
     finally:
         ex.close()
-    metrics = _collect(out_dir, points, status)
-    summary = summarize_sweep(cfg, out_dir, points, status, metrics, s1)
-    _reports(cfg, out_dir, points, summary, s1)
-    _write_duckdb(out_dir, points, status, metrics)
-    if mlflow:
-        _log_mlflow(cfg, out_dir, points, status, metrics, summary, s1.data_checksum, mlflow_root)
-    return SweepResult(out_dir, points, status, metrics, summary)
+    return SweepResult(out_dir, points, s2.status, metrics, summary)
+
+
+def _after_stage2(
+    ex: Any,
+    cfg: SweepConfig,
+    out_dir: Path,
+    points: list[ConfigPoint],
+    s1: Any,
+    s2: _Stage2,
+    merged: Path,
+    mlflow_root: str | Path | None,
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """The metrics table and the summary; the reports of the best configs on the workers while
+    this process writes the summary and DuckDB; then MLflow (with an ``mlflow_root``)."""
+    metrics = _collect(out_dir, points, s2)
+    reports = _start_reports(ex, cfg, out_dir, points, _best(cfg, metrics), merged)
+    summary = summarize_sweep(cfg, out_dir, points, s2.status, metrics, s1, returns=s2.returns)
+    _write_duckdb(out_dir, points, s2.status, metrics)
+    for _ in reports:
+        pass
+    if mlflow_root is not None:
+        checksum = s1.data_checksum
+        _log_mlflow(cfg, out_dir, points, s2.status, metrics, summary, checksum, mlflow_root)
+    return metrics, summary
 
 
 def _sweep_days(cfg: SweepConfig, store: str | Path, underlying: str) -> list[dt.date]:
@@ -188,80 +193,101 @@ def _sweep_days(cfg: SweepConfig, store: str | Path, underlying: str) -> list[dt
     return days
 
 
-def _run_stage2(
-    ex: Any, points: list[ConfigPoint], out_dir: Path, merged: Path, progress: bool
-) -> dict[str, dict[str, Any]]:
-    """Stage 2 on ``ex`` of every valid config not done yet (stage 1 read from ``merged``).
+def _batch_size(n: int, workers: int, batch: int | None) -> int:
+    if batch is not None:
+        return max(1, batch)
+    return max(1, min(MAX_BATCH, math.ceil(n / (8 * max(1, workers)))))
 
-    Returns the status of every config: a new run's, a done config's as recorded, an
-    invalid config's as failed with its error.
+
+def _run_stage2(
+    ex: Any,
+    points: list[ConfigPoint],
+    out_dir: Path,
+    merged: Path,
+    progress: bool,
+    batch: int | None = None,
+) -> _Stage2:
+    """Stage 2 on ``ex`` of every valid config not done yet (stage 1 read from ``merged``), in
+    batches of configs (one task each).
+
+    The status of every config: a new run's, a done config's as recorded, an invalid config's
+    as failed with its error; and the metrics and daily returns of the configs run now.
     """
     from quantlab.backtest.engine import progress_bar
 
-    status: dict[str, dict[str, Any]] = {}
-    tasks = []
+    s2 = _Stage2({}, {}, {})
+    todo = []
     for p in points:
-        cdir = out_dir / "configs" / p.config_id
-        prev = _status(cdir)
+        prev = _status(out_dir / "configs" / p.config_id)
         if p.spec is None:
-            status[p.config_id] = {
+            s2.status[p.config_id] = {
                 "config_id": p.config_id,
                 "status": "failed",
                 "error": p.error,
                 "seconds": 0.0,
             }
-            continue
-        if prev is not None and prev["status"] == "done":
-            status[p.config_id] = prev
-            continue
-        tasks.append((str(merged), p.spec.model_dump_json(), p.config_id, str(cdir)))
-    bar = progress_bar(len(tasks), "stage 2 (configs)", progress)
+        elif prev is not None and prev["status"] == "done":
+            s2.status[p.config_id] = prev
+        else:
+            todo.append(
+                (p.config_id, p.spec.model_dump_json(), str(out_dir / "configs" / p.config_id))
+            )
+    size = _batch_size(len(todo), getattr(ex, "workers", 1), batch)
+    sessions = calendar.session_table()
+    tasks = [(str(merged), todo[i : i + size], sessions) for i in range(0, len(todo), size)]
+    bar = progress_bar(len(todo), "stage 2 (configs)", progress)
     failures = 0
-    for _, res in ex.run(_stage2_task, tasks):
-        status[res["config_id"]] = res
-        failures += res["status"] != "done"
-        bar.update(1)
+    for _, recs in ex.run(stage2_batch, tasks):
+        for rec in recs:
+            cid = rec["status"]["config_id"]
+            s2.status[cid] = rec["status"]
+            failures += rec["status"]["status"] != "done"
+            if "metrics" in rec:
+                s2.metrics[cid], s2.returns[cid] = rec["metrics"], rec["returns"]
+        bar.update(len(recs))
         bar.set_postfix(failed=failures)
     bar.close()
-    return status
+    return s2
 
 
-def _reports(
-    cfg: SweepConfig, out_dir: Path, points: list[ConfigPoint], summary: dict[str, Any], s1: Any
-) -> None:
-    """HTML/PNG reports (with the trade inspector) of the ``report_top`` best configs."""
-    from quantlab.backtest.engine import trade_paths
-    from quantlab.backtest.report import write_report
-    from quantlab.backtest.stage2 import run_stage2
+def _best(cfg: SweepConfig, metrics: pl.DataFrame, n: int = 10) -> list[dict[str, Any]]:
+    """The ``n`` best done configs by ``cfg.metric`` (rows of the metrics table)."""
+    if cfg.metric not in metrics.columns:
+        return []
+    done = metrics.filter(pl.col("status") == "done")
+    return done.sort(cfg.metric, descending=True, nulls_last=True).head(n).to_dicts()
 
+
+def _start_reports(
+    ex: Any,
+    cfg: SweepConfig,
+    out_dir: Path,
+    points: list[ConfigPoint],
+    best: list[dict[str, Any]],
+    merged: Path,
+) -> PendingReports:
+    """Start the HTML/PNG reports (with the trade inspector) of the ``report_top`` best configs
+    that have none yet, on the executor's workers (iterate the result to wait for them)."""
     by_id = {p.config_id: p for p in points}
-    for row in summary.get("best", [])[: cfg.report_top]:
+    todo = []
+    for row in best[: cfg.report_top]:
         p = by_id.get(row["config_id"])
         folder = out_dir / "configs" / row["config_id"] / "report"
-        if p is None or p.spec is None or (folder / "report.html").is_file():
-            continue
-        res = run_stage2(s1, p.spec)
-        m = p.spec.management
-        write_report(
-            folder,
-            res.trades,
-            res.equity_daily,
-            res.capital,
-            decisions=res.decisions,
-            paths=trade_paths(s1, res),
-            tp_pct=m.take_profit_pct,
-            sl_pct=m.stop_loss_pct,
-            title=p.spec.name,
-            n_boot=500,
-        )
+        if p is not None and p.spec is not None and not (folder / "report.html").is_file():
+            todo.append((p.config_id, p.spec.model_dump_json(), str(folder)))
+    if not todo:
+        return PendingReports()
+    sessions = calendar.session_table()
+    tasks = [(str(merged), spec, folder, sessions) for _, spec, folder in todo]
+    return PendingReports([cid for cid, _, _ in todo], ex.start(report_task, tasks))
 
 
-def _collect(
-    out_dir: Path, points: list[ConfigPoint], status: dict[str, dict[str, Any]]
-) -> pl.DataFrame:
+def _collect(out_dir: Path, points: list[ConfigPoint], s2: _Stage2) -> pl.DataFrame:
+    """The metrics table: a row per config (id, index, status, ``param.*``, metrics); the
+    metrics of configs done in an earlier run come from their ``metrics.json``."""
     rows = []
     for p in points:
-        s = status.get(p.config_id, {})
+        s = s2.status.get(p.config_id, {})
         row: dict[str, Any] = {
             "config_id": p.config_id,
             "index": p.index,
@@ -270,25 +296,39 @@ def _collect(
         row |= {
             f"param.{k}": json.dumps(v) if isinstance(v, list) else v for k, v in p.params.items()
         }
-        mfile = out_dir / "configs" / p.config_id / "metrics.json"
-        if s.get("status") == "done" and mfile.is_file():
-            row |= json.loads(mfile.read_text())
+        if s.get("status") == "done":
+            if p.config_id in s2.metrics:
+                row |= s2.metrics[p.config_id]
+            else:
+                mfile = out_dir / "configs" / p.config_id / "metrics.json"
+                if mfile.is_file():
+                    row |= json.loads(mfile.read_text())
         rows.append(row)
     return pl.DataFrame(rows, infer_schema_length=None)
 
 
 def returns_matrix(
-    out_dir: Path, ids: list[str], capital: dict[str, float]
+    out_dir: Path,
+    ids: list[str],
+    capital: dict[str, float],
+    known: dict[str, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, list[str]]:
-    """Daily returns, one column per finished config (all share the stage-1 session list)."""
+    """Daily returns, one column per finished config (all share the stage-1 session list):
+    from ``known`` (config id -> returns) where given, else read from the config's
+    ``equity_daily.parquet``."""
     from quantlab.backtest.analytics import daily_returns
 
+    known = known or {}
     cols, kept = [], []
     for cid in ids:
         f = out_dir / "configs" / cid / "equity_daily.parquet"
-        if f.is_file():
+        if cid in known:
+            cols.append(known[cid])
+        elif f.is_file():
             cols.append(daily_returns(pl.read_parquet(f), capital[cid]))
-            kept.append(cid)
+        else:
+            continue
+        kept.append(cid)
     if not cols:
         return np.empty((0, 0)), []
     n = min(c.size for c in cols)
@@ -302,8 +342,13 @@ def summarize_sweep(
     status: dict[str, dict[str, Any]],
     metrics: pl.DataFrame,
     s1: Any,
+    *,
+    returns: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """Deflated Sharpe ratio of the best config, PBO by CSCV, best configs, heatmaps."""
+    """Deflated Sharpe ratio of the best config, PBO by CSCV, best configs, heatmaps.
+
+    ``returns``: daily returns already at hand by config id (the others are read from disk).
+    """
     from quantlab.stats.overfitting import deflated_sharpe_from_matrix, pbo_cscv
 
     done = [
@@ -312,7 +357,7 @@ def summarize_sweep(
         if status.get(p.config_id, {}).get("status") == "done" and p.spec is not None
     ]
     cap = {p.config_id: p.spec.sizing.capital for p in done}  # type: ignore[union-attr]
-    R, _ids = returns_matrix(out_dir, [p.config_id for p in done], cap)
+    R, _ids = returns_matrix(out_dir, [p.config_id for p in done], cap, returns)
     summary: dict[str, Any] = {
         "name": cfg.name,
         "configs": len(points),
@@ -340,12 +385,7 @@ def summarize_sweep(
                 "prob_oos_loss": float(pbo.prob_oos_loss),
             }
     if cfg.metric in metrics.columns:
-        best = (
-            metrics.filter(pl.col("status") == "done")
-            .sort(cfg.metric, descending=True, nulls_last=True)
-            .head(10)
-        )
-        summary["best"] = best.to_dicts()
+        summary["best"] = _best(cfg, metrics)
     summary["heatmaps"] = [str(p) for p in heatmaps(cfg, metrics, out_dir)]
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary

@@ -112,8 +112,9 @@ def test_sweep_runs_resumes_and_records_failures(
     _ = mlflow
     # resume: nothing recomputed, nothing logged twice
     stamps = {f: f.stat().st_mtime_ns for f in (out / "configs").glob("*/status.json")}
-    run_sweep(cfg, market, out, workers=1, mlflow_root=ml, progress=False)
+    again = run_sweep(cfg, market, out, workers=1, mlflow_root=ml, progress=False)
     assert stamps == {f: f.stat().st_mtime_ns for f in (out / "configs").glob("*/status.json")}
+    assert again.metrics.equals(res.metrics)  # read back from metrics.json: the same table
     assert len(client.search_runs([exp.experiment_id])) == 13
     # the same folder over different data (a shorter period here): nothing stale is reused
     key = (out / "stage1_key").read_text()
@@ -148,3 +149,17 @@ def test_executors_give_identical_results(market: Path, tmp_path: Path) -> None:
         tb = pl.read_parquet(tmp_path / "ray" / "configs" / p.config_id / "trades.parquet")
         assert ta.equals(tb)
     assert a.metrics.drop("index").equals(b.metrics.drop("index"))
+
+
+def test_batches_and_workers_give_identical_results(market: Path, tmp_path: Path) -> None:
+    cfg = small()
+    a = run_sweep(cfg, market, tmp_path / "a", workers=2, mlflow=False, progress=False)
+    b = run_sweep(cfg, market, tmp_path / "b", workers=1, batch=3, mlflow=False, progress=False)
+    assert a.metrics.equals(b.metrics)
+    for p in a.points:
+        for name in ("trades.parquet", "decisions.parquet", "equity_daily.parquet"):
+            fa = pl.read_parquet(tmp_path / "a" / "configs" / p.config_id / name)
+            assert fa.equals(pl.read_parquet(tmp_path / "b" / "configs" / p.config_id / name))
+    sa, sb = (json.loads((tmp_path / x / "summary.json").read_text()) for x in "ab")
+    assert sa["deflated_sharpe"] == sb["deflated_sharpe"] and sa["pbo"] == sb["pbo"]
+    assert sa["best"] == sb["best"]
