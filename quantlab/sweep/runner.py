@@ -14,7 +14,8 @@ A rerun skips every finished shard and config, and logs to MLflow only what it h
 Workers write Parquet only; this process alone writes DuckDB and MLflow. One pool serves the
 whole sweep: stage 1, stage 2 (configs in batches, each returning its configs' metrics and daily
 returns so nothing just written is read back), then the reports of the best configs, which run
-on the workers while this process writes the summary and DuckDB.
+on the workers while this process writes the summary and DuckDB and logs to MLflow (imported and
+set up in a thread during stage 2; see :mod:`quantlab.sweep.mlflow_log`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import math
 import os
 import shutil
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,9 +151,10 @@ def run_sweep(
             )
             bar.close()
         s1 = load_stage1(merged)
+        # MLflow's import and store set-up run in a thread while the workers run stage 2
+        tracker = _in_thread(_tracker, mlflow_root) if mlflow else None
         s2 = _run_stage2(ex, points, out_dir, merged, progress, batch)
-        root = mlflow_root if mlflow else None
-        metrics, summary = _after_stage2(ex, cfg, out_dir, points, s1, s2, merged, root)
+        metrics, summary = _after_stage2(ex, cfg, out_dir, points, s1, s2, merged, tracker)
     finally:
         ex.close()
     return SweepResult(out_dir, points, s2.status, metrics, summary)
@@ -165,20 +168,39 @@ def _after_stage2(
     s1: Any,
     s2: _Stage2,
     merged: Path,
-    mlflow_root: str | Path | None,
+    tracker: Future | None,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """The metrics table and the summary; the reports of the best configs on the workers while
-    this process writes the summary and DuckDB; then MLflow (with an ``mlflow_root``)."""
+    this process writes the summary, DuckDB and (with a ``tracker``) MLflow."""
     metrics = _collect(out_dir, points, s2)
     reports = _start_reports(ex, cfg, out_dir, points, _best(cfg, metrics), merged)
     summary = summarize_sweep(cfg, out_dir, points, s2.status, metrics, s1, returns=s2.returns)
     _write_duckdb(out_dir, points, s2.status, metrics)
-    for _ in reports:
-        pass
-    if mlflow_root is not None:
+    if tracker is not None:
+        from quantlab.sweep.mlflow_log import log_sweep
+
         checksum = s1.data_checksum
-        _log_mlflow(cfg, out_dir, points, s2.status, metrics, summary, checksum, mlflow_root)
+        log_sweep(
+            cfg, out_dir, points, s2.status, metrics, summary, checksum, tracker.result(), reports
+        )
+    for _ in reports:  # without MLflow (which waits for them itself)
+        pass
     return metrics, summary
+
+
+def _tracker(root: str | Path) -> Any:
+    from quantlab.tracking import Tracker
+
+    return Tracker(root=root)
+
+
+def _in_thread(fn: Any, *args: Any) -> Future:
+    """``fn(*args)`` in a thread of its own; the future of its result."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="quantlab-sweep")
+    try:
+        return pool.submit(fn, *args)
+    finally:
+        pool.shutdown(wait=False)
 
 
 def _sweep_days(cfg: SweepConfig, store: str | Path, underlying: str) -> list[dt.date]:
@@ -474,85 +496,3 @@ def _write_duckdb(
     finally:
         con.close()
     os.replace(tmp, db)
-
-
-def _log_mlflow(
-    cfg: SweepConfig,
-    out_dir: Path,
-    points: list[ConfigPoint],
-    status: dict[str, dict[str, Any]],
-    metrics: pl.DataFrame,
-    summary: dict[str, Any],
-    checksum: str,
-    root: str | Path,
-) -> None:
-    from quantlab.tracking import Tracker, code_version, flatten
-
-    tr = Tracker(root=root)
-    version = code_version()
-    pfile = out_dir / "mlflow_parent_run_id"
-    parent = pfile.read_text().strip() if pfile.is_file() else ""
-    if not parent or not tr.exists(parent):
-        parent = tr.start(
-            cfg.name, tags={"quantlab.kind": "sweep", "quantlab.code_version": version}
-        )
-        pfile.write_text(parent)
-        tr.log(
-            parent,
-            params=flatten({"grid": cfg.grid}) | {"search": cfg.search, "n_configs": len(points)},
-        )
-    by_id = {r["config_id"]: r for r in metrics.to_dicts()}
-    for p in points:
-        cdir = out_dir / "configs" / p.config_id
-        rfile = cdir / "mlflow_run_id"
-        if rfile.is_file() or p.config_id not in status:
-            continue
-        cdir.mkdir(parents=True, exist_ok=True)
-        st_ = status[p.config_id]
-        run = tr.start(
-            p.spec.name if p.spec else f"{cfg.name}[{p.index}]",
-            parent=parent,
-            tags={
-                "quantlab.kind": "backtest",
-                "quantlab.config_hash": p.config_id,
-                "quantlab.data_checksum": checksum,
-                "quantlab.code_version": version,
-                "quantlab.status": st_["status"],
-            },
-        )
-        m = {
-            k: v
-            for k, v in by_id.get(p.config_id, {}).items()
-            if k not in ("config_id", "index", "status") and not k.startswith("param.")
-        }
-        tr.log(
-            run,
-            params={k: json.dumps(v) if isinstance(v, list) else v for k, v in p.params.items()},
-            metrics=m,
-        )
-        if p.spec is not None:
-            (cdir / "config.json").write_text(p.spec.model_dump_json(indent=2))
-            tr.artifact(run, cdir / "config.json")
-        for name in ("trades.parquet", "metrics.json"):
-            if (cdir / name).is_file():
-                tr.artifact(run, cdir / name)
-        if (cdir / "report" / "report.html").is_file():
-            tr.client.log_artifacts(run, str(cdir / "report"), "report")
-        if st_["status"] != "done":
-            tr.log(run, tags={"quantlab.error": st_.get("error", "")[:4000]})
-        tr.end(run, "FINISHED" if st_["status"] == "done" else "FAILED")
-        rfile.write_text(run)
-    sm: dict[str, float] = {
-        "configs_done": float(summary["done"]),
-        "configs_failed": float(summary["failed"]),
-    }
-    if "deflated_sharpe" in summary:
-        sm["deflated_sharpe_ratio"] = summary["deflated_sharpe"]["dsr"]
-        sm["best_sharpe_per_period"] = summary["deflated_sharpe"]["sr"]
-    if "pbo" in summary:
-        sm["pbo"] = summary["pbo"]["pbo"]
-    tr.log(parent, metrics=sm, tags={"quantlab.data_checksum": checksum})
-    tr.artifact(parent, out_dir / "summary.json")
-    for h in summary.get("heatmaps", []):
-        tr.artifact(parent, h, "heatmaps")
-    tr.end(parent)

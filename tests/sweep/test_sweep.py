@@ -108,14 +108,36 @@ def test_sweep_runs_resumes_and_records_failures(
     best = json.loads((out / "summary.json").read_text())["best"][0]["config_id"]
     assert (out / "configs" / best / "report" / "report.html").is_file()
     run_id = (out / "configs" / best / "mlflow_run_id").read_text()
-    assert "report" in [a.path for a in client.list_artifacts(run_id)]
+    assert {"config.json", "trades.parquet", "report"} <= {
+        a.path for a in client.list_artifacts(run_id)
+    }
+    # a config without a report: its config only; every config's trades: on the parent
+    other = next(
+        r
+        for r in ok
+        if not (out / "configs" / r.data.tags["quantlab.config_hash"] / "report").exists()
+    )
+    assert [a.path for a in client.list_artifacts(other.info.run_id)] == ["config.json"]
+    assert "trades.parquet" in [a.path for a in client.list_artifacts(parents[0].info.run_id)]
+    every = pl.read_parquet(
+        client.download_artifacts(parents[0].info.run_id, "trades.parquet", str(tmp_path))
+    )
+    each = pl.concat(
+        [pl.read_parquet(f) for f in sorted((out / "configs").glob("*/trades.parquet"))]
+    )
+    assert every.sort("trade_id").equals(each.sort("trade_id"))
     _ = mlflow
-    # resume: nothing recomputed, nothing logged twice
+    # resume: nothing recomputed, nothing logged twice (also when a run id file was lost
+    # after its run was logged)
     stamps = {f: f.stat().st_mtime_ns for f in (out / "configs").glob("*/status.json")}
+    lost = {f: f.read_text() for f in sorted((out / "configs").glob("*/mlflow_run_id"))[:2]}
+    for f in lost:
+        f.unlink()
     again = run_sweep(cfg, market, out, workers=1, mlflow_root=ml, progress=False)
     assert stamps == {f: f.stat().st_mtime_ns for f in (out / "configs").glob("*/status.json")}
     assert again.metrics.equals(res.metrics)  # read back from metrics.json: the same table
     assert len(client.search_runs([exp.experiment_id])) == 13
+    assert lost == {f: f.read_text() for f in lost}
     # the same folder over different data (a shorter period here): nothing stale is reused
     key = (out / "stage1_key").read_text()
     cfg4 = small(grid=cfg.grid, end=THU)
