@@ -11,10 +11,19 @@ above it, and rounding to the option's tick goes against you too.
 
 SPX/SPXW minimum price variation: $0.05 below $3.00, $0.10 at or above (Cboe).
 
+``slippage`` (default 0) is a fixed extra cost per share per leg, in whole cents, taken after
+the tick rounding: a leg you sell fills that much lower (never below 0), a leg you buy that
+much higher. It is exact (a slippage of $0.02 costs $2 per contract per leg, wherever the
+price sits on the tick grid), so a price with slippage may lie off the tick grid; it is a cost
+assumption for backtests and cost curves (:mod:`quantlab.backtest.costs`), and a live config
+that used it would set its limit prices that much worse too. At its default it is left out of
+the config's dump, so the hashes of configs without it are those from before it existed.
+
 Exactness: the kernel works on integer cents (:mod:`quantlab.money`) with ``k`` held in basis
 points, so ``mid - k * spread`` is an exact rational and the tick rounding never depends on a
 binary representation error (the price 1.05 on a 5-cent grid stays 1.05). ``k`` must therefore
-be a multiple of 0.0001 and the ticks whole cents; the config says so if they are not.
+be a multiple of 0.0001 and the ticks and the slippage whole cents; the config says so if they
+are not.
 """
 
 from __future__ import annotations
@@ -40,12 +49,13 @@ from quantlab.money import (
 
 KIND_CODES = {"mid": 0, "mid_k": 1, "natural": 2}
 #: index of each field in :attr:`FillModel.params` (the int64 array the kernels take)
-P_KIND, P_K_BP, P_TICK_SMALL, P_TICK_LARGE, P_THRESHOLD = range(5)
+P_KIND, P_K_BP, P_TICK_SMALL, P_TICK_LARGE, P_THRESHOLD, P_SLIPPAGE = range(6)
 
 
 @jit(inline="always")
 def fill_cents(bid: int, ask: int, sell: bool, params: np.ndarray) -> int:
-    """Fill price of one leg in cents, rounded to the tick against the trader.
+    """Fill price of one leg in cents, rounded to the tick against the trader, then moved
+    by the slippage against the trader (a sell never below 0).
 
     ``bid``/``ask`` are int cents (``NO_PRICE`` = missing); ``params`` is
     :attr:`FillModel.params`. Returns ``NO_PRICE`` when the quote is unusable (no ask, or an
@@ -69,9 +79,11 @@ def fill_cents(bid: int, ask: int, sell: bool, params: np.ndarray) -> int:
         raw = 0
     tick = params[P_TICK_LARGE] if raw >= 2 * BP * params[P_THRESHOLD] else params[P_TICK_SMALL]
     unit = 2 * BP * tick
+    slip = params[P_SLIPPAGE]
     if sell:
-        return (raw // unit) * tick
-    return -((-raw) // unit) * tick
+        px = (raw // unit) * tick - slip
+        return px if px > 0 else 0
+    return -((-raw) // unit) * tick + slip
 
 
 @jit
@@ -90,7 +102,9 @@ def tick_size(
 
 
 @functools.lru_cache(maxsize=256)
-def _params(kind: str, k: float, small: float, large: float, threshold: float) -> np.ndarray:
+def _params(
+    kind: str, k: float, small: float, large: float, threshold: float, slippage: float
+) -> np.ndarray:
     p = np.array(
         [
             KIND_CODES[kind],
@@ -98,6 +112,7 @@ def _params(kind: str, k: float, small: float, large: float, threshold: float) -
             exact_units(small, CENTS_PER_DOLLAR, "fills.tick_small", "cents"),
             exact_units(large, CENTS_PER_DOLLAR, "fills.tick_large", "cents"),
             exact_units(threshold, CENTS_PER_DOLLAR, "fills.tick_threshold", "cents"),
+            exact_units(slippage, CENTS_PER_DOLLAR, "fills.slippage", "cents"),
         ],
         dtype=np.int64,
     )
@@ -115,6 +130,12 @@ class FillModel(StrictModel):
     tick_small: float = Field(0.05, gt=0)
     tick_large: float = Field(0.10, gt=0)
     tick_threshold: float = Field(3.0, ge=0)
+    slippage: float = Field(
+        0.0,
+        ge=0,
+        description="extra cost per share per leg after the tick rounding, dollars (whole cents)",
+        exclude_if=lambda v: v == 0,  # the hashes of configs without it stay as they were
+    )
 
     @field_validator("k")
     @classmethod
@@ -122,7 +143,7 @@ class FillModel(StrictModel):
         exact_units(v, BP, "fills.k", "basis points")
         return v
 
-    @field_validator("tick_small", "tick_large", "tick_threshold")
+    @field_validator("tick_small", "tick_large", "tick_threshold", "slippage")
     @classmethod
     def _whole_cents(cls, v: float, info: Any) -> float:
         exact_units(v, CENTS_PER_DOLLAR, f"fills.{info.field_name}", "cents")
@@ -134,8 +155,11 @@ class FillModel(StrictModel):
 
     @property
     def params(self) -> np.ndarray:
-        """The model as the int64 array the kernels take (kind, k in bp, ticks in cents)."""
-        return _params(self.kind, self.k, self.tick_small, self.tick_large, self.tick_threshold)
+        """The model as the int64 array the kernels take (kind, k in bp, ticks and slippage
+        in cents; indices ``P_*``)."""
+        return _params(
+            self.kind, self.k, self.tick_small, self.tick_large, self.tick_threshold, self.slippage
+        )
 
     def leg_cents(self, bid_c: Any, ask_c: Any, sell: Any) -> np.ndarray:
         """Fill price of each leg in int64 cents from int cents quotes (``NO_PRICE`` = none)."""

@@ -57,6 +57,68 @@ def test_fills_never_better_than_mid_and_natural_is_worst(q1, q2, k) -> None:  #
     assert debit >= credit_mid - 1e-9
 
 
+def test_slippage_is_an_exact_cost_after_the_tick() -> None:
+    fm = FillModel(slippage=0.02)
+    # sell 1.00/1.20: 1.00 on the tick, then 0.98; buy 2.90/3.10: 3.10, then 3.12;
+    # sell 0.00/0.05: 0.01 -> 0.00 on the tick, and a sale never fills below zero
+    np.testing.assert_allclose(
+        fm.leg_prices([1.0, 2.9, 0.0], [1.2, 3.1, 0.05], [True, False, True]), [0.98, 3.12, 0.0]
+    )
+    # the vertical of test_mid_k_rounds_against_the_trader: 0.90 less two legs' slippage
+    assert fm.net_price([2.0, 1.0], [2.2, 1.1], [-1, 1]) == pytest.approx(0.86)
+
+
+cents_quote = st.tuples(st.integers(0, 6000), st.integers(1, 500)).map(
+    lambda t: (t[0], t[0] + t[1])
+)
+
+
+@given(
+    q=cents_quote,
+    k=st.integers(0, 10_000).map(lambda i: i / 10_000),
+    slip=st.integers(0, 50),
+    sell=st.booleans(),
+)
+def test_slippage_moves_every_fill_by_exactly_its_cents(q, k, slip, sell) -> None:  # type: ignore[no-untyped-def]
+    base = FillModel(k=k).leg_cents([q[0]], [q[1]], [sell])[0]
+    slipped = FillModel(k=k, slippage=slip / 100).leg_cents([q[0]], [q[1]], [sell])[0]
+    assert slipped == (max(base - slip, 0) if sell else base + slip)
+
+
+@given(q=cents_quote, sell=st.booleans())
+def test_natural_is_mid_k_at_one_half(q, sell) -> None:  # type: ignore[no-untyped-def]
+    # the cost curve's k = 0.5 end is the natural fill (uncrossed quotes)
+    nat = FillModel(kind="natural").leg_cents([q[0]], [q[1]], [sell])
+    half = FillModel(k=0.5).leg_cents([q[0]], [q[1]], [sell])
+    assert nat[0] == half[0]
+
+
+def test_compiled_kernels_see_the_slippage() -> None:
+    # the strategy kernels inline fill_cents: a numba cache compiled before the slippage
+    # existed would ignore it silently (numba does not track changes in other modules)
+    from quantlab.strategy import kernels as k
+
+    bid = np.array([200, 100], np.int64)
+    ask = np.array([220, 110], np.int64)
+    qty = np.array([-1, 1], np.int64)
+    for fm in (FillModel(), FillModel(slippage=0.05)):
+        assert k.entry_credit(bid, ask, qty, 2, fm.params) == fm.net_cents(bid, ask, qty)
+    lo, hi = 0, 1000
+    _mid2, cost = k.close_cost(bid, ask, qty, 2, FillModel(slippage=0.05).params, lo, hi)
+    assert cost == -FillModel(slippage=0.05).net_cents(bid, ask, -qty)
+
+
+def test_slippage_must_be_whole_cents_and_leaves_old_hashes_alone() -> None:
+    with pytest.raises(ConfigError, match=r"fills.slippage must be a whole number of cents.*0\.02"):
+        FillModel.from_dict({"slippage": 0.015})
+    with pytest.raises(ConfigError, match="'slippage'"):
+        FillModel.from_dict({"slippage": -0.01})
+    # at its default the field is not in the dump: hashes stored before it existed still hold
+    assert "slippage" not in FillModel().model_dump()
+    assert FillModel().config_hash() == "7d26e57dd5aeea20"  # computed before the field existed
+    assert FillModel(slippage=0.01).config_hash() != FillModel().config_hash()
+
+
 def test_fee_schedule_matches_published_rates() -> None:
     fs = FeeSchedule()
     # premium $0.50 sell: 0.65 + 0.36 + 0.027 + 0.02 + 0.00279
