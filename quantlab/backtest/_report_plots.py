@@ -321,3 +321,34 @@ def _fig_trade(
     ax.set_title(head + "\n" + sub, fontsize=10)
     fig.legend(loc="outside lower center", ncols=4)
     return fig
+
+
+def _fig_cost_curve(curve: pl.DataFrame, break_even: float | None) -> Any:
+    """Total P&L against the fill model's ``k``, one line per slippage; the backtest's own
+    assumption starred, the break-even ``k`` of the smallest slippage marked."""
+    fig = _new_figure(10, 4.2)
+    ax = fig.subplots()
+    slips = sorted(set(curve["slippage"].to_list()))
+    shades = ["#1f4e79", "#e08a1e", "#7b3294", "#2e8b57", "#c0392b", "#555555"]
+    for i, s in enumerate(slips):
+        line = curve.filter(pl.col("slippage") == s).sort("k")
+        label = "no slippage" if s == 0 else f"slippage {_fmt(s, 'usd')} per share per leg"
+        color = shades[i % len(shades)]
+        ax.plot(line["k"], line["total_pnl"], marker="o", ms=4, lw=1.6, color=color, label=label)
+    own = curve.filter(pl.col("is_spec"))
+    if own.height:
+        label = f"backtest (k = {own['k'][0]:g})"
+        ax.plot(
+            own["k"], own["total_pnl"], marker="*", ms=15, color="black", ls="none", label=label
+        )
+    ax.axhline(0.0, color="black", lw=0.8)
+    if break_even is not None:
+        ax.axvline(break_even, color=_COLORS["sl"], ls=":", lw=1.3)
+        kw = {"textcoords": "offset points", "fontsize": 9, "color": _COLORS["sl"]}
+        ax.annotate(f"break-even k = {break_even:.2f}", xy=(break_even, 0.0), xytext=(6, 8), **kw)
+    ax.set_xlabel("fill model k (0 = mid, 0.5 = natural: the share of the bid/ask spread given up)")
+    ax.set_ylabel("total P&L, net of fees ($)")
+    ax.yaxis.set_major_formatter(_ticks("usd0"))
+    ax.set_title("Cost curve: total P&L by fill assumption (stage 2 re-run at each k)")
+    ax.legend(loc="best")
+    return fig

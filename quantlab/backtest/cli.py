@@ -104,13 +104,21 @@ def backtest_cmd(
             summary, f"{cfg.strategy.name}: {res.stage1.days[0]} .. {res.stage1.days[-1]}"
         )
     )
+    be = None
+    if res.cost_curve is not None:
+        from quantlab.backtest.costs import break_even_k, break_even_sentence
+
+        be = break_even_k(res.cost_curve)
+        con.print(f"cost curve: {break_even_sentence(res.cost_curve)}")
     con.print(
-        f"outputs: {out_dir}/ (trades.parquet, decisions.parquet, results.duckdb"
-        f"{'' if no_report else ', report.html'})"
+        f"outputs: {out_dir}/ (trades.parquet, decisions.parquet, cost_curve.parquet, "
+        f"results.duckdb{'' if no_report else ', report.html'})"
     )
     if not no_mlflow:
         from quantlab.tracking import log_backtest, tracking_uri
 
         metrics = config_metrics(r.trades, r.equity_daily, r.capital)
+        if be is not None:
+            metrics["break_even_k"] = be
         run = log_backtest(cfg.strategy, out_dir, metrics, res.stage1.data_checksum)
         con.print(f"MLflow run {run} in {tracking_uri()}")

@@ -5,8 +5,11 @@
 - ``trades.parquet`` (the shared trade-record schema), ``decisions.parquet`` (every proposed
   candidate with its decision and reason), ``candidates.parquet`` (stage 1),
   ``equity_daily.parquet``, ``equity_minutes.parquet``;
+- ``cost_curve.parquet``: total P&L, Sharpe and win rate for each fill assumption (``mid_k``
+  with k from 0 to 0.5), from the same stage 1 (:mod:`quantlab.backtest.costs`);
 - ``results.duckdb`` with the same tables, for SQL;
-- ``report.html`` and PNGs (equity, drawdown, P&L histogram, breakdowns, trade inspector).
+- ``report.html`` and PNGs (equity, drawdown, P&L histogram, cost curve, breakdowns, trade
+  inspector).
 """
 
 from __future__ import annotations
@@ -470,12 +473,20 @@ class BacktestResult:
     stage1: Stage1Result
     results: list[PortfolioResult]
     out: Path | None = None
+    #: the config's :func:`quantlab.backtest.costs.cost_curve` (computed when outputs are written)
+    cost_curve: pl.DataFrame | None = None
 
 
 def write_outputs(
-    out: Path, s1: Stage1Result, res: PortfolioResult, *, report: bool = True
+    out: Path,
+    s1: Stage1Result,
+    res: PortfolioResult,
+    *,
+    report: bool = True,
+    costs: pl.DataFrame | None = None,
 ) -> Path:
-    """Write one config's Parquet files, the DuckDB results database and the report."""
+    """Write one config's Parquet files, the DuckDB results database and the report
+    (``costs``: its cost curve, written as ``cost_curve.parquet`` and shown in the report)."""
     out.mkdir(parents=True, exist_ok=True)
     frames = {
         "trades": res.trades,
@@ -489,6 +500,8 @@ def write_outputs(
         "equity_daily": res.equity_daily,
         "equity_minutes": res.equity_minutes,
     }
+    if costs is not None:
+        frames["cost_curve"] = costs
     for name, df in frames.items():
         df.write_parquet(out / f"{name}.parquet")
     import duckdb
@@ -521,6 +534,7 @@ def write_outputs(
             tp_pct=m.take_profit_pct,
             sl_pct=m.stop_loss_pct,
             title=f"quantlab backtest: {res.spec.name}",
+            cost_curve=costs,
         )
     return out
 
@@ -611,7 +625,8 @@ def backtest(
     progress: bool = False,
     report: bool = True,
 ) -> BacktestResult:
-    """Run one strategy over the store and (with ``out``) write its outputs."""
+    """Run one strategy over the store and (with ``out``) write its outputs, its cost curve
+    among them (:func:`quantlab.backtest.costs.cost_curve`, on the same stage 1)."""
     cfg = config if isinstance(config, BacktestConfig) else BacktestConfig(strategy=config)
     spec = cfg.strategy
     days = st.list_days(store, "quotes", spec.underlying)
@@ -624,7 +639,10 @@ def backtest(
     s1 = stage1(store, [spec], a, b, underlying=spec.underlying, workers=workers, progress=progress)
     warn_missing_quotes(store, s1, spec.underlying)
     res = run_stage2(s1, spec)
-    out_dir = None
-    if out is not None:
-        out_dir = write_outputs(Path(out), s1, res, report=report)
-    return BacktestResult(s1, [res], out_dir)
+    if out is None:
+        return BacktestResult(s1, [res])
+    from quantlab.backtest.costs import cost_curve
+
+    costs = cost_curve(s1, spec)
+    out_dir = write_outputs(Path(out), s1, res, report=report, costs=costs)
+    return BacktestResult(s1, [res], out_dir, costs)

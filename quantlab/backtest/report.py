@@ -2,8 +2,8 @@
 
 :func:`write_report` writes ``report.html`` (figures embedded as base64 PNG, tables as HTML,
 no external files or scripts) and the figures as separate PNG files next to it:
-``equity.png``, ``drawdown.png``, ``pnl_hist.png`` and ``trade_<id>.png`` for the inspected
-trades. Figures (drawn in :mod:`quantlab.backtest._report_plots`) use matplotlib's Agg canvas
+``equity.png``, ``drawdown.png``, ``pnl_hist.png``, ``cost_curve.png`` (when a cost curve is
+given) and ``trade_<id>.png`` for the inspected trades. Figures (drawn in :mod:`quantlab.backtest._report_plots`) use matplotlib's Agg canvas
 on explicit ``Figure`` objects, so the report works headless and never switches the backend
 of the calling process (a Jupyter session keeps its inline plots). The same inputs give
 byte-identical files.
@@ -26,6 +26,7 @@ from quantlab.backtest._report_plots import (
     _DASH,
     _STYLE,
     _et,
+    _fig_cost_curve,
     _fig_drawdown,
     _fig_equity,
     _fig_pnl_hist,
@@ -351,6 +352,7 @@ def write_report(
     periods_per_year: int = 252,
     n_boot: int = 2000,
     seed: int = 0,
+    cost_curve: pl.DataFrame | None = None,
 ) -> Path:
     """Write ``report.html`` and its PNG figures into ``out_dir``.
 
@@ -384,6 +386,9 @@ def write_report(
         A precomputed :func:`quantlab.backtest.analytics.summarize` result.
     periods_per_year, n_boot, seed
         Passed to :func:`~quantlab.backtest.analytics.summarize` when ``summary`` is None.
+    cost_curve : polars.DataFrame, optional
+        :func:`quantlab.backtest.costs.cost_curve` of the config: a "Cost curve" section with
+        its break-even sentence, ``cost_curve.png`` and its table.
 
     Returns
     -------
@@ -416,12 +421,17 @@ def write_report(
     with matplotlib.rc_context(_STYLE):  # type: ignore[arg-type]
         figures = _summary_figures(df, summary, dates, equity, cap, equity_minutes)
         trade_figures, inspected = _inspector_figures(df, paths, get, int(inspect), tp_pct, sl_pct)
+        if cost_curve is not None:
+            from quantlab.backtest.costs import break_even_k
+
+            be = break_even_k(cost_curve)
+            figures["cost_curve.png"] = _png(_fig_cost_curve(cost_curve, be))
     figures.update(trade_figures)
     for name, png in figures.items():
         (out / name).write_bytes(png)
 
     report = out / "report.html"
-    page = _page_html(title, df, dates, summary, figures, inspected, paths is None)
+    page = _page_html(title, df, dates, summary, figures, inspected, paths is None, cost_curve)
     report.write_text(page, encoding="utf-8")
     return report
 
@@ -482,6 +492,7 @@ def _page_html(
     figures: Mapping[str, bytes],
     inspected: list[tuple[dict[str, Any], str]],
     no_paths: bool,
+    cost_curve: pl.DataFrame | None = None,
 ) -> str:
     """The whole ``report.html`` page; ``no_paths`` tells why an empty inspector is empty."""
     parts = [
@@ -501,6 +512,7 @@ def _page_html(
         _monthly_html(summary["monthly"]),
         "<h2>Trade P&amp;L distribution</h2>",
         _img(figures["pnl_hist.png"], "trade P&L histogram"),
+        *_cost_curve_html(cost_curve, figures),
         "<h2>Breakdowns</h2>",
         *(_breakdown_html(k, v) for k, v in summary["breakdowns"].items()),
     ]
@@ -511,6 +523,51 @@ def _page_html(
     parts += ["<h2>Worst trades</h2>", _worst_trades(df), _notes(summary)]
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _cost_curve_html(curve: pl.DataFrame | None, figures: Mapping[str, bytes]) -> list[str]:
+    """The cost curve section: the break-even sentence, the figure and the table."""
+    if curve is None:
+        return []
+    from quantlab.backtest.costs import break_even_sentence
+
+    slips = sorted(set(curve["slippage"].to_list()))
+    said = "".join(
+        f"<li><b>{html.escape(break_even_sentence(curve, s, 'This strategy'))}</b></li>"
+        for s in slips
+    )
+    shown = curve.select(
+        pl.col("k"),
+        pl.col("slippage"),
+        pl.col("trades").alias("n_trades"),
+        "total_pnl",
+        pl.col("sharpe").alias("Sharpe"),
+        "win_rate",
+        "avg_credit_per_share",
+        "max_drawdown",
+        pl.when(pl.col("is_spec")).then(pl.lit("backtest")).otherwise(pl.lit("")).alias("run"),
+    )
+    kinds = {
+        "k": "num",
+        "slippage": "usd",
+        "Sharpe": "ratio",
+        "max_drawdown": "pct",
+        "run": "text",
+    }
+    note = (
+        "Each point re-runs stage 2 on the same stage-1 candidates with the fill model "
+        "<code>mid_k</code> at that k (sell at mid &minus; k &times; spread, buy at mid + k "
+        "&times; spread, rounded to the tick against you) plus the slippage per share per leg: "
+        "entry credits, credit filters, sizing, take-profit and stop levels and exit fills are "
+        "all evaluated again, not scaled."
+    )
+    return [
+        "<h2>Cost curve</h2>",
+        f"<ul>{said}</ul>",
+        _img(figures["cost_curve.png"], "cost curve"),
+        _table(shown, kinds),
+        f'<p class="note">{note}</p>',
+    ]
 
 
 def _settlement_html(st: Mapping[str, Any] | None) -> list[str]:

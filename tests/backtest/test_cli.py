@@ -46,9 +46,12 @@ def test_backtest_command_writes_outputs_and_logs_to_mlflow(
         app, ["backtest", str(cfg), "--store", str(store), "--out", str(out), "--workers", "1"]
     )
     assert res.exit_code == 0, res.output
+    assert "cost curve: this strategy " in res.output  # the break-even k in words
     for name in (
         "trades.parquet",
         "decisions.parquet",
+        "cost_curve.parquet",
+        "cost_curve.png",
         "results.duckdb",
         "report.html",
         "equity.png",

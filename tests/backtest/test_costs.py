@@ -4,6 +4,8 @@ zero; on the synthetic month of test_exact_money (one stage 1 for the module).""
 
 from __future__ import annotations
 
+import datetime as dt
+import html
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,7 @@ from quantlab.backtest.costs import (
     break_even_sentence,
     cost_curve,
 )
-from quantlab.backtest.engine import stage1
+from quantlab.backtest.engine import backtest, stage1
 from quantlab.backtest.stage1 import Stage1Result
 from quantlab.backtest.stage2 import run_stage2
 from quantlab.errors import ConfigError, InputError
@@ -196,3 +198,22 @@ def test_bad_grids_are_refused_with_the_fix(s1: Stage1Result) -> None:
     data = MANAGED.model_dump() | {"fills": {"slippage": 0.015}}
     with pytest.raises(ConfigError, match=r"'fills.slippage'.*whole number of cents.*0\.015"):
         StrategySpec.from_dict(data)
+
+
+# ------------------------------------------------------------------ outputs and the report
+def test_backtest_writes_the_curve_and_the_report_shows_it(month: Path, tmp_path: Path) -> None:
+    import duckdb
+
+    a, b = START, START + dt.timedelta(days=11)
+    res = backtest(ZERO_DTE, month, start=a, end=b, out=tmp_path, workers=1)
+    curve = res.cost_curve
+    assert curve is not None and curve.filter(pl.col("is_spec"))["trades"][0] > 0
+    assert pl.read_parquet(tmp_path / "cost_curve.parquet").equals(curve)
+    con = duckdb.connect(str(tmp_path / "results.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM cost_curve").fetchone() == (curve.height,)
+    finally:
+        con.close()
+    page = (tmp_path / "report.html").read_text()
+    assert "<h2>Cost curve</h2>" in page and (tmp_path / "cost_curve.png").is_file()
+    assert html.escape(break_even_sentence(curve, 0.0, "This strategy")) in page
