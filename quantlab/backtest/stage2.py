@@ -216,7 +216,7 @@ def _inputs(s1: Stage1Result, spec: StrategySpec) -> _Inputs:
     k.payoff_bounds_rows(qty, strike, is_call, n_legs, lo, hi)
     f = spec.filters
     events = calendar.load_events(f.events_file) if f.skip_event_days else ()
-    dates = pick["entry_date"].to_list() if events else [None] * n
+    dates: list[dt.date] = pick["entry_date"].to_list() if events else []
     vix = pick["vix"].to_numpy().astype(np.float64)
     codes = entry_filter_codes(spec, dates, credit, bid, ask, qty, hi, vix, events)
     day = _ordinals(pick["entry_date"])
@@ -390,8 +390,8 @@ def _trades(
         return pl.DataFrame(schema=TRADE_SCHEMA)
     cfg = x.cfg
     rows = x.rows[taken]
-    c = s1.candidates
-    df = pl.DataFrame([c.get_column(name) for name in _TRADE_COLUMNS])[rows]
+    cand = s1.candidates
+    df = pl.DataFrame([cand.get_column(name) for name in _TRADE_COLUMNS])[rows]
     c = {name: df.get_column(name) for name in _TRADE_COLUMNS}
     n = taken.size
     cd = CENTS_PER_DOLLAR
@@ -457,7 +457,7 @@ def _repeat(value: Any, n: int) -> pl.Series:
 
 def _nullable(keep: np.ndarray, values: np.ndarray) -> pl.Series:
     """``values`` where ``keep``, null elsewhere."""
-    return pl.Series(values).set(pl.Series(~keep), None)  # type: ignore[arg-type]
+    return pl.Series(values).set(pl.Series(~keep), None)
 
 
 def _legs(
@@ -471,7 +471,7 @@ def _legs(
     j = taken[t]
     last = np.where(ex.out[taken, 0] >= 0, ex.out[taken, 0], ex.path_len[taken] - 1)
     exit_ids = s1.leg_ids_at_many(x.rows[taken], last)[t, m]
-    given = legs.to_arrow().flatten()  # type: ignore[attr-defined]
+    given = legs.to_arrow().flatten()
     offsets = pa.array(np.concatenate([[0], np.cumsum(n_legs)]).astype(np.int32))
     fields = {
         "occ": given.field("occ"),

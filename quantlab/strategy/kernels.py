@@ -218,7 +218,7 @@ def widths_cents(strike_c, is_call, n_legs, out):
 def width_cents(strike_c, is_call, n_legs):
     """Cents between the outermost strikes of the same right, the widest wing (0 for a single
     leg per right)."""
-    best = 0
+    best = np.int64(0)
     for right in (False, True):
         lo = np.int64(2**62)
         hi = -lo
@@ -228,8 +228,8 @@ def width_cents(strike_c, is_call, n_legs):
                 lo = min(lo, np.int64(strike_c[j]))
                 hi = max(hi, np.int64(strike_c[j]))
                 m += 1
-        if m > 1:
-            best = max(best, hi - lo)
+        if m > 1 and hi - lo > best:
+            best = hi - lo
     return best
 
 
