@@ -41,6 +41,8 @@ def main() -> None:
     from quantlab.sweep.runner import run_sweep
 
     con = Console()
+    if not con.is_terminal:  # a file or a pipe: wide enough that no cell wraps
+        con = Console(width=170)
     days = st.list_days(args.store, "quotes", "SPX")
     if not days:
         raise SystemExit(f"no store at {args.store}: run benchmarks/data.py first")
@@ -105,10 +107,10 @@ def main() -> None:
     )
     if "deflated_sharpe" in res.summary:
         table.add_row(
-            "deflated Sharpe ratio of the best", f"{res.summary['deflated_sharpe']['dsr']:.3f}"
+            "deflated Sharpe ratio of the best", f"{res.summary['deflated_sharpe']['dsr']:.3g}"
         )
     if "pbo" in res.summary:
-        table.add_row("PBO (CSCV, 16 blocks)", f"{res.summary['pbo']['pbo']:.3f}")
+        table.add_row("PBO (CSCV, 16 blocks)", f"{res.summary['pbo']['pbo']:.3g}")
     con.print(table)
 
 
