@@ -111,6 +111,9 @@ def main() -> None:
         )
     if "pbo" in res.summary:
         table.add_row("PBO (CSCV, 16 blocks)", f"{res.summary['pbo']['pbo']:.3g}")
+    for row in res.summary.get("best", [])[: cfg.report_top]:
+        if "break_even" in row:
+            table.add_row(f"cost curve of {row['config_id']}", row["break_even"])
     con.print(table)
 
 

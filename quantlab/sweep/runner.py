@@ -6,9 +6,11 @@ Layout under ``--out`` (default ``out/sweeps/<name>``)::
     stage1/<key>/merged/                 all shards in one result, memory-mapped by stage-2 workers
     configs/<config_id>/                 trades / decisions / equity_daily Parquet, metrics.json,
                                          status.json ("done" or "failed" with the error),
-                                         report/ for the best configs, mlflow_run_id once logged
+                                         report/ for the best configs (with cost_curve.parquet),
+                                         mlflow_run_id once logged
     sweep.duckdb                         configs, metrics, trades and daily equity, for SQL
-    summary.json, heatmap_*.png          the summary with the deflated Sharpe ratio and the PBO
+    summary.json, heatmap_*.png          the summary with the deflated Sharpe ratio and the PBO;
+                                         its best configs with a report carry their break-even k
 
 A rerun skips every finished shard and config, and logs to MLflow only what it has not logged.
 Workers write Parquet only; this process alone writes DuckDB and MLflow. One pool serves the
@@ -41,7 +43,7 @@ from quantlab.errors import DataError
 from quantlab.strategy.spec import StrategySpec
 from quantlab.sweep.config import ConfigPoint, SweepConfig, expand
 from quantlab.sweep.executors import make_executor
-from quantlab.sweep.tasks import PendingReports, report_task, stage2_batch
+from quantlab.sweep.tasks import PendingReports, break_even_of, report_task, stage2_batch
 
 #: most configs in one stage-2 task (a batch has about 8 per worker when there are fewer)
 MAX_BATCH = 32
@@ -175,6 +177,7 @@ def _after_stage2(
     metrics = _collect(out_dir, points, s2)
     reports = _start_reports(ex, cfg, out_dir, points, _best(cfg, metrics), merged)
     summary = summarize_sweep(cfg, out_dir, points, s2.status, metrics, s1, returns=s2.returns)
+    reports.then = lambda: add_break_even(out_dir, summary)
     _write_duckdb(out_dir, points, s2.status, metrics)
     if tracker is not None:
         from quantlab.sweep.mlflow_log import log_sweep
@@ -411,6 +414,16 @@ def summarize_sweep(
     summary["heatmaps"] = [str(p) for p in heatmaps(cfg, metrics, out_dir)]
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
+
+
+def add_break_even(out_dir: Path, summary: dict[str, Any]) -> None:
+    """Add ``break_even_k`` and ``break_even`` (:func:`quantlab.sweep.tasks.break_even_of`) to
+    each best config of ``summary`` that has a report, and rewrite ``summary.json``. The
+    reports (and their cost curves) exist only for the ``report_top`` best configs: a cost
+    curve is stage 2 again per ``k`` (11 points), too dear for every config of a large sweep."""
+    for row in summary.get("best", []):
+        row |= break_even_of(out_dir / "configs" / row["config_id"] / "report")
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
 
 
 def heatmaps(cfg: SweepConfig, metrics: pl.DataFrame, out_dir: Path) -> list[Path]:

@@ -10,12 +10,15 @@ import json
 import os
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+#: a reported config's cost curve, beside its ``report.html``
+COST_CURVE_FILE = "cost_curve.parquet"
 
 
 def config_files(folder: Path, res: Any) -> dict[str, float]:
@@ -84,8 +87,12 @@ def stage2_batch(
 
 
 def report_task(s1_folder: str, spec_json: str, folder: str, sessions: Any = None) -> str:
-    """The HTML/PNG report (with the trade inspector) of one config, written to ``folder``."""
+    """The HTML/PNG report (with the trade inspector and the cost curve) of one config, written
+    to ``folder`` with its ``cost_curve.parquet`` (:func:`quantlab.backtest.costs.cost_curve`
+    on the shared stage 1: stage 2 again per ``k``, about 11 runs, so only for the configs
+    that get a report; :func:`break_even_of` reads the break-even ``k`` back)."""
     from quantlab import calendar
+    from quantlab.backtest.costs import cost_curve
     from quantlab.backtest.engine import shared_stage1, trade_paths
     from quantlab.backtest.report import write_report
     from quantlab.backtest.stage2 import run_stage2
@@ -97,6 +104,9 @@ def report_task(s1_folder: str, spec_json: str, folder: str, sessions: Any = Non
     spec = StrategySpec.model_validate_json(spec_json)
     res = run_stage2(s1, spec)
     m = spec.management
+    curve = cost_curve(s1, spec)
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    curve.write_parquet(Path(folder) / COST_CURVE_FILE)  # before report.html, which marks done
     write_report(
         Path(folder),
         res.trades,
@@ -108,18 +118,40 @@ def report_task(s1_folder: str, spec_json: str, folder: str, sessions: Any = Non
         sl_pct=m.stop_loss_pct,
         title=spec.name,
         n_boot=500,
+        cost_curve=curve,
     )
     return folder
+
+
+def break_even_of(report_folder: Path) -> dict[str, Any]:
+    """``break_even_k`` (:func:`quantlab.backtest.costs.break_even_k`: None when the config
+    never stops making money on the grid, or loses money even at mid) and ``break_even`` (the
+    sentence that says which) of a config whose report is in ``report_folder``; empty when the
+    report has no cost curve."""
+    import polars as pl
+
+    from quantlab.backtest.costs import break_even_k, break_even_sentence
+
+    path = report_folder / COST_CURVE_FILE
+    if not path.is_file():
+        return {}
+    curve = pl.read_parquet(path)
+    return {"break_even_k": break_even_k(curve), "break_even": break_even_sentence(curve)}
 
 
 @dataclass
 class PendingReports:
     """Reports being written by :func:`report_task` on an executor: ``ids`` their configs;
-    iterating waits for them, yielding each config id as its report is written."""
+    iterating waits for them, yielding each config id as its report is written, then calls
+    ``then`` (once) when they are all written."""
 
     ids: list[str] = field(default_factory=list)
     running: Iterator[tuple[int, Any]] = field(default_factory=lambda: iter(()))
+    then: Callable[[], None] | None = None
 
     def __iter__(self) -> Iterator[str]:
         for i, _ in self.running:
             yield self.ids[i]
+        if self.then is not None:
+            done, self.then = self.then, None
+            done()
