@@ -50,6 +50,9 @@ def _register_groups() -> None:
     from quantlab.sweep.cli import sweep_cmd
 
     app.command("sweep")(sweep_cmd)
+    from quantlab.backtest.walkforward_cli import walkforward_cmd
+
+    app.command("walkforward")(walkforward_cmd)
     app.add_typer(data_app, name="data", help="Fetch, synthesize, ingest and inspect market data.")
     from quantlab.features.cli import app as features_app
     from quantlab.ml.cli import train_cmd

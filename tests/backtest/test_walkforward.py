@@ -247,3 +247,53 @@ def test_any_config_metric_can_choose(walked: tuple) -> None:
     assert res.windows.height > 0 and res.summary["criterion"] == "-max_drawdown_duration"
     dsr = run_walkforward(s1, SPECS, WINDOWS, "deflated_sharpe").summary["deflated_sharpe"]
     assert dsr["n_trials"] == len(SPECS)
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def test_walkforward_command_writes_the_page_and_logs_a_parent_and_a_child_per_window(
+    synthetic_store: SyntheticStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+    from mlflow.tracking import MlflowClient
+    from typer.testing import CliRunner
+
+    from quantlab.cli import app
+
+    store = synthetic_store(**MARKET)
+    base = SPECS[0].model_dump(mode="json")
+    sweep = {
+        "name": "wf-grid",
+        "base": base,
+        "grid": {"short_delta": [0.1, 0.2], "width": [10, 25]},
+    }
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump(sweep))
+    wf = {
+        "name": "wf",
+        "sweep": "grid.yaml",
+        "windows": WINDOWS.model_dump(),
+        "criterion": "sharpe",
+    }
+    (tmp_path / "wf.yaml").write_text(yaml.safe_dump(wf))
+    uri = f"sqlite:///{tmp_path / 'ml.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    out = tmp_path / "out"
+    args = ["walkforward", str(tmp_path / "wf.yaml"), "--store", str(store), "--out", str(out)]
+    res = CliRunner().invoke(app, [*args, "--workers", "1"])
+    assert res.exit_code == 0, res.output
+    assert "out of sample: P&L" in res.output and "look-ahead (" in res.output
+    windows = pl.read_parquet(out / "windows.parquet")
+    page = (out / "walkforward.html").read_text()
+    assert page.count("data:image/png;base64,") == 2 and "look-ahead" in page
+    for name in ("trades.parquet", "equity_daily.parquet", "equity.png", "configs.png"):
+        assert (out / name).is_file(), name
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("quantlab-backtests")
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("quantlab.kind") == "walkforward"]
+    assert len(parents) == 1
+    kids = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(kids) == windows.height
+    assert sorted(k.data.params["config_id"] for k in kids) == sorted(windows["config_id"])
+    assert parents[0].data.metrics["n_configs"] == 4.0
