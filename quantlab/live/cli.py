@@ -9,6 +9,11 @@
 * ``quantlab live reconcile --date YYYY-MM-DD`` re-runs the backtester on the day
   (:func:`quantlab.live.reconcile.reconcile_day`), writes ``reconcile-<journal>-<mode>-<date>.html``
   next to the journal and prints the tables; it exits 1 when parity is broken (for a cron job).
+* ``quantlab live reconcile --since YYYY-MM-DD`` (without ``--date``) checks the fill model
+  against the fills since that session (:mod:`quantlab.live.fill_k`): the ``k`` each filled
+  order achieved against the quotes at its fill minute, by day, entry/exit, DTE, delta and hour,
+  with a suggested ``fills.k`` and its interval; it writes ``fill-k-<journal>-<mode>-since-
+  <date>.png`` and ``.parquet`` next to the journal.
 
 The journal is a DuckDB file that its runner holds open while it runs: ``status`` and
 ``reconcile`` read it when the runner is not running (the evening, or after ``stop``).
@@ -176,7 +181,10 @@ def status_cmd(
 
 @app.command("reconcile")
 def reconcile_cmd(
-    date: Annotated[str, typer.Option("--date", help="Session to reconcile, YYYY-MM-DD.")],
+    date: Annotated[
+        str | None,
+        typer.Option("--date", help="Session to reconcile against the backtester, YYYY-MM-DD."),
+    ] = None,
     config: ConfigOpt = DEFAULT_CONFIG,
     journal: JournalOpt = None,
     store: Annotated[str | None, typer.Option("--store", help="Default: config's.")] = None,
@@ -186,10 +194,15 @@ def reconcile_cmd(
     ] = None,
     since: Annotated[
         str | None,
-        typer.Option("--since", help="First backtest session (default: the journal's first)."),
+        typer.Option(
+            "--since",
+            help="With --date: first backtest session (default: the journal's first). Alone: "
+            "the fill k achieved by every filled order since this session.",
+        ),
     ] = None,
 ) -> None:
-    """Compare a day of the journal with the backtester on the same data (exit 1: no parity)."""
+    """Compare a day of the journal with the backtester on the same data (exit 1: no parity);
+    or, with --since and no --date, check the fill model against the fills since a date."""
     from rich.console import Console
 
     from quantlab.errors import QuantlabError
@@ -198,6 +211,12 @@ def reconcile_cmd(
     from quantlab.live.journal import journal_path
     from quantlab.live.reconcile import reconcile_day, report_path
 
+    if date is None and since is None:
+        raise _fail(ValueError("give --date (reconcile a day) or --since (the fill k report)."))
+    if date is None:
+        assert since is not None
+        _fill_k(since, config, journal, store, mode)
+        return
     try:
         day = dt.date.fromisoformat(date)
         cfg, spec = load_live_config(config, store=store, mode=mode)
@@ -224,6 +243,40 @@ def reconcile_cmd(
     typer.echo(f"report: {html}")
     if not rep.parity:
         raise typer.Exit(1)
+
+
+def _fill_k(
+    since: str, config: Path, journal: Path | None, store: str | None, mode: str | None
+) -> None:
+    """``reconcile --since``: the fill k report (:mod:`quantlab.live.fill_k`) printed, its
+    histogram and per-fill table written next to the journal."""
+    from rich.console import Console
+
+    from quantlab.errors import QuantlabError
+    from quantlab.live.config import load_live_config
+    from quantlab.live.fill_k import fill_k_path, fill_k_report
+    from quantlab.live.journal import journal_path
+
+    try:
+        first = dt.date.fromisoformat(since)
+        cfg, spec = load_live_config(config, store=store, mode=mode)
+        jp = journal or journal_path(cfg.store, cfg.account, cfg.broker)
+        j = _open_journal(jp)
+        try:
+            rep = fill_k_report(
+                j, cfg.store, cfg.mode, first, underlying=spec.underlying, fills=spec.fills
+            )
+        finally:
+            j.close()
+    except (QuantlabError, ValueError) as exc:
+        raise _fail(exc) from None
+    con = Console()
+    if not con.is_terminal:  # a file or a pipe: wide enough that no cell wraps
+        con = Console(width=170)
+    rep.print(con)
+    png = rep.plot(fill_k_path(jp, cfg.mode, first))
+    rep.fills.write_parquet(png.with_suffix(".parquet"))
+    typer.echo(f"histogram: {png}\nfills: {png.with_suffix('.parquet')}")
 
 
 __all__ = ["app"]

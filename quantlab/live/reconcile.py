@@ -485,7 +485,7 @@ def _trade_difference(
     return "; ".join(out)
 
 
-def _quotes_at(
+def quotes_at(
     store: st.StoreLike, underlying: str, occs: list[str], ts: int
 ) -> tuple[list[float], list[float]]:
     """Each contract's last quote at or before ``ts`` that session, else the previous
@@ -529,7 +529,7 @@ def _fills(
         legs = json.loads(o["legs"]) if o else []
         model = math.nan
         if legs:
-            bid, ask = _quotes_at(store, spec.underlying, [occ for occ, _ in legs], f["ts"])
+            bid, ask = quotes_at(store, spec.underlying, [occ for occ, _ in legs], f["ts"])
             ratio = np.array([r for _, r in legs], dtype=np.float64)
             px = spec.fills.leg_prices(bid, ask, ratio < 0)
             if np.all(np.isfinite(px)):
@@ -693,4 +693,4 @@ def reconcile_day(
             journal.close()
 
 
-__all__ = ["ReconcileReport", "reconcile_day", "report_path"]
+__all__ = ["ReconcileReport", "quotes_at", "reconcile_day", "report_path"]
