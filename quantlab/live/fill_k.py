@@ -371,7 +371,7 @@ class FillKReport:
         ax.set_xlabel("k achieved = (mid - fill) / (natural width)   (0 = mid, 0.5 = natural)")
         ax.set_ylabel("fills")
         ax.set_title(f"Fill k since {self.since} ({self.mode}, n = {e.n})")
-        ax.legend(loc="upper right", fontsize=8)
+        ax.legend(loc="best", fontsize=8)
         out = Path(path)
         out.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(out, format="png", metadata={"Software": None})

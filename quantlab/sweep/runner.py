@@ -8,7 +8,8 @@ Layout under ``--out`` (default ``out/sweeps/<name>``)::
                                          status.json ("done" or "failed" with the error),
                                          report/ for the best configs (with cost_curve.parquet),
                                          mlflow_run_id once logged
-    sweep.duckdb                         configs, metrics, trades and daily equity, for SQL
+    sweep.duckdb                         configs, metrics, trades and daily equity, for SQL;
+                                         cost_curves of the configs with a report
     summary.json, heatmap_*.png          the summary with the deflated Sharpe ratio and the PBO;
                                          its best configs with a report carry their break-even k
 
@@ -43,7 +44,13 @@ from quantlab.errors import DataError
 from quantlab.strategy.spec import StrategySpec
 from quantlab.sweep.config import ConfigPoint, SweepConfig, expand
 from quantlab.sweep.executors import make_executor
-from quantlab.sweep.tasks import PendingReports, break_even_of, report_task, stage2_batch
+from quantlab.sweep.tasks import (
+    COST_CURVE_FILE,
+    PendingReports,
+    break_even_of,
+    report_task,
+    stage2_batch,
+)
 
 #: most configs in one stage-2 task (a batch has about 8 per worker when there are fewer)
 MAX_BATCH = 32
@@ -418,12 +425,27 @@ def summarize_sweep(
 
 def add_break_even(out_dir: Path, summary: dict[str, Any]) -> None:
     """Add ``break_even_k`` and ``break_even`` (:func:`quantlab.sweep.tasks.break_even_of`) to
-    each best config of ``summary`` that has a report, and rewrite ``summary.json``. The
-    reports (and their cost curves) exist only for the ``report_top`` best configs: a cost
+    each best config of ``summary`` that has a report, rewrite ``summary.json``, and put the
+    reported configs' cost curves in ``sweep.duckdb`` (table ``cost_curves``, by config id).
+    The reports (and their cost curves) exist only for the ``report_top`` best configs: a cost
     curve is stage 2 again per ``k`` (11 points), too dear for every config of a large sweep."""
     for row in summary.get("best", []):
         row |= break_even_of(out_dir / "configs" / row["config_id"] / "report")
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    curves = sorted((out_dir / "configs").glob(f"*/report/{COST_CURVE_FILE}"))
+    if curves and (out_dir / "sweep.duckdb").is_file():
+        import duckdb
+
+        con = duckdb.connect(str(out_dir / "sweep.duckdb"))
+        try:
+            con.execute(
+                "CREATE OR REPLACE TABLE cost_curves AS SELECT split_part(filename, '/', -3) "
+                "AS config_id, * EXCLUDE (filename) FROM read_parquet(?, filename=true) "
+                "ORDER BY config_id, slippage, k",
+                [[str(c) for c in curves]],
+            )
+        finally:
+            con.close()
 
 
 def heatmaps(cfg: SweepConfig, metrics: pl.DataFrame, out_dir: Path) -> list[Path]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 
@@ -44,6 +45,17 @@ def test_reported_configs_carry_their_cost_curve_and_break_even_k(
     for row in best[2:]:  # not reported: no curve computed
         assert "break_even_k" not in row
         assert not (out / "configs" / row["config_id"] / "report").exists()
+    # the reported configs' curves in the sweep's DuckDB
+    con = duckdb.connect(str(out / "sweep.duckdb"), read_only=True)
+    db = pl.from_arrow(con.execute("SELECT * FROM cost_curves").to_arrow_table())
+    con.close()
+    assert isinstance(db, pl.DataFrame) and set(db["config_id"]) == {
+        r["config_id"] for r in best[:2]
+    }
+    first = db.filter(pl.col("config_id") == best[0]["config_id"]).drop("config_id")
+    assert first.equals(
+        pl.read_parquet(out / "configs" / best[0]["config_id"] / "report" / "cost_curve.parquet")
+    )
     # the summary logged on the MLflow parent is the one with the break-even k
     from mlflow.tracking import MlflowClient
 
