@@ -89,8 +89,8 @@ def _headline(s: dict[str, Any]) -> str:
             ("windows", f"{s['n_windows']} ({_window_text(s['windows'])})"),
             ("configs tried / chosen", f"{s['n_configs']} / {s['n_configs_chosen']}"),
             ("OOS sessions", str(s["oos_sessions"])),
-            ("OOS total P&L", _fmt(s["oos_total_pnl"], "usd0")),
-            ("OOS Sharpe (annualised)", _fmt(s["oos_sharpe"], "ratio")),
+            ("OOS total P&L", _with_ci(s["oos_total_pnl"], s.get("oos_total_pnl_ci"), "usd0")),
+            ("OOS Sharpe (annualised)", _with_ci(s["oos_sharpe"], s.get("oos_sharpe_ci"), "ratio")),
             ("OOS trades", str(s["oos_n_trades"])),
             (
                 "OOS deflated Sharpe ratio",
@@ -104,6 +104,13 @@ def _headline(s: dict[str, Any]) -> str:
             ("look-ahead trades", str(s["lookahead_n_trades"])),
         ]
     )
+
+
+def _with_ci(v: Any, ci: Any, kind: str) -> str:
+    text = _fmt(v, kind)
+    if ci is None:
+        return text
+    return f"{text} (95% block bootstrap {_fmt(ci[0], kind)} to {_fmt(ci[1], kind)})"
 
 
 def _sig(v: Any) -> str:

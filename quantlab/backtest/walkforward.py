@@ -30,7 +30,8 @@ conservative than carrying the open trades into the next config's book when
 ``max_open_trades > 1``; with the seed grid's one open trade it is the same rule.
 
 The stitched out-of-sample account is the sum of the windows' daily P&L from the first test
-session on. Its deflated Sharpe ratio is taken against the Sharpe ratios of all configs over
+session on, with 95% block-bootstrap intervals of its Sharpe ratio and total P&L. Its deflated
+Sharpe ratio is taken against the Sharpe ratios of all configs over
 the same sessions, with the number of configs tried as the number of trials. The look-ahead
 comparison fixes the config that is best by the same criterion over the whole range and trades
 it over the same out-of-sample sessions.
@@ -433,7 +434,24 @@ def _summary(
         "lookahead_n_trades": la["trades"].height,
     }
     out["deflated_sharpe"] = _oos_dsr(pnl[oos], pnl_oos[oos], capital)
-    return out
+    return out | _oos_intervals(pnl_oos[oos], capital)
+
+
+def _oos_intervals(pnl: np.ndarray, capital: float, n_boot: int = 2000) -> dict[str, Any]:
+    """95% stationary block-bootstrap intervals (:func:`quantlab.stats.bootstrap.bootstrap_ci`,
+    seed 0) of the stitched series' annualised Sharpe ratio and total P&L (sessions x the
+    resampled mean daily P&L)."""
+    from quantlab.stats.bootstrap import bootstrap_ci
+
+    if pnl.size < 2:
+        nan = (math.nan, math.nan)
+        return {"oos_sharpe_ci": nan, "oos_total_pnl_ci": nan}
+    r = mt.returns_from_equity(capital + np.cumsum(pnl), capital)
+    lo, hi = bootstrap_ci(pnl, "mean", n_boot=n_boot, method="stationary")
+    return {
+        "oos_sharpe_ci": bootstrap_ci(r, "sharpe", n_boot=n_boot),
+        "oos_total_pnl_ci": (lo * pnl.size, hi * pnl.size),
+    }
 
 
 def _oos_dsr(trials: np.ndarray, stitched: np.ndarray, capital: float) -> dict[str, float]:

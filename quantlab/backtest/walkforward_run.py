@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,6 +128,9 @@ def _parent_metrics(summary: dict[str, Any]) -> dict[str, float]:
     out = {k: float(summary[k]) for k in keys}
     dsr = summary.get("deflated_sharpe", {})
     out |= {f"oos_deflated_sharpe.{k}": float(v) for k, v in dsr.items()}
+    for key in ("oos_sharpe_ci", "oos_total_pnl_ci"):
+        lo, hi = summary.get(key, (math.nan, math.nan))
+        out |= {f"{key}.lo": float(lo), f"{key}.hi": float(hi)}
     return out
 
 

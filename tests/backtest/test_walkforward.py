@@ -213,6 +213,10 @@ def test_stitched_pnl_is_the_sum_of_the_window_trades(walked: tuple) -> None:
     got = dict(res.windows.select("window", "pnl").iter_rows())
     for w, p in per_window.iter_rows():
         assert got[w] == pytest.approx(p)
+    lo, hi = res.summary["oos_total_pnl_ci"]
+    assert lo <= res.summary["oos_total_pnl"] <= hi
+    lo, hi = res.summary["oos_sharpe_ci"]
+    assert lo < hi
 
 
 def test_each_window_trades_only_its_test_sessions_with_a_flat_handover(walked: tuple) -> None:
