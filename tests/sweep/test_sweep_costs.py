@@ -47,7 +47,7 @@ def test_reported_configs_carry_their_cost_curve_and_break_even_k(
         assert not (out / "configs" / row["config_id"] / "report").exists()
     # the reported configs' curves in the sweep's DuckDB
     con = duckdb.connect(str(out / "sweep.duckdb"), read_only=True)
-    db = pl.from_arrow(con.execute("SELECT * FROM cost_curves").to_arrow_table())
+    db = con.sql("SELECT * FROM cost_curves").pl()
     con.close()
     assert isinstance(db, pl.DataFrame) and set(db["config_id"]) == {
         r["config_id"] for r in best[:2]
