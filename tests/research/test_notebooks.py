@@ -25,6 +25,7 @@ NOTEBOOKS = (
     "03_sweeps_and_overfitting",
     "04_meta_labeling",
     "05_live_day_review",
+    "07_walkforward_and_costs",
 )
 # what each notebook must leave under <QUANTLAB_WORK>/out/research/<name>/ (glob patterns)
 WRITES = {
@@ -32,6 +33,12 @@ WRITES = {
     "03_sweeps_and_overfitting": ("sweep.duckdb", "summary.json", "mlflow_parent_run_id"),
     "04_meta_labeling": ("optuna.db",),
     "05_live_day_review": ("SIM-*.duckdb", "reconcile-*.html"),
+    "07_walkforward_and_costs": (
+        "walkforward/walkforward.html",
+        "walkforward/summary.json",
+        "cost_curve.parquet",
+        "fill-k-*.png",
+    ),
 }
 ABSOLUTE_PATH = re.compile(r"""["'](?:/(?:work|home|tmp|Users|mnt|root|opt|var)/|[A-Za-z]:\\)""")
 
