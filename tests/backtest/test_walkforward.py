@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -251,6 +252,31 @@ def test_any_config_metric_can_choose(walked: tuple) -> None:
     assert res.windows.height > 0 and res.summary["criterion"] == "-max_drawdown_duration"
     dsr = run_walkforward(s1, SPECS, WINDOWS, "deflated_sharpe").summary["deflated_sharpe"]
     assert dsr["n_trials"] == len(SPECS)
+
+
+def test_perturbed_test_window_quotes_leave_its_choice_unchanged(
+    synthetic_store: SyntheticStore, tmp_path: Path, walked: tuple
+) -> None:
+    """No look-ahead through the store: the quotes of the last window's test sessions are
+    rewritten (asks x 1.5, a different market), stage 1 and the walk-forward run again; every
+    window's choice and train score stay the same while its out-of-sample trades change."""
+    s1, res = walked
+    store = synthetic_store(**MARKET, copy_to=tmp_path / "perturbed")
+    last = plan_windows(s1.days, WINDOWS)[-1]
+    lo, hi = last.dates()["test_start"], last.dates()["test_end"]
+    days = [d for d in s1.days if lo <= d <= hi]
+    for d in days:
+        f = store / "parquet" / "quotes" / "underlying=SPX" / f"date={d}" / "part-0.parquet"
+        q = pl.read_parquet(f)
+        q.with_columns(pl.col("ask") * 1.5).write_parquet(f)
+    shutil.rmtree(store / "cache", ignore_errors=True)  # the day cache of the old quotes
+    s1p = run_stage1(store, SPECS, dt.date(2024, 3, 1), dt.date(2024, 3, 18))
+    again = run_walkforward(s1p, SPECS, WINDOWS, "sharpe")
+    cols = ["window", "config_id", "score", "is_sharpe"]
+    assert again.windows.select(cols).equals(res.windows.select(cols), null_equal=True)
+    before = res.trades.filter(pl.col("entry_date") >= days[0])
+    after = again.trades.filter(pl.col("entry_date") >= days[0])
+    assert before.height and not before.select("pnl").equals(after.select("pnl"))
 
 
 # --------------------------------------------------------------------------- the command
