@@ -279,6 +279,41 @@ def test_perturbed_test_window_quotes_leave_its_choice_unchanged(
     assert before.height and not before.select("pnl").equals(after.select("pnl"))
 
 
+def test_a_regime_planted_in_the_store_switches_the_choice(
+    synthetic_store: SyntheticStore, tmp_path: Path
+) -> None:
+    """Through stage 1 and 2 on the store: config ``first`` may only enter in the first half
+    of the sessions and ``second`` only in the second (each skips the other half as event
+    days), and the criterion is the number of trades (any metric can choose), so ``second``
+    is the best config only after the change. Windows that train on the first half choose
+    ``first``; once a train window lies in the second half, ``second`` is chosen. (By Sharpe
+    the planted config need not win: a config with no trades scores 0, above a losing one.)"""
+    store = synthetic_store(**MARKET)
+    a, b = dt.date(2024, 3, 1), dt.date(2024, 3, 18)
+    days = run_stage1(store, SPECS[:1], a, b).days
+    half = len(days) // 2
+
+    def only(name: str, keep: list[dt.date]) -> StrategySpec:
+        f = tmp_path / f"{name}.csv"
+        f.write_text("date\n" + "".join(f"{d}\n" for d in days if d not in keep))
+        base = SPECS[0].model_dump(mode="json")
+        filters = base["filters"] | {"skip_event_days": True, "events_file": str(f)}
+        return StrategySpec.from_dict(base | {"name": name, "filters": filters})
+
+    specs = [only("first", days[:half]), only("second", days[half:])]
+    s1 = run_stage1(store, specs, a, b)
+    res = run_walkforward(s1, specs, WINDOWS, "n_trades")
+    w = res.windows.to_dicts()
+    chosen = {r["window"]: r["config"] for r in w}
+    for r in w:
+        train = [d for d in days if r["train_start"] <= d <= r["train_end"]]
+        if train[-1] < days[half]:
+            assert chosen[r["window"]] == "first", r
+        if train[0] >= days[half]:
+            assert chosen[r["window"]] == "second", r
+    assert {"first", "second"} <= set(chosen.values())
+
+
 # --------------------------------------------------------------------------- the command
 
 
