@@ -110,29 +110,35 @@ def _settle(
     return pnl
 
 
+@jit(inline="always")
+def _dollars(mid2, credit_c, n, fee):
+    """A trade's mark in dollars from twice the mid cost to close (``NO_NET``: no mark yet):
+    the mid P&L x ``n`` contracts, net of the entry ``fee``."""
+    if mid2 == NO_NET:
+        return -fee
+    return (2 * credit_c - mid2) * n / 2.0 - fee
+
+
 @jit
 def path_marks(
     path_row, upto, path_bid, path_ask, qty, n_legs, fill_params, lo, hi, credit, money, out
 ):  # fmt: skip
-    """Each trade's mark in dollars at its path rows ``path_row[t] .. + upto[t]`` (mid P&L x
-    contracts, net of entry fees; the last valid mark carried, ``-entry fees`` before the
-    first), into ``out`` laid out trade after trade."""
+    """Each trade's mark in dollars at its path rows ``path_row[t] .. + upto[t]`` (the last
+    valid mid carried, :func:`quantlab.strategy.kernels.mark_path`; ``-entry fees`` before
+    the first), into ``out`` laid out trade after trade."""
+    mid2 = np.empty(upto.max() if upto.shape[0] else 0, np.int64)
     pos = 0
     for t in range(path_row.shape[0]):
         a = path_row[t]
+        b = a + upto[t]
         n = money[t, M_CONTRACTS]
         fee = money[t, M_ENTRY_FEES] / MILLICENTS_PER_DOLLAR
-        last = NO_NET
+        k.mark_path(
+            path_bid[a:b], path_ask[a:b], qty[t], n_legs[t], fill_params, lo[t], hi[t], upto[t],
+            mid2,
+        )  # fmt: skip
         for i in range(upto[t]):
-            mid2, _ = k.close_cost(
-                path_bid[a + i], path_ask[a + i], qty[t], n_legs[t], fill_params, lo[t], hi[t]
-            )
-            if mid2 != NO_NET:
-                last = mid2
-            if last == NO_NET:
-                out[pos] = -fee
-            else:
-                out[pos] = (2 * credit[t] - last) * n / 2.0 - fee
+            out[pos] = _dollars(mid2[i], credit[t], n, fee)
             pos += 1
 
 
@@ -149,7 +155,7 @@ def _mark_at(
             path_bid[a + i], path_ask[a + i], qty[r], n_legs[r], fill, lo[r], hi[r]
         )
         if mid2 != NO_NET:
-            return (2 * cr[r] - mid2) * n / 2.0 - fee
+            return _dollars(mid2, cr[r], n, fee)
         i -= 1
     return -fee
 

@@ -185,6 +185,7 @@ class _Inputs:
     hi: np.ndarray
     codes: np.ndarray
     cfg: str  # the config's hash
+    keys: list[str]  # its selection rules' keys
 
 
 def _ordinals(dates: pl.Series) -> np.ndarray:
@@ -193,7 +194,8 @@ def _ordinals(dates: pl.Series) -> np.ndarray:
 
 def _inputs(s1: Stage1Result, spec: StrategySpec) -> _Inputs:
     c = s1.candidates
-    rows = s1.rows_for(rules_for([spec]))
+    keys = list(rules_for([spec]))
+    rows = s1.rows_for(keys)
     cols = [*_DECISION_COLUMNS, "root", "close_ts", "vix", "n_legs"]
     ts = c.get_column("entry_ts").to_numpy()[rows].astype(np.int64)
     cid = c.get_column("candidate_id").gather(rows)
@@ -222,7 +224,7 @@ def _inputs(s1: Stage1Result, spec: StrategySpec) -> _Inputs:
     day = _ordinals(pick["entry_date"])
     return _Inputs(
         rows, pick, ts, day, qty, n_legs, bid, ask, strike, is_call, credit, lo, hi, codes,
-        spec.config_hash(),
+        spec.config_hash(), keys,
     )  # fmt: skip
 
 
@@ -360,7 +362,7 @@ def _decisions(s1: Stage1Result, spec: StrategySpec, x: _Inputs, r: _Replay) -> 
         "reason": reason,
     }
     df = _frame(cols, DECISION_SCHEMA)
-    rej = s1.rejections_for(rules_for([spec]))
+    rej = s1.rejections_for(x.keys)
     if rej.height:
         rj = rej.select(
             pl.col("candidate_id"),
