@@ -218,11 +218,11 @@ def run_step(
 
 
 def console() -> Any:
-    """A rich console that stays wide when the output is a file or a pipe."""
-    from rich.console import Console
+    """A rich console that stays wide when the output is a file or a pipe
+    (:func:`quantlab.console.wide_console`)."""
+    from quantlab.console import wide_console
 
-    c = Console()
-    return c if c.is_terminal else Console(width=170)
+    return wide_console()
 
 
 def add_bytecode_flag(ap: Any) -> None:

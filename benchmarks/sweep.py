@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import yaml
-from rich.console import Console
 from rich.table import Table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,13 +35,12 @@ def main() -> None:
     ap.add_argument("--mlflow", default="/tmp/quantlab_bench_mlruns")
     ap.add_argument("--keep", action="store_true", help="resume instead of starting fresh")
     args = ap.parse_args()
+    from quantlab.console import wide_console
     from quantlab.data import store as st
     from quantlab.sweep.config import SweepConfig
     from quantlab.sweep.runner import run_sweep
 
-    con = Console()
-    if not con.is_terminal:  # a file or a pipe: wide enough that no cell wraps
-        con = Console(width=170)
+    con = wide_console()
     days = st.list_days(args.store, "quotes", "SPX")
     if not days:
         raise SystemExit(f"no store at {args.store}: run benchmarks/data.py first")

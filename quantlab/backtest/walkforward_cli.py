@@ -23,13 +23,12 @@ def walkforward_cmd(
 ) -> None:
     """Re-choose the sweep's best config on each train window and trade it on the next test
     window; prints the windows, the stitched out-of-sample figures and the look-ahead ones."""
-    from rich.console import Console
-
     from quantlab.backtest._walkforward_report import short_name
     from quantlab.backtest.walkforward_run import walkforward
+    from quantlab.console import wide_console
     from quantlab.errors import QuantlabError
 
-    con = Console()
+    con = wide_console()
     try:
         run = walkforward(config, store, out, workers=workers, mlflow=not no_mlflow)
     except QuantlabError as exc:

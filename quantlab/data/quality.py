@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from quantlab.console import wide_console
 from quantlab.data import layout
 from quantlab.data import store as st
 from quantlab.errors import InputError
@@ -251,10 +252,9 @@ def check_days(
 
 def print_report(report: pl.DataFrame | dict[str, Any], console: Any = None) -> None:
     """Print :func:`check_day` / :func:`check_days` output as a rich table."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = console or Console(width=None if Console().is_terminal else 160)
+    console = console or wide_console(160)
     if isinstance(report, dict):
         table = Table(title=f"quality {report['underlying']} {report['date']}")
         table.add_column("metric")
@@ -353,10 +353,9 @@ def settlement_gaps(
 
 def print_settlement_gaps(gaps: pl.DataFrame, console: Any = None) -> None:
     """Print :func:`settlement_gaps` output: the count, then one row per expiry."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = console or Console(width=None if Console().is_terminal else 160)
+    console = console or wide_console(160)
     n = gaps.height
     if n == 0:
         console.print("settlement values: every expiry in the store has an official or index value")

@@ -250,8 +250,7 @@ def _fill_k(
 ) -> None:
     """``reconcile --since``: the fill k report (:mod:`quantlab.live.fill_k`) printed, its
     histogram and per-fill table written next to the journal."""
-    from rich.console import Console
-
+    from quantlab.console import wide_console
     from quantlab.errors import QuantlabError
     from quantlab.live.config import load_live_config
     from quantlab.live.fill_k import fill_k_path, fill_k_report
@@ -270,10 +269,7 @@ def _fill_k(
             j.close()
     except (QuantlabError, ValueError) as exc:
         raise _fail(exc) from None
-    con = Console()
-    if not con.is_terminal:  # a file or a pipe: wide enough that no cell wraps
-        con = Console(width=170)
-    rep.print(con)
+    rep.print(wide_console())
     png = rep.plot(fill_k_path(jp, cfg.mode, first))
     rep.fills.write_parquet(png.with_suffix(".parquet"))
     typer.echo(f"histogram: {png}\nfills: {png.with_suffix('.parquet')}")
