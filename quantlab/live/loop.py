@@ -393,6 +393,11 @@ class LiveRunner:
             give = min(tr["attempt"], self.config.reprice_attempts) * self.config.reprice_step
             self._place(tr, tr["status"], legs, _tick_round(model - give), ts)
 
+    def record_fill(self, tr: dict[str, Any], fill: Fill) -> None:
+        """Journal ``fill`` of open trade ``tr``'s working order: an entry opens the trade, an
+        exit closes it with ``tr["exit_reason"]`` (used by :mod:`quantlab.live.flatten`)."""
+        self._on_fill(tr, fill)
+
     def _on_fill(self, tr: dict[str, Any], fill: Fill) -> None:
         self.journal.fill(fill, self.mode)
         self.journal.order_status(tr["order_ref"], "filled")
