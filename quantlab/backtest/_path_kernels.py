@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from quantlab._numba import jit
+from quantlab.pricing.kernels import fit_forward
 
 NO_PRICE = -1  # int32 cents sentinel for a missing quote (= stage1.NO_PRICE)
 
@@ -125,6 +126,82 @@ def extend_paths(
         start_ns[c] = minutes[hi - 1]
 
 
+@jit(inline="always")
+def _quote_at(r, first, end, key, q_t, q_bid, q_ask, cents, missing):
+    """``(row, bid, ask)``: the last quote row of an instrument at or before ``key`` (from row
+    ``r`` on) and its prices (NaN when none)."""
+    while r < end and q_t[r] <= key:
+        r += 1
+    if r == first:
+        return r, np.nan, np.nan
+    if cents:
+        cb = q_bid[r - 1]
+        ca = q_ask[r - 1]
+        return (
+            r,
+            (np.nan if cb == missing else cb / 100.0),
+            (np.nan if ca == missing else ca / 100.0),
+        )
+    return r, q_bid[r - 1], q_ask[r - 1]
+
+
+@jit(inline="always")
+def _fresh(r, first, b, a, minute, scale, q_t, max_age):
+    """Whether the quote of row ``r - 1`` (``b``/``a``) is one the parity fit may use at
+    ``minute`` (the snapshot's ``OK`` flag): quoted, two-sided, 0 < bid < ask, not older than
+    ``max_age`` ns."""
+    if r == first or not (b == b and a == a and 0.0 < b < a):
+        return False
+    return minute - np.int64(q_t[r - 1]) * scale <= max_age
+
+
+@jit
+def minute_forwards(
+    minutes, minute_keys, scale, q_t, q_lo, q_hi, q_bid, q_ask, cents, missing, call_pos,
+    put_pos, strikes, df, max_age_ns, n_pairs, out,
+):  # fmt: skip
+    """The parity forward of one expiry at each of the session's ``minutes``: the snapshot's
+    fit (:func:`quantlab.pricing.kernels.fit_forward` over the strikes whose call and put
+    quotes at or before the minute are fresh, ``df[i]`` at minute ``i``) into ``out`` (NaN
+    where no pair is usable). ``call_pos``/``put_pos``: instrument positions of each strike of
+    ``strikes`` (ascending)."""
+    n = strikes.shape[0]
+    rc = np.empty(n, np.int64)
+    rp = np.empty(n, np.int64)
+    for p in range(n):
+        rc[p] = q_lo[call_pos[p]]
+        rp[p] = q_lo[put_pos[p]]
+    kk = np.empty(n)
+    dd = np.empty(n)
+    hh = np.empty(n)
+    keep = np.zeros(n, np.bool_)
+    for i in range(minutes.shape[0]):
+        key = minute_keys[i]
+        cnt = 0
+        for p in range(n):
+            c, p_ = call_pos[p], put_pos[p]
+            rc[p], cb, ca = _quote_at(
+                rc[p], q_lo[c], q_hi[c], key, q_t, q_bid, q_ask, cents, missing
+            )
+            rp[p], pb, pa = _quote_at(
+                rp[p], q_lo[p_], q_hi[p_], key, q_t, q_bid, q_ask, cents, missing
+            )
+            t = minutes[i]
+            if not (
+                _fresh(rc[p], q_lo[c], cb, ca, t, scale, q_t, max_age_ns)
+                and _fresh(rp[p], q_lo[p_], pb, pa, t, scale, q_t, max_age_ns)
+            ):
+                continue
+            kk[cnt] = strikes[p]
+            dd[cnt] = 0.5 * (cb + ca) - 0.5 * (pb + pa)
+            hh[cnt] = 0.5 * ((ca - cb) + (pa - pb))
+            cnt += 1
+        if cnt == 0:
+            out[i] = np.nan
+        else:
+            out[i] = fit_forward(kk[:cnt], dd[:cnt], hh[:cnt], df[i], n_pairs, keep[:cnt])[0]
+
+
 @jit
 def from_cents_2d(cents, out):
     """``out = cents / 100`` where ``cents >= 0``, NaN elsewhere (2-D, C order)."""
@@ -134,4 +211,4 @@ def from_cents_2d(cents, out):
             out[i, j] = c / 100.0 if c >= 0 else np.nan
 
 
-__all__ = ["NO_PRICE", "extend_paths", "from_cents_2d"]
+__all__ = ["NO_PRICE", "extend_paths", "from_cents_2d", "minute_forwards"]

@@ -16,12 +16,15 @@ from collections.abc import Sequence
 import numpy as np
 
 from quantlab import calendar
-from quantlab.backtest._path_kernels import extend_paths
+from quantlab.backtest._path_kernels import extend_paths, minute_forwards
+from quantlab.chain.snapshot import MIN_PER_YEAR, N_PAIRS
 from quantlab.data.daycache import NO_CENTS
 from quantlab.data.read import DayQuotes
 from quantlab.errors import QuantlabError
 
 MAX_LEGS = 4
+#: what the forward of a path minute depends on: (root, expiry, rate, max quote age in s)
+ForwardKey = tuple[str, dt.date, float, float]
 
 
 class PathBook:
@@ -56,7 +59,8 @@ class PathBook:
         self._last_bid = np.empty((0, MAX_LEGS))
         self._last_ask = np.empty((0, MAX_LEGS))
         self._legs: list[tuple[str, ...]] = []
-        self._new: list[tuple[int, tuple[str, ...], int, int, np.ndarray, np.ndarray]] = []
+        self._fkeys: list[ForwardKey] = []
+        self._new: list[tuple] = []
 
     # -- sizes ------------------------------------------------------------------------------
     def minutes(self, day: dt.date) -> np.ndarray:
@@ -92,6 +96,7 @@ class PathBook:
         if self.offsets[-1]:
             raise QuantlabError("PathBook.allocate() must come before the first candidate")
         self.ts = np.empty(rows, np.int64)
+        self.fwd = np.empty(rows, np.float64)
         self.bid = np.empty((rows, self.width), np.int32)
         self.ask = np.empty((rows, self.width), np.int32)
 
@@ -109,11 +114,13 @@ class PathBook:
             new = max(need, int(cap * 1.5))
             ts = np.empty(new, np.int64)
             ts[:start] = self.ts[:start]
+            fwd = np.empty(new, np.float64)
+            fwd[:start] = self.fwd[:start]
             bid = np.empty((new, self.width), np.int32)
             bid[:start] = self.bid[:start]
             ask = np.empty((new, self.width), np.int32)
             ask[:start] = self.ask[:start]
-            self.ts, self.bid, self.ask = ts, bid, ask
+            self.ts, self.fwd, self.bid, self.ask = ts, fwd, bid, ask
         self.offsets.append(need)
         return start
 
@@ -131,16 +138,18 @@ class PathBook:
         close_ns: int,
         entry_bid: np.ndarray,
         entry_ask: np.ndarray,
+        fwd_key: ForwardKey,
     ) -> None:
         """Open candidate ``row`` (rows are added in order) entered at ``entry_ns`` on ``day``;
-        ``entry_bid``/``entry_ask`` are its legs' quotes then (carried until a leg quotes)."""
+        ``entry_bid``/``entry_ask`` are its legs' quotes then (carried until a leg quotes);
+        ``fwd_key`` says which parity forward its path minutes carry."""
         if row != len(self.day_ids):
             raise QuantlabError(
                 f"candidates must be added in row order (got {row}, expected {len(self.day_ids)})"
             )
         self._reserve(self.path_length(day, entry_ns, close_ns))
         self.day_ids.append([])
-        self._new.append((row, legs, entry_ns, close_ns, entry_bid, entry_ask))
+        self._new.append((row, legs, entry_ns, close_ns, entry_bid, entry_ask, fwd_key))
 
     def _commit(self) -> None:
         if not self._new:
@@ -163,6 +172,7 @@ class PathBook:
         self._last_bid = np.concatenate([self._last_bid, lb])
         self._last_ask = np.concatenate([self._last_ask, la])
         self._legs.extend(x[1] for x in self._new)
+        self._fkeys.extend(x[6] for x in self._new)
         self._new = []
 
     def extend(self, day: dt.date, dq: DayQuotes, sym_pos: dict[str, int]) -> None:
@@ -204,9 +214,13 @@ class PathBook:
         )
         ids = np.where(leg_pos >= 0, dq.instrument_id[np.maximum(leg_pos, 0)], 0).astype(np.uint32)
         offs = self.offsets
+        fwds = day_forwards(dq, minutes, {self._fkeys[c] for c in np.flatnonzero(appended)})
         for c in np.flatnonzero(appended).tolist():
             row = int(self._rows[c])
             self.day_ids[row].append((int(before[c]) - offs[row], ids[c]))
+            a, b = int(before[c]), int(self._cursor[c])
+            lo = int(np.searchsorted(minutes, self.ts[a]))
+            self.fwd[a:b] = fwds[self._fkeys[c]][lo : lo + b - a]
         keep = self._close > minutes[-1]
         if not keep.all():
             done = ~keep
@@ -220,17 +234,20 @@ class PathBook:
             self._cursor, self._n_legs = self._cursor[keep], self._n_legs[keep]
             self._last_bid, self._last_ask = self._last_bid[keep], self._last_ask[keep]
             self._legs = [legs for legs, k in zip(self._legs, keep.tolist(), strict=True) if k]
+            self._fkeys = [f for f, k in zip(self._fkeys, keep.tolist(), strict=True) if k]
 
     # -- result -----------------------------------------------------------------------------
-    def arrays(self, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """``(offsets, path_ts, path_bid, path_ask)`` with ``width`` leg columns."""
+    def arrays(
+        self, width: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(offsets, path_ts, path_bid, path_ask, path_fwd)`` with ``width`` leg columns."""
         self.check_filled()
         offsets = np.asarray(self.offsets, np.int64)
         total = int(offsets[-1])
         ts, bid, ask = self.ts[:total], self.bid[:total], self.ask[:total]
         if width != self.width:
             bid, ask = np.ascontiguousarray(bid[:, :width]), np.ascontiguousarray(ask[:, :width])
-        return offsets, ts, bid, ask
+        return offsets, ts, bid, ask, self.fwd[:total]
 
     def check_filled(self) -> None:
         """Raise if an open candidate's block was not filled to its reserved length (a bug)."""
@@ -242,3 +259,44 @@ class PathBook:
             if np.any(self._cursor != ends):
                 bad = int(self._rows[np.flatnonzero(self._cursor != ends)[0]])
                 raise QuantlabError(f"stage-1 path of candidate {bad} was not filled as reserved")
+
+
+def _parity_pairs(dq: DayQuotes, root: str, expiry: dt.date) -> tuple[np.ndarray, ...]:
+    """``(strikes, call positions, put positions)`` of one expiry's listed strikes with both
+    rights (the pairs the decision snapshot's parity fit looks at)."""
+    pos = np.flatnonzero((dq.root == root) & (dq.expiry == np.datetime64(expiry, "D")))
+    calls, puts = pos[dq.is_call[pos]], pos[~dq.is_call[pos]]
+    ks = np.intersect1d(dq.strike[calls], dq.strike[puts])
+    ci = calls[np.searchsorted(dq.strike[calls], ks)]
+    pi = puts[np.searchsorted(dq.strike[puts], ks)]
+    return ks, ci.astype(np.int64), pi.astype(np.int64)
+
+
+def day_forwards(
+    dq: DayQuotes, minutes: np.ndarray, keys: set[ForwardKey]
+) -> dict[ForwardKey, np.ndarray]:
+    """The parity forward of each ``(root, expiry, rate, max_age_s)`` at every one of the
+    session's ``minutes``: what the decision snapshot
+    (:class:`quantlab.chain.snapshot.ChainView`) would fit at that minute (NaN where no
+    call/put pair is fresh, or once the expiry has settled)."""
+    q_t, scale, q_bid, q_ask, cents = dq.kernel_arrays()
+    out: dict[ForwardKey, np.ndarray] = {}
+    for key in sorted(keys):
+        root, expiry, rate, max_age_s = key
+        ks, ci, pi = dq.derived(
+            ("parity_pairs", root, expiry), lambda r=root, e=expiry: _parity_pairs(dq, r, e)
+        )
+        f = np.full(minutes.size, np.nan)
+        t = (calendar.settlement_ns(root, expiry) - minutes) / calendar.NS_PER_MINUTE / MIN_PER_YEAR
+        live = t > 0
+        if ks.size and live.any():
+            m = minutes[live]
+            g = np.empty(m.size)
+            minute_forwards(
+                m, m // np.int64(scale), np.int64(scale), q_t, dq.lo, dq.hi, q_bid, q_ask, cents,
+                NO_CENTS, ci, pi, ks, np.exp(-rate * t[live]), np.int64(round(max_age_s * 1e9)),
+                N_PAIRS, g,
+            )  # fmt: skip
+            f[live] = g
+        out[key] = f
+    return out

@@ -43,6 +43,7 @@ from quantlab.pricing.kernels import b76_greeks_1d, implied_vol_1d
 
 NS_PER_MIN = calendar.NS_PER_MINUTE
 MIN_PER_YEAR = 525_600.0
+N_PAIRS = 8  # near-the-money call/put pairs of the parity forward fit
 
 
 class QuoteFlag(IntEnum):
@@ -88,7 +89,7 @@ def flag_quotes(
 
 
 def build_snapshot(
-    chain: pl.DataFrame, ts: int, *, rate: float, max_age_s: float = 300.0, n_pairs: int = 8
+    chain: pl.DataFrame, ts: int, *, rate: float, max_age_s: float = 300.0, n_pairs: int = N_PAIRS
 ) -> Snapshot:
     """Clean the chain and add ``T``, ``forward``, ``df``, ``mid``, ``iv``, ``delta`` per instrument.
 
@@ -329,7 +330,7 @@ class ChainView:
         *,
         rate: float,
         max_age_s: float = 300.0,
-        n_pairs: int = 8,
+        n_pairs: int = N_PAIRS,
     ) -> None:
         self.dq = dq
         self.ts = int(ts)

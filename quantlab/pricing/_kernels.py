@@ -96,7 +96,7 @@ def b76_price_1d_par(F, K, T, sigma, df, is_call, out):
 
 
 @jit(inline="always", error_model="numpy", fastmath={"contract"})
-def _b76_greeks_one(F, K, T, sigma, df, is_call, i, price, delta, gamma, vega):
+def b76_greeks_one(F, K, T, sigma, df, is_call, i, price, delta, gamma, vega):
     if not (F == F and K == K and T == T and sigma == sigma and df == df):
         price[i] = np.nan
         delta[i] = np.nan
@@ -141,13 +141,13 @@ def _b76_greeks_one(F, K, T, sigma, df, is_call, i, price, delta, gamma, vega):
 @jit(error_model="numpy", fastmath={"contract"})
 def b76_greeks_1d(F, K, T, sigma, df, is_call, price, delta, gamma, vega):
     for i in range(price.shape[0]):
-        _b76_greeks_one(F[i], K[i], T[i], sigma[i], df[i], is_call[i], i, price, delta, gamma, vega)
+        b76_greeks_one(F[i], K[i], T[i], sigma[i], df[i], is_call[i], i, price, delta, gamma, vega)
 
 
 @jit(parallel=True, error_model="numpy", fastmath={"contract"})
 def b76_greeks_1d_par(F, K, T, sigma, df, is_call, price, delta, gamma, vega):
     for i in prange(price.shape[0]):
-        _b76_greeks_one(F[i], K[i], T[i], sigma[i], df[i], is_call[i], i, price, delta, gamma, vega)
+        b76_greeks_one(F[i], K[i], T[i], sigma[i], df[i], is_call[i], i, price, delta, gamma, vega)
 
 
 @jit(inline="always", error_model="numpy", fastmath={"contract"})

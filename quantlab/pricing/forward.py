@@ -33,9 +33,7 @@ import numpy as np
 
 from quantlab._convert import as_float
 from quantlab.errors import InputError
-
-MAD_SCALE = 1.4826
-OUTLIER_MADS = 4.0
+from quantlab.pricing._forward_kernels import MAD_SCALE, OUTLIER_MADS, TICK, fit_forward
 
 
 @dataclass(frozen=True)
@@ -57,13 +55,6 @@ class ForwardFit:
     @property
     def ok(self) -> bool:
         return math.isfinite(self.forward)
-
-
-def _weighted_median(x: np.ndarray, w: np.ndarray) -> float:
-    order = np.argsort(x, kind="stable")
-    cw = np.cumsum(w[order])
-    idx = int(np.searchsorted(cw, 0.5 * cw[-1]))
-    return float(x[order][min(idx, x.size - 1)])
 
 
 def _failed(df: float, r: float, n_usable: int, reason: str) -> ForwardFit:
@@ -163,33 +154,19 @@ def implied_forward(
     Ku = K[usable]
     diff = 0.5 * (cb[usable] + ca[usable]) - 0.5 * (pb[usable] + pa[usable])
     half = 0.5 * ((ca[usable] - cb[usable]) + (pa[usable] - pb[usable]))
+    if r is not None:  # steps 1-3, the kernel stage 1 also runs at every path minute
+        keep = np.zeros(Ku.shape[0], np.bool_)
+        fwd, n_used, stderr = fit_forward(Ku, diff, half, df0, n_pairs, keep)
+        return ForwardFit(fwd, df0, r0, int(n_used), n_usable, stderr, np.sort(Ku[keep]))
     # 1. nearest pairs around the first estimate
     j = int(np.argmin(np.abs(diff)))
     f0 = Ku[j] + diff[j] / df0
-    m = min(n_pairs if r is not None else max(n_pairs, 12), n_usable)
+    m = min(max(n_pairs, 12), n_usable)
     near = np.argsort(np.abs(Ku - f0), kind="stable")[:m]
     Kn, dn, hn = Ku[near], diff[near], half[near]
-    tick = 0.01  # floor for locked quotes: a zero-width pair is not infinitely precise
-    if r is not None:
-        u = np.maximum(hn, tick) / df0
-        est = Kn + dn / df0
-        w = 1.0 / u**2
-        med = _weighted_median(est, w)
-        mad = float(np.median(np.abs(est - med)))
-        keep = np.abs(est - med) <= np.maximum(OUTLIER_MADS * MAD_SCALE * mad, u)
-        wk, ek = w[keep], est[keep]
-        fwd = float(np.sum(wk * ek) / np.sum(wk))
-        n_used = int(keep.sum())
-        resid = ek - fwd
-        stderr = (
-            float(math.sqrt(np.sum(wk * resid**2) / np.sum(wk) / max(n_used - 1, 1)))
-            if n_used > 1
-            else float(u[keep][0])
-        )
-        return ForwardFit(fwd, df0, r0, n_used, n_usable, stderr, np.sort(Kn[keep]))
     # r unknown: weighted least squares of (C - P) on K, with outlier rejection
     keep = np.ones(Kn.shape[0], dtype=bool)
-    w = 1.0 / np.maximum(hn, tick) ** 2
+    w = 1.0 / np.maximum(hn, TICK) ** 2
     a = b = math.nan
     for _ in range(3):
         if keep.sum() < 3:
@@ -201,7 +178,7 @@ def implied_forward(
         resid_all = dn - (a - b * Kn)
         mad = float(np.median(np.abs(resid_all[keep])))
         new_keep = np.abs(resid_all) <= np.maximum(
-            OUTLIER_MADS * MAD_SCALE * mad, np.maximum(hn, tick)
+            OUTLIER_MADS * MAD_SCALE * mad, np.maximum(hn, TICK)
         )
         if np.array_equal(new_keep, keep):
             break

@@ -8,7 +8,15 @@ own kernel. Their implementations live in the package's private modules.
 
 from __future__ import annotations
 
-from quantlab.pricing._iv_kernels import implied_vol_1d
-from quantlab.pricing._kernels import b76_greeks_1d, b76_price_scalar
+from quantlab.pricing._forward_kernels import fit_forward
+from quantlab.pricing._iv_kernels import implied_vol_1d, implied_vol_scalar
+from quantlab.pricing._kernels import b76_greeks_1d, b76_greeks_one, b76_price_scalar
 
-__all__ = ["b76_greeks_1d", "b76_price_scalar", "implied_vol_1d"]
+__all__ = [
+    "b76_greeks_1d",
+    "b76_greeks_one",
+    "b76_price_scalar",
+    "fit_forward",
+    "implied_vol_1d",
+    "implied_vol_scalar",
+]
