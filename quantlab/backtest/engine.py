@@ -114,7 +114,7 @@ def _stack_padded(arrays: list[np.ndarray], out: np.ndarray | None = None) -> np
     return out
 
 
-_PATHS = ("path_ts", "path_bid", "path_ask")
+_PATHS = ("path_ts", "path_bid", "path_ask", "path_fwd")
 
 
 def merge_stage1(parts: Sequence[Stage1Result], folder: str | Path | None = None) -> Stage1Result:
@@ -138,6 +138,7 @@ def merge_stage1(parts: Sequence[Stage1Result], folder: str | Path | None = None
     if folder is None:
         paths = {
             "path_ts": np.concatenate([p.path_ts for p in parts]),
+            "path_fwd": np.concatenate([p.path_fwd for p in parts]),
             "path_bid": _stack_padded([p.path_bid for p in parts]),
             "path_ask": _stack_padded([p.path_ask for p in parts]),
         }
@@ -145,7 +146,7 @@ def merge_stage1(parts: Sequence[Stage1Result], folder: str | Path | None = None
         out = Path(folder)
         tmp = out.with_name(out.name + ".tmp")
         tmp.mkdir(parents=True)
-        need = base * (8 + 8 * width)
+        need = base * (16 + 8 * width)
         if shutil.disk_usage(tmp).free < need * 1.2 + 2**26:
             raise DataError(
                 f"no room for the merged stage-1 paths ({need / 2**20:.0f} MB) in {tmp.parent}"
@@ -153,12 +154,14 @@ def merge_stage1(parts: Sequence[Stage1Result], folder: str | Path | None = None
         mm = np.lib.format.open_memmap
         paths = {
             "path_ts": mm(tmp / "path_ts.npy", mode="w+", dtype=np.int64, shape=(base,)),
+            "path_fwd": mm(tmp / "path_fwd.npy", mode="w+", dtype=np.float64, shape=(base,)),
             "path_bid": mm(tmp / "path_bid.npy", mode="w+", dtype=np.int32, shape=(base, width)),
             "path_ask": mm(tmp / "path_ask.npy", mode="w+", dtype=np.int32, shape=(base, width)),
         }
         row = 0
         for p in parts:
             paths["path_ts"][row : row + p.path_ts.size] = p.path_ts
+            paths["path_fwd"][row : row + p.path_ts.size] = p.path_fwd
             row += p.path_ts.size
         _stack_padded([p.path_bid for p in parts], paths["path_bid"])
         _stack_padded([p.path_ask for p in parts], paths["path_ask"])

@@ -17,6 +17,7 @@ from quantlab._numba import jit
 from quantlab.execution.fees import order_fees_mc
 from quantlab.execution.fills import fill_cents
 from quantlab.money import MILLICENTS_PER_CENT, MILLICENTS_PER_DOLLAR, NO_NET, SHARES_PER_CONTRACT
+from quantlab.risk import kernels as rk
 from quantlab.strategy import book_kernels as bk
 from quantlab.strategy import kernels as k
 
@@ -34,7 +35,7 @@ def replay(
     credit, qty, n_legs, bid, ask, strike, is_call, settle_c,
     path_row, path_len, path_ts, path_bid, path_ask, fill_params, fee_params,
     rules, settle_cost, can_settle, settle_ns, midnights, ordinals,
-    code, money, entry_px, exit_px, exits, exit_ts,
+    code, money, entry_px, exit_px, exits, exit_ts, risk,
 ):  # fmt: skip
     """Decide candidates ``0..n-1`` in order (``ts``/``day``/``filter_code``/``gated``/
     ``max_loss_c``/``prob`` per candidate) and settle the money of those taken.
@@ -47,11 +48,24 @@ def replay(
     code of the book, or :data:`D_NO_EXIT_QUOTES`), ``money[j]`` (``M_*``) and the legs' entry
     and exit fills in cents. Returns -1, or the first candidate the book could not decide
     (``code`` -1: out of time order; ``D_NEED_PROBABILITY``; or ``pend`` full).
+
+    ``risk`` (:class:`ReplayRisk` as a tuple) holds the greek limits and what the book's greeks
+    are computed from when one is set: at each decision, the open trades' (:func:`book_risk`)
+    and one contract of the candidate's.
     """
+    limits, want, rate, fwd, strike_f, entry_fwd, entry_iv, cand_k, cand_scen, spot, vol = risk
+    port = np.zeros(bk.K_SIZE)
+    port_scen = np.zeros(cand_scen.shape[1])
     for j in range(ts.shape[0]):
+        if want and bk.advance(st, pend, ts[j], day[j], params):
+            book_risk(
+                st, pend, ts[j], path_row, path_len, path_ts, path_bid, path_ask, fwd, qty,
+                n_legs, strike_f, is_call, settle_ns, rate, entry_fwd, entry_iv, money, spot,
+                vol, port, port_scen,
+            )  # fmt: skip
         c, n = bk.decide(
-            st, pend, params, ts[j], day[j], filter_code[j], gated[j], False, 0,
-            max_loss_c[j], prob[j],
+            st, pend, params, limits, ts[j], day[j], filter_code[j], gated[j], False, 0,
+            max_loss_c[j], prob[j], port, cand_k[j], port_scen, cand_scen[j],
         )  # fmt: skip
         code[j] = c
         if c < 0 or c == bk.D_NEED_PROBABILITY:
@@ -79,9 +93,45 @@ def replay(
             exit_px,
         )  # fmt: skip
         bk.count_entry(st, day[j])
-        if not bk.add_exit(st, pend, exit_ts[j], exit_day, pnl, reason == k.REASON_STOP_LOSS):
+        if not bk.add_exit(
+            st, pend, params, exit_ts[j], exit_day, pnl, reason == k.REASON_STOP_LOSS, j
+        ):
             return j
     return -1
+
+
+@jit
+def book_risk(
+    st, pend, ts, path_row, path_len, path_ts, path_bid, path_ask, fwd, qty, n_legs, strike,
+    is_call, settle_ns, rate, entry_fwd, entry_iv, money, spot, vol, port, port_scen,
+):  # fmt: skip
+    """The dollar greeks (``port``, ``K_*``) and scenario P&L (``port_scen``) at ``ts`` of the
+    trades open in the book (its pending exits: candidate ``j`` = ``PEND_REF``), each at its
+    last path minute at or before ``ts`` (its entry before the first) by
+    :func:`quantlab.risk.kernels.state_at`, as the live runner computes them from its chain."""
+    for i in range(port.shape[0]):
+        port[i] = 0.0
+    for i in range(port_scen.shape[0]):
+        port_scen[i] = 0.0
+    iv = np.empty(qty.shape[1])
+    for p in range(st[bk.ST_N_PEND]):
+        j = pend[p, bk.PEND_REF]
+        a = path_row[j]
+        r = a + np.searchsorted(path_ts[a : a + path_len[j]], ts, "right") - 1
+        T = rk.year_frac(ts, settle_ns[j])
+        df = np.exp(-rate * T)
+        if r >= a:
+            f = rk.state_at(
+                path_bid[r], path_ask[r], fwd[r], T, df, strike[j], is_call[j], n_legs[j],
+                entry_fwd[j], entry_iv[j], iv,
+            )  # fmt: skip
+        else:
+            f = entry_fwd[j]
+            iv[: n_legs[j]] = entry_iv[j, : n_legs[j]]
+        rk.add_position(
+            f, T, df, rate, qty[j], strike[j], is_call[j], n_legs[j], iv,
+            money[j, M_CONTRACTS], spot, vol, port, port_scen,
+        )  # fmt: skip
 
 
 @jit(inline="always")

@@ -43,7 +43,7 @@ from quantlab.strategy.spec import StrategySpec
 from quantlab.volatility import vix_from_chain
 
 MAX_LEGS = 4
-STAGE1_FORMAT = 3  # bump when the stored stage-1 layout changes (sweep caches key on it)
+STAGE1_FORMAT = 4  # bump when the stored stage-1 layout changes (sweep caches key on it)
 
 
 def from_cents(cents: np.ndarray) -> np.ndarray:
@@ -92,6 +92,7 @@ class Stage1Result:
     path_ts: np.ndarray
     path_bid: np.ndarray
     path_ask: np.ndarray
+    path_fwd: np.ndarray  # float64 [rows]: the expiry's parity forward at each path minute
     qty: np.ndarray  # int32 [n, MAX_LEGS], signed, 0 = no leg
     strike: np.ndarray  # float64 [n, MAX_LEGS]
     is_call: np.ndarray  # bool [n, MAX_LEGS]
@@ -114,6 +115,21 @@ class Stage1Result:
             from_cents(self.path_bid[lo:hi]),
             from_cents(self.path_ask[lo:hi]),
         )
+
+    def entry_ivs(self) -> np.ndarray:
+        """float64 ``[n, MAX_LEGS]``: each candidate's legs' implied vols in its decision
+        snapshot (NaN beyond its legs); built on first use."""
+        out = self.__dict__.get("_entry_ivs")
+        if out is None:
+            legs = self.candidates.get_column("legs")
+            n_legs = legs.list.len().to_numpy().astype(np.int64)
+            iv = legs.explode().struct.field("iv").to_numpy().astype(np.float64)
+            out = np.full((legs.len(), MAX_LEGS), np.nan)
+            t = np.repeat(np.arange(n_legs.size), n_legs)
+            m = np.arange(t.size) - np.repeat(np.cumsum(n_legs) - n_legs, n_legs)
+            out[t, m] = iv[: t.size]
+            self.__dict__["_entry_ivs"] = out
+        return out
 
     def rows_for(self, keys: Iterable[str]) -> np.ndarray:
         """Rows of the candidates of the selection rules ``keys``, ascending (an index of the
@@ -380,7 +396,8 @@ def _propose(
         na = np.full(MAX_LEGS, np.nan)
         for j, leg in enumerate(sel.legs):
             nb[j], na[j] = leg.bid, leg.ask
-        book.add(row, day, tuple(leg.occ for leg in sel.legs), ts, close_ns, nb, na)
+        fkey = (sel.root, sel.expiry, s.rate, s.filters.max_quote_age_s)
+        book.add(row, day, tuple(leg.occ for leg in sel.legs), ts, close_ns, nb, na, fkey)
 
 
 CAND_SCHEMA: dict[str, Any] = {
@@ -455,7 +472,7 @@ def _result(
     """Assemble the stage-1 result: arrays, settlements and each candidate's data checksum."""
     n = len(acc.cand_rows)
     width = max((len(legs) for legs in acc.legs), default=1)
-    offsets, path_ts, path_bid, path_ask = book.arrays(width)
+    offsets, path_ts, path_bid, path_ask, path_fwd = book.arrays(width)
     qty = np.zeros((n, MAX_LEGS), np.int32)
     strike = np.full((n, MAX_LEGS), np.nan)
     is_call = np.zeros((n, MAX_LEGS), bool)
@@ -484,6 +501,7 @@ def _result(
         path_ts=path_ts,
         path_bid=path_bid,
         path_ask=path_ask,
+        path_fwd=path_fwd,
         qty=qty,
         strike=strike,
         is_call=is_call,
@@ -529,6 +547,7 @@ _ARRAYS = (
     "path_ts",
     "path_bid",
     "path_ask",
+    "path_fwd",
     "qty",
     "strike",
     "is_call",

@@ -46,10 +46,12 @@ from quantlab.money import (
     SHARES_PER_CONTRACT,
     to_cents,
 )
+from quantlab.risk import kernels as rk
+from quantlab.risk.scenarios import SPOT_MOVES, VOL_MOVES
 from quantlab.strategy import book_kernels as bk
 from quantlab.strategy import ids
 from quantlab.strategy import kernels as k
-from quantlab.strategy.book import book_params, decision_reason
+from quantlab.strategy.book import book_limits, book_params, decision_reason
 from quantlab.strategy.exits import exit_deadline, make_rules
 from quantlab.strategy.rules import FILTER_REASONS, decision_kind, entry_filter_codes
 from quantlab.strategy.spec import StrategySpec
@@ -82,6 +84,7 @@ class PortfolioResult:
         self.spec, self.trades, self.decisions = spec, trades, decisions
         self.equity_daily = equity_daily
         self._minutes = equity_minutes
+        self._marks = equity_minutes if isinstance(equity_minutes, MinuteMarks) else None
         self._s1 = stage1
 
     @property
@@ -98,11 +101,26 @@ class PortfolioResult:
     def capital(self) -> float:
         return self.spec.sizing.capital
 
+    def risk(self) -> Any:
+        """The trades' greeks, P&L attribution and entry scenarios
+        (:class:`quantlab.risk.greeks.TradeRisk`), computed on first call from the stage-1
+        paths."""
+        hit = self.__dict__.get("_risk")
+        if hit is None:
+            if self._marks is None or self._s1 is None:
+                raise RuntimeError(
+                    "risk() needs the result of run_stage2 with its stage 1 (attach(stage1))"
+                )
+            from quantlab.risk.greeks import trade_risk
+
+            hit = trade_risk(self._s1, self._marks, self.spec, self.trades)
+            self.__dict__["_risk"] = hit
+        return hit
+
     def detached(self) -> PortfolioResult:
         """The same result without its stage-1 reference (cheap to send to another process)."""
-        return PortfolioResult(
-            self.spec, self.trades, self.decisions, self._minutes, self.equity_daily
-        )
+        marks = self._marks if self._marks is not None else self._minutes
+        return PortfolioResult(self.spec, self.trades, self.decisions, marks, self.equity_daily)
 
     def attach(self, stage1: Stage1Result) -> PortfolioResult:
         """Give a detached result the stage 1 it came from (to build its minute equity)."""
@@ -132,6 +150,9 @@ class MinuteMarks:
     pnl: np.ndarray
     fill: np.ndarray
     capital: float
+    rows: np.ndarray  # int64 [n]: each trade's stage-1 candidate row
+    settle_ns: np.ndarray  # int64 [n]: when its contract settles
+    settle_value: np.ndarray  # float64 [n]: the settlement value it exited at (NaN: none)
 
     def build(self, s1: Stage1Result) -> pl.DataFrame:
         """:func:`quantlab.backtest.equity.minute_equity` of the trades."""
@@ -196,7 +217,7 @@ def _inputs(s1: Stage1Result, spec: StrategySpec) -> _Inputs:
     c = s1.candidates
     keys = list(rules_for([spec]))
     rows = s1.rows_for(keys)
-    cols = [*_DECISION_COLUMNS, "root", "close_ts", "vix", "n_legs"]
+    cols = [*_DECISION_COLUMNS, "root", "close_ts", "vix", "n_legs", "forward"]
     ts = c.get_column("entry_ts").to_numpy()[rows].astype(np.int64)
     cid = c.get_column("candidate_id").gather(rows)
     order = np.lexsort((cid.to_numpy(), ts))
@@ -328,12 +349,13 @@ def _replay(
     first = s1.days[0] if s1.days else dt.date(1970, 1, 1)
     last = max(ex.settle_ns.max(initial=0), x.ts.max(initial=0))
     midnights, ordinals = calendar.et_midnights(first, calendar.et_date(last) + _DAY)
+    risk = _risk_inputs(s1, spec, x, ex)
     fail = rp.replay(
         st, pend, params, x.ts, x.day, x.codes.astype(np.int64), gated, x.hi - x.credit, prob,
         x.credit, x.qty, x.n_legs, x.bid, x.ask, x.strike, x.is_call, ex.settle_c,
         ex.path_row, ex.path_len, s1.path_ts, s1.path_bid, s1.path_ask, spec.fills.params,
         spec.fees.params, ex.rules, ex.settle_cost, ex.can_settle, ex.settle_ns, midnights,
-        ordinals, r.code, r.money, r.entry_px, r.exit_px, ex.out, ex.ts,
+        ordinals, r.code, r.money, r.entry_px, r.exit_px, ex.out, ex.ts, risk,
     )  # fmt: skip
     if fail >= 0:
         decision_reason(int(r.code[fail]))  # raises for a missing probability
@@ -341,13 +363,41 @@ def _replay(
     return r
 
 
+def _risk_inputs(s1: Stage1Result, spec: StrategySpec, x: _Inputs, ex: _Exits) -> tuple:
+    """The replay's ``risk`` tuple: the greek limits and, when one is set, what the book's
+    greeks are computed from (:func:`quantlab.risk.kernels.entry_risk` of every candidate,
+    per contract)."""
+    limits = book_limits(spec)
+    want = bool(bk.has_greek_limit(limits))
+    n = x.qty.shape[0]
+    n_scen = SPOT_MOVES.size * VOL_MOVES.size if np.isfinite(limits[bk.L_SCENARIO]) else 0
+    strike = np.ascontiguousarray(np.asarray(s1.strike)[x.rows])
+    fwd = x.pick["forward"].to_numpy().astype(np.float64)
+    iv = np.ascontiguousarray(s1.entry_ivs()[x.rows])
+    cand_k = np.zeros((n, bk.K_SIZE))
+    cand_scen = np.zeros((n, n_scen))
+    if want:
+        rk.entry_risk(
+            x.ts, ex.settle_ns, spec.rate, fwd, x.qty, strike, x.is_call, x.n_legs, iv,
+            SPOT_MOVES, VOL_MOVES, cand_k, cand_scen,
+        )  # fmt: skip
+    return (
+        limits, want, float(spec.rate), s1.path_fwd, strike, fwd, iv, cand_k, cand_scen,
+        SPOT_MOVES, VOL_MOVES,
+    )  # fmt: skip
+
+
 def _decisions(s1: Stage1Result, spec: StrategySpec, x: _Inputs, r: _Replay) -> pl.DataFrame:
     """A decision row per candidate, the config's stage-1 rejections with them."""
     cfg = x.cfg
-    # one index per reason: the book's codes, then the filters' (D_NEED_PROBABILITY + code)
-    vocab = [decision_reason(c) if c != bk.D_FILTER else "" for c in range(bk.D_NEED_PROBABILITY)]
+    # one index per reason: the book's codes, then the filters' (len(D_REASONS) + code)
+    n_codes = len(bk.D_REASONS)
+    vocab = [
+        "" if c in (bk.D_FILTER, bk.D_NEED_PROBABILITY) else decision_reason(c)
+        for c in range(n_codes)
+    ]
     vocab += [*FILTER_REASONS, "no_exit_quotes"]
-    idx = np.where(r.code == bk.D_FILTER, bk.D_NEED_PROBABILITY + x.codes, r.code)
+    idx = np.where(r.code == bk.D_FILTER, n_codes + x.codes, r.code)
     idx = np.where(r.code == rp.D_NO_EXIT_QUOTES, len(vocab) - 1, idx)
     reason = pl.Series("reason", np.array(vocab, object)[idx].tolist(), pl.Utf8)
     kinds = np.array([decision_kind(v) for v in vocab], object)
@@ -511,6 +561,13 @@ def _equity(
         r.money[taken, rp.M_PNL] / MILLICENTS_PER_DOLLAR,
         spec.fills.params,
         float(spec.sizing.capital),
+        x.rows[taken],
+        ex.settle_ns[taken],
+        np.where(
+            ex.out[taken, 1] == k.REASON_SETTLEMENT,
+            np.asarray(s1.settle_value, np.float64)[x.rows[taken]],
+            np.nan,
+        ),
     )
     daily = np.empty(len(s1.days))
     rp.daily_equity(

@@ -62,6 +62,7 @@ from quantlab.money import (
     cents,
     to_cents,
 )
+from quantlab.risk.book import Position, book_risk, candidate_risk, snapshot_inputs
 from quantlab.strategy import ids
 from quantlab.strategy.book import DecisionBook
 from quantlab.strategy.exits import ExitRule, exit_deadline
@@ -716,6 +717,9 @@ class LiveRunner:
         else:
             gate = self._gate(row, sel, ts, cid) if self.gate is not None else ""
             reason = entry_filter_reason(s, day, credit_c, eb, ea, qty, hi_c, vix, self.events)
+            greeks, scen = (
+                self._book_risk(snap, ts, sel) if self.book.has_greek_limit else (None, None)
+            )
             d = self.book.decide(
                 ts,
                 day,
@@ -724,6 +728,8 @@ class LiveRunner:
                 max_loss_c=hi_c - credit_c,
                 probability=row.get("meta_p"),
                 halted=bool(ds.killed),
+                greeks=greeks,
+                scenarios=scen,
             )
             self._decide(row, d.kind, d.reason)
             if not d.taken:
@@ -752,6 +758,7 @@ class LiveRunner:
                     "strike": lg.strike,
                     "quantity": lg.quantity,
                     "instrument_id_entry": lg.instrument_id,
+                    "iv": lg.iv,
                 }
                 for lg in sel.legs
             ],
@@ -773,6 +780,41 @@ class LiveRunner:
         open_legs = tuple(ComboLeg(lg.occ, lg.quantity) for lg in sel.legs)
         self._place(tr, "opening", open_legs, credit_c / CENTS_PER_DOLLAR, ts)
         return None
+
+    def _positions(self) -> list[Position]:
+        """The open trades (entered, not yet closed) as :mod:`quantlab.risk` positions."""
+        return [
+            Position.from_legs(
+                tr["root"],
+                dt.date.fromisoformat(tr["expiry"]),
+                tr["legs"],
+                tr["contracts"],
+                tr["forward"],
+            )
+            for tr in self.open.values()
+        ]
+
+    def _book_risk(self, snap: Any, ts: int, sel: Any) -> tuple[tuple, tuple | None]:
+        """The greeks (and scenarios, with a scenario limit) of the open trades at ``ts`` from
+        the decision snapshot, and of one contract of the candidate ``sel``: what the book's
+        greek limits read (:func:`quantlab.risk.book.book_risk`)."""
+        quotes, fwd = snapshot_inputs(snap)
+        want = self.book.has_scenario_limit
+        s = self.spec
+        port, pscen = book_risk(self._positions(), quotes, fwd, ts, s.rate, scenarios=want)
+        legs = [
+            {
+                "occ": lg.occ,
+                "quantity": lg.quantity,
+                "strike": lg.strike,
+                "right": lg.right,
+                "iv": lg.iv,
+            }
+            for lg in sel.legs
+        ]
+        cand = Position.from_legs(sel.root, sel.expiry, legs, 1, sel.forward)
+        ck, cscen = candidate_risk(cand, ts, s.rate, scenarios=want)
+        return (port, ck), ((pscen, cscen) if want else None)
 
     def _gate_p(self, row: dict[str, Any], sel: Any, ts: int, cid: str) -> float | None:
         """The meta-label probability of a candidate (None without a gate or features)."""

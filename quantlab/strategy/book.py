@@ -19,12 +19,18 @@ decision_kind` gives its kind):
 5. ``max_open_trades``: trades open at the decision time (entered, exit not yet reached);
 6. ``max_new_trades_per_day``;
 7. ``stopped_today``: ``no_new_after_stop`` and a stop-loss exit on that day at or before now;
-8. ``daily_loss_limit``: realized P&L of the day (trades exited at or before now) at or
-   below minus the limit;
+8. the account breakers (realized P&L: trades exited at or before now): ``daily_loss_limit``
+   (the day's P&L at or below minus the limit), ``max_drawdown`` (realized equity at least
+   ``max_drawdown_pct`` below its running peak), ``weekly_loss_limit`` (the Monday-to-Sunday
+   week's), ``loss_streak_pause`` (``max_consecutive_losses`` losing exits in a row: the rest
+   of that day and ``loss_pause_days`` weekdays after);
 9. sizing: ``fixed`` contracts; ``risk_pct``: ``floor(equity x risk_pct / max loss per
    contract)`` with equity = capital + P&L realized at or before now (compounding); or
    ``probability``: ``round_half_up(contracts x p)`` of the meta-label probability ``p``;
-   ``size_zero`` when that is 0.
+   ``size_zero`` when that is 0;
+10. the greek limits, on the open trades' greeks plus the candidate's at its size (the caller
+    computes both with :mod:`quantlab.risk`): ``max_portfolio_delta`` (per point, then per
+    1 %), ``max_portfolio_vega``, ``max_short_gamma``, ``max_scenario_loss``.
 
 The rules themselves are the numba kernels of :mod:`quantlab.strategy.book_kernels`, over an
 integer state this class holds; the backtester's replay calls the same kernels in a compiled
@@ -48,6 +54,8 @@ from quantlab.strategy import book_kernels as bk
 from quantlab.strategy.rules import FILTER_REASONS, decision_kind
 from quantlab.strategy.spec import StrategySpec
 
+_NO_GREEKS = np.zeros(bk.K_SIZE)
+_NO_SCEN = np.zeros(0)
 _NEED_P = (
     "sizing.mode 'probability' needs meta-label probabilities: evaluate the strategy through "
     "a trained meta-labeler (quantlab train) or the live gate."
@@ -86,7 +94,36 @@ def book_params(spec: StrategySpec) -> np.ndarray:
     p[bk.P_CONTRACTS] = sz.contracts
     p[bk.P_CAPITAL_MC] = exact_units(sz.capital, MILLICENTS_PER_DOLLAR, "sizing.capital", "cents")
     p[bk.P_RISK_BP] = exact_units(sz.risk_pct, BP // 100, "sizing.risk_pct", "0.01 %")
+    if r.max_drawdown_pct is not None:
+        p[bk.P_HAS_DRAWDOWN] = 1
+        p[bk.P_DRAWDOWN_BP] = exact_units(
+            r.max_drawdown_pct, BP // 100, "risk.max_drawdown_pct", "0.01 %"
+        )
+    if r.weekly_loss_limit is not None:
+        p[bk.P_HAS_WEEK_LIMIT] = 1
+        p[bk.P_WEEK_LIMIT_MC] = exact_units(
+            r.weekly_loss_limit, MILLICENTS_PER_DOLLAR, "risk.weekly_loss_limit", "cents"
+        )
+    p[bk.P_MAX_STREAK] = r.max_consecutive_losses or 0
+    p[bk.P_PAUSE_DAYS] = r.loss_pause_days
     return p
+
+
+def book_limits(spec: StrategySpec) -> np.ndarray:
+    """The greek limits of ``spec`` as the float64 array the kernels read (``L_*`` of
+    :mod:`quantlab.strategy.book_kernels`; ``inf`` where none is set)."""
+    r = spec.risk
+    out = np.full(bk.L_SIZE, np.inf)
+    for i, v in (
+        (bk.L_DELTA_PT, r.max_delta_per_point),
+        (bk.L_DELTA_PCT, r.max_delta_per_pct),
+        (bk.L_VEGA, r.max_vega),
+        (bk.L_SHORT_GAMMA, r.max_short_gamma),
+        (bk.L_SCENARIO, r.max_scenario_loss),
+    ):
+        if v is not None:
+            out[i] = float(v)
+    return out
 
 
 def decision_reason(code: int, filter_code: int = 0, gate_reason: str = "") -> str:
@@ -112,6 +149,9 @@ class DecisionBook:
     def __init__(self, spec: StrategySpec) -> None:
         self.spec = spec
         self.params = book_params(spec)
+        self.limits = book_limits(spec)
+        self.has_greek_limit = bool(bk.has_greek_limit(self.limits))
+        self.has_scenario_limit = bool(np.isfinite(self.limits[bk.L_SCENARIO]))
         self.first_valid = bool(self.params[bk.P_FIRST_VALID])
         self.capital_mc = int(self.params[bk.P_CAPITAL_MC])
         self._st, self._pend = bk.new_state(8)
@@ -120,7 +160,8 @@ class DecisionBook:
     # -- state ------------------------------------------------------------------------------
     def advance(self, ts: int) -> None:
         """Move the book's clock to ``ts``: exits at or before it become realized."""
-        if not bk.advance(self._st, self._pend, int(ts), calendar.et_date(ts).toordinal()):
+        day = calendar.et_date(ts).toordinal()
+        if not bk.advance(self._st, self._pend, int(ts), day, self.params):
             raise ValueError(f"decisions must come in time order ({ts} < {self.now})")
 
     @property
@@ -156,7 +197,10 @@ class DecisionBook:
         self._open.discard(trade)
         day = calendar.et_date(exit_ts).toordinal()
         stop = reason == "stop_loss"
-        while not bk.add_exit(self._st, self._pend, int(exit_ts), day, int(pnl_mc), stop):
+        ref = int(self._st[bk.ST_SEQ])
+        while not bk.add_exit(
+            self._st, self._pend, self.params, int(exit_ts), day, int(pnl_mc), stop, ref
+        ):
             self._pend = np.concatenate([self._pend, np.zeros_like(self._pend)])
 
     # -- the decision -----------------------------------------------------------------------
@@ -170,16 +214,28 @@ class DecisionBook:
         max_loss_c: int = 0,
         probability: float | None = None,
         halted: bool = False,
+        greeks: tuple[np.ndarray, np.ndarray] | None = None,
+        scenarios: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> Decision:
         """Decide one candidate at ``ts`` (ET session ``day``); see the module docstring.
 
-        ``max_loss_c`` is the max loss per share in cents at the candidate's credit. A taken
-        decision uses the day's window; the caller then calls :meth:`open_trade`.
+        ``max_loss_c`` is the max loss per share in cents at the candidate's credit. With a
+        greek limit, ``greeks`` = (the open trades', one contract of the candidate's) ``K_*``
+        arrays in dollars and, with a scenario limit, ``scenarios`` = their scenario P&L
+        (:mod:`quantlab.risk`). A taken decision uses the day's window; the caller then calls
+        :meth:`open_trade`.
         """
+        if self.has_greek_limit and greeks is None:
+            raise ConfigError("this strategy has greek limits: decide() needs the book's greeks")
+        if self.has_scenario_limit and scenarios is None:
+            raise ConfigError("risk.max_scenario_loss: decide() needs the book's scenarios")
+        port, cand = greeks if greeks is not None else (_NO_GREEKS, _NO_GREEKS)
+        pscen, cscen = scenarios if scenarios is not None else (_NO_SCEN, _NO_SCEN)
         code, n = bk.decide(
             self._st,
             self._pend,
             self.params,
+            self.limits,
             int(ts),
             day.toordinal(),
             1 if filter_reason else 0,
@@ -188,6 +244,10 @@ class DecisionBook:
             len(self._open),
             int(max_loss_c),
             np.nan if probability is None else float(probability),
+            np.asarray(port, np.float64),
+            np.asarray(cand, np.float64),
+            np.asarray(pscen, np.float64).ravel(),
+            np.asarray(cscen, np.float64).ravel(),
         )
         if code < 0:
             raise ValueError(f"decisions must come in time order ({ts} < {self.now})")
@@ -219,4 +279,11 @@ def probability_contracts(p: Any, max_contracts: int) -> Any:
     return int(out[0]) if q.ndim == 0 else out.reshape(q.shape)
 
 
-__all__ = ["Decision", "DecisionBook", "book_params", "decision_reason", "probability_contracts"]
+__all__ = [
+    "Decision",
+    "DecisionBook",
+    "book_limits",
+    "book_params",
+    "decision_reason",
+    "probability_contracts",
+]

@@ -27,6 +27,7 @@ from collections.abc import Collection, Sequence
 import numpy as np
 
 from quantlab.money import CENTS_PER_DOLLAR, NO_NET, exact_units
+from quantlab.strategy.book_kernels import D_REASONS
 from quantlab.strategy.spec import StrategySpec
 from quantlab.strategy.structure import UNBOUNDED
 
@@ -44,17 +45,8 @@ FILTER_REASONS = (
 )
 _CODE = {r: i for i, r in enumerate(FILTER_REASONS)}
 
-SKIP_REASONS = frozenset(
-    {
-        "later_window",
-        "max_open_trades",
-        "max_new_trades_per_day",
-        "stopped_today",
-        "daily_loss_limit",
-        "size_zero",
-        "kill_switch",
-    }
-)
+#: the book's own reasons (portfolio state, not the candidate): the decision kind "skipped"
+SKIP_REASONS = frozenset(r for r in D_REASONS if r)
 TAKEN, REJECTED, SKIPPED = "taken", "rejected", "skipped"
 
 

@@ -155,12 +155,53 @@ class ManagementSpec(StrictModel):
 
 
 class RiskSpec(StrictModel):
+    """Risk rules on the book (:mod:`quantlab.strategy.book` gives their order).
+
+    Account breakers read the realized equity (capital + P&L of trades exited at or before
+    the decision): ``max_drawdown_pct`` stops new entries while it is that far below its
+    running peak; ``weekly_loss_limit`` once the Monday-to-Sunday week's realized P&L reaches
+    minus the limit; ``max_consecutive_losses`` losing exits in a row (exit order) pause
+    entries for the rest of that day and the next ``loss_pause_days`` weekdays.
+
+    Greek limits (:mod:`quantlab.risk`, dollars, on the book with the candidate added at its
+    size; greeks are floats, the one place a rule compares floats): |delta| per SPX point or
+    per 1 % move, |vega| per vol point, short gamma per 1 % squared, and the worst loss over
+    the scenario grid (:data:`quantlab.risk.scenarios.SPOT_MOVES` x ``VOL_MOVES``).
+    """
+
     max_open_trades: int = Field(1, ge=1)
     max_new_trades_per_day: int = Field(1, ge=1)
     no_new_after_stop: bool = True
     daily_loss_limit: float | None = Field(
         None, gt=0.0, description="dollars; no new trade once lost"
     )
+    max_drawdown_pct: float | None = Field(
+        None, gt=0.0, lt=100.0, description="% of the realized equity peak"
+    )
+    weekly_loss_limit: float | None = Field(None, gt=0.0, description="dollars per week")
+    max_consecutive_losses: int | None = Field(None, ge=1)
+    loss_pause_days: int = Field(1, ge=0, le=30, description="weekdays paused after a loss run")
+    max_delta_per_point: float | None = Field(None, gt=0.0, description="|$ delta| per point")
+    max_delta_per_pct: float | None = Field(None, gt=0.0, description="|$ delta| per 1 % move")
+    max_vega: float | None = Field(None, gt=0.0, description="|$ vega| per vol point")
+    max_short_gamma: float | None = Field(None, gt=0.0, description="$ short gamma per 1 %^2")
+    max_scenario_loss: float | None = Field(
+        None, gt=0.0, description="dollars: worst loss over the scenario grid"
+    )
+
+    @field_validator("daily_loss_limit", "weekly_loss_limit")
+    @classmethod
+    def _whole_cents(cls, v: float | None, info: object) -> float | None:
+        if v is not None:
+            exact_units(v, CENTS_PER_DOLLAR, f"risk.{info.field_name}", "cents")  # type: ignore[attr-defined]
+        return v
+
+    @field_validator("max_drawdown_pct")
+    @classmethod
+    def _exact_pct(cls, v: float | None) -> float | None:
+        if v is not None:
+            exact_units(v, BP // 100, "risk.max_drawdown_pct", "0.01 %")
+        return v
 
 
 class SizingSpec(StrictModel):

@@ -12,14 +12,24 @@ from hypothesis import strategies as st
 
 from quantlab import calendar
 from quantlab.backtest import replay as rp
+from quantlab.risk.scenarios import SPOT_MOVES, VOL_MOVES
 from quantlab.strategy import StrategySpec
 from quantlab.strategy import book_kernels as bk
 from quantlab.strategy import kernels as k
 from quantlab.strategy.book import DecisionBook, book_params, decision_reason
 from quantlab.strategy.rules import FILTER_REASONS
 
-DAYS = [dt.date(2024, 3, 4), dt.date(2024, 3, 5), dt.date(2024, 3, 6)]
+DAYS = [dt.date(2024, 3, 7), dt.date(2024, 3, 8), dt.date(2024, 3, 11)]  # Thu, Fri, Mon
 TIMES = [dt.time(10, 0), dt.time(11, 0), dt.time(12, 0)]
+
+
+def no_greek_limits(n: int) -> tuple:
+    """The replay's ``risk`` tuple of a strategy without greek limits."""
+    z = np.zeros((n, 2))
+    return (
+        np.full(bk.L_SIZE, np.inf), False, 0.045, np.zeros(0), z, np.zeros(n), z,
+        np.zeros((n, bk.K_SIZE)), np.zeros((n, 0)), SPOT_MOVES, VOL_MOVES,
+    )  # fmt: skip
 
 
 def _ns(day: dt.date, t: dt.time) -> int:
@@ -33,6 +43,10 @@ rules = st.fixed_dictionaries(
         "max_new": st.integers(1, 2),
         "no_new_after_stop": st.booleans(),
         "loss_limit": st.sampled_from([None, 50.0, 300.0]),
+        "drawdown": st.sampled_from([None, None, 0.5, 2.0]),
+        "weekly": st.sampled_from([None, None, 100.0]),
+        "streak": st.sampled_from([None, None, 1, 2]),
+        "pause": st.integers(0, 2),
         "sizing": st.sampled_from([("fixed", 2), ("risk_pct", 3.0), ("probability", 5)]),
     }
 )
@@ -66,6 +80,10 @@ def test_the_replay_decides_as_the_decision_book(r: dict, cands: list[tuple]) ->
                 "max_new_trades_per_day": r["max_new"],
                 "no_new_after_stop": r["no_new_after_stop"],
                 "daily_loss_limit": r["loss_limit"],
+                "max_drawdown_pct": r["drawdown"],
+                "weekly_loss_limit": r["weekly"],
+                "max_consecutive_losses": r["streak"],
+                "loss_pause_days": r["pause"],
             },
             "sizing": sizing,
         }
@@ -113,7 +131,7 @@ def test_the_replay_decides_as_the_decision_book(r: dict, cands: list[tuple]) ->
         np.zeros((n, 2), bool), np.full(n, 499_500, np.int64), np.arange(n, dtype=np.int64),
         np.ones(n, np.int64), exit_at, path_bid, path_ask, s.fills.params, s.fees.params,
         rules, settle_cost, can_settle, exit_at, midnights, ordinals,
-        code, money, entry_px, exit_px, exits, exit_ts,
+        code, money, entry_px, exit_px, exits, exit_ts, no_greek_limits(n),
     )  # fmt: skip
     assert fail == -1
     book = DecisionBook(s)
