@@ -182,6 +182,18 @@ class SimulatedBroker:
     def positions(self) -> list[Position]:
         return [Position(o, int(q), p) for o, (q, p) in self._pos.items() if q != 0]
 
+    def restore_positions(self, positions: list[Position]) -> None:
+        """Hold ``positions`` (added to what is held): a new replay process taking over the
+        book of an earlier one, whose broker lived only in memory (its journal is the record).
+        """
+        for p in positions:
+            q0, p0 = self._pos.get(p.occ, [0.0, 0.0])
+            q1 = q0 + p.quantity
+            if q1 == 0:
+                self._pos.pop(p.occ, None)
+            else:
+                self._pos[p.occ] = [q1, float(p.avg_price if q0 == 0 else p0)]
+
     # -- orders -----------------------------------------------------------------------------
     def place_combo(
         self, legs: tuple[ComboLeg, ...], quantity: int, limit_price: float, order_ref: str

@@ -14,9 +14,15 @@
   order achieved against the quotes at its fill minute, by day, entry/exit, DTE, delta and hour,
   with a suggested ``fills.k`` and its interval; it writes ``fill-k-<journal>-<mode>-since-
   <date>.png`` and ``.parquet`` next to the journal.
+* ``quantlab live flatten [--attempts 5] [--wait 3]`` closes every open position of the
+  strategy now (:mod:`quantlab.live.flatten`): cancels its working orders, closes each open
+  trade with a marketable limit (the fill model's exit price, one ``reprice_step`` more per
+  re-price), journals it all (exit reason ``flatten``), prints what was closed and what is
+  STILL OPEN; it exits 1 when anything is still open. Stop the runner first.
 
-The journal is a DuckDB file that its runner holds open while it runs: ``status`` and
-``reconcile`` read it when the runner is not running (the evening, or after ``stop``).
+The journal is a DuckDB file that its runner holds open while it runs: ``status``,
+``reconcile`` and ``flatten`` use it when the runner is not running (the evening, or after
+``stop``).
 """
 
 from __future__ import annotations
@@ -273,6 +279,41 @@ def _fill_k(
     png = rep.plot(fill_k_path(jp, cfg.mode, first))
     rep.fills.write_parquet(png.with_suffix(".parquet"))
     typer.echo(f"histogram: {png}\nfills: {png.with_suffix('.parquet')}")
+
+
+@app.command("flatten")
+def flatten_cmd(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    journal: JournalOpt = None,
+    mode: ModeOpt = None,
+    attempts: Annotated[
+        int, typer.Option("--attempts", min=1, max=50, help="Orders per trade at most.")
+    ] = 5,
+    wait: Annotated[
+        float,
+        typer.Option("--wait", min=0.0, help="Seconds an order works before it is re-priced."),
+    ] = 3.0,
+    live: Annotated[bool, typer.Option("--live", help="Required for mode live.")] = False,
+) -> None:
+    """Close every open position of the strategy now (exit 1: something is still open)."""
+    from quantlab.console import wide_console
+    from quantlab.errors import QuantlabError
+    from quantlab.live.config import load_live_config
+    from quantlab.live.flatten import run_flatten
+    from quantlab.live.journal import journal_path
+
+    try:
+        cfg, spec = load_live_config(config, mode=mode)
+        j = _open_journal(journal or journal_path(cfg.store, cfg.account, cfg.broker))
+        try:
+            rep = run_flatten(cfg, spec, j, live=live, attempts=attempts, wait_s=wait)
+        finally:
+            j.close()
+    except (QuantlabError, ValueError) as exc:
+        raise _fail(exc) from None
+    rep.print(wide_console())
+    if not rep.ok:
+        raise typer.Exit(1)
 
 
 __all__ = ["app"]
