@@ -11,6 +11,7 @@ Databento's instrument ids change from day to day.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -284,7 +285,7 @@ def day_forwards(
     for key in sorted(keys):
         root, expiry, rate, max_age_s = key
         ks, ci, pi = dq.derived(
-            ("parity_pairs", root, expiry), lambda r=root, e=expiry: _parity_pairs(dq, r, e)
+            ("parity_pairs", root, expiry), functools.partial(_parity_pairs, dq, root, expiry)
         )
         f = np.full(minutes.size, np.nan)
         t = (calendar.settlement_ns(root, expiry) - minutes) / calendar.NS_PER_MINUTE / MIN_PER_YEAR

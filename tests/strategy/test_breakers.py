@@ -41,7 +41,7 @@ def ns(day: dt.date, hh: int = 10, mm: int = 0) -> int:
 
 def trade(b: DecisionBook, name: str, day: dt.date, pnl_dollars: float, mm: int = 30) -> None:
     b.open_trade(name, day)
-    b.close_trade(name, ns(day, 10, mm), int(round(pnl_dollars * MC)), "time_exit")
+    b.close_trade(name, ns(day, 10, mm), round(pnl_dollars * MC), "time_exit")
 
 
 def test_drawdown_from_the_realized_peak_exactly_at_the_limit() -> None:
@@ -84,7 +84,7 @@ def test_loss_streak_pauses_the_rest_of_the_day_and_n_weekdays() -> None:
 
 def test_exits_at_the_same_minute_count_in_the_order_they_were_added() -> None:
     b = book(max_consecutive_losses=2, loss_pause_days=0)
-    for name, pnl in (("a", -5), ("b", 5), ("c", -5)):
+    for name in ("a", "b", "c"):
         b.open_trade(name, MON)
     b.close_trade("a", ns(MON, 10, 30), -5 * MC, "time_exit")
     b.close_trade("b", ns(MON, 10, 30), 5 * MC, "time_exit")
