@@ -106,13 +106,14 @@ def status_cmd(
 ) -> None:
     """Open trades and the day's realized P&L, from the journal."""
     import polars as pl
-    from rich.console import Console
     from rich.table import Table
 
     from quantlab import calendar
+    from quantlab.console import wide_console
     from quantlab.errors import QuantlabError
     from quantlab.live.config import load_live_config
     from quantlab.live.journal import journal_path
+    from quantlab.live.risk_view import last_record, print_risk
 
     try:
         cfg, _ = load_live_config(config, mode=mode)
@@ -131,11 +132,12 @@ def status_cmd(
         trades = j.table("trades", m).filter(pl.col("exit_date") == day)
         opened = j.open_states(m)
         dec = j.table("decisions", m).filter(pl.col("entry_date") == day)
-        kills = j.table("events", m).filter(pl.col("kind") == "kill_switch")
+        events = j.table("events", m)
+        kills = events.filter(pl.col("kind") == "kill_switch")
         last = prog.filter(pl.col("day") == day)["last_ts"]
     finally:
         j.close()
-    con = Console()
+    con = wide_console()
     taken = int((dec["decision"] == "taken").sum()) if dec.height else 0
     con.print(
         f"[bold]{cfg.account} [{m}] {day}[/bold]: realized P&L "
@@ -168,6 +170,9 @@ def status_cmd(
                 "" if credit is None or credit != credit else f"{credit:.2f}",
             )
         con.print(t)
+        rec = last_record(events)
+        if rec is not None:
+            print_risk(con, *rec)
     if trades.height:
         t = Table(title=f"Closed {day}", header_style="bold")
         for h in ("trade", "entry", "exit reason", "n", "credit", "exit cost", "P&L"):

@@ -9,6 +9,7 @@ Example::
     max_daily_loss: 2000   # dollars, realized + open mark-to-market today: kill switch
     reprice_attempts: 3
     reprice_step: 0.05
+    risk_every_min: 30     # journal the book's greeks and scenario grid (quantlab live status)
     kill_file: live/KILL   # its existence stops new entries and cancels own orders
     notify: {console: true, webhook_url: null}
     store: data
@@ -63,6 +64,9 @@ class LiveConfig(StrictModel):
     reprice_attempts: int = Field(3, ge=0, le=20)
     reprice_step: float = Field(0.05, gt=0.0, le=5.0, description="per share, per attempt")
     reprice_every_min: int = Field(1, ge=1, le=30, description="minutes between re-prices")
+    risk_every_min: int = Field(
+        30, ge=0, le=390, description="minutes between book greeks/scenario records (0: never)"
+    )
     kill_file: str = "live/KILL"
     notify: NotifyConfig = NotifyConfig()
     equity_milestones: tuple[float, ...] = Field(

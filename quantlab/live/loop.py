@@ -62,7 +62,13 @@ from quantlab.money import (
     cents,
     to_cents,
 )
-from quantlab.risk.book import Position, book_risk, candidate_risk, snapshot_inputs
+from quantlab.risk.book import (
+    Position,
+    book_risk,
+    candidate_risk,
+    risk_record,
+    snapshot_inputs,
+)
 from quantlab.strategy import ids
 from quantlab.strategy.book import DecisionBook
 from quantlab.strategy.exits import ExitRule, exit_deadline
@@ -255,6 +261,27 @@ class LiveRunner:
         self._kill_switch(day, ts, ds, mtm)
         if entry_time is not None:
             self._enter(day, ts, entry_time, ds)
+        every = self.config.risk_every_min
+        if every and self.open and (ts // calendar.NS_PER_MINUTE) % every == 0:
+            self._record_risk(ts)
+
+    def _record_risk(self, ts: int, snap: Any = None) -> None:
+        """Journal the book's greeks and scenario grid at ``ts`` (event ``book_risk``, read by
+        ``quantlab live status``) from the chain snapshot (taken now unless given)."""
+        s = self.spec
+        if snap is None:
+            chain = self.broker.chain_snapshot(s.underlying, ts)
+            chain = chain.filter(chain["root"].is_in(list(s.roots)))
+            snap = build_snapshot(chain, ts, rate=s.rate, max_age_s=s.filters.max_quote_age_s)
+        rec = risk_record(self._positions(), snap, ts, s.rate)
+        if rec is not None:
+            g = rec["greeks"]
+            msg = (
+                f"{rec['n_open']} open: delta {g['delta_pct']:,.0f} $/1%, vega "
+                f"{g['vega_pt']:,.0f} $/pt, gamma {g['gamma_pct']:,.0f} $/1%^2, theta "
+                f"{g['theta_day']:,.0f} $/day; worst scenario {rec['worst']['loss']:,.0f} $"
+            )
+            self.journal.event(ts, "book_risk", msg, rec, self.mode)
 
     # -- orders ------------------------------------------------------------------------------
     def _place(

@@ -18,8 +18,11 @@ import numpy as np
 from quantlab import calendar
 from quantlab.money import to_cents
 from quantlab.risk import kernels as rk
-from quantlab.risk.scenarios import SPOT_MOVES, VOL_MOVES
+from quantlab.risk.scenarios import SPOT_MOVES, VOL_MOVES, worst
 from quantlab.strategy.book_kernels import K_SIZE
+
+#: the names of :func:`book_risk`'s greeks (dollars; the book kernels' ``K_*`` then theta)
+BOOK_GREEKS = ("delta_pt", "delta_pct", "vega_pt", "gamma_pct", "theta_day")
 
 
 @dataclass(frozen=True)
@@ -91,8 +94,9 @@ def book_risk(
     """``(greeks, scenario P&L)`` of ``positions`` at ``ts`` in dollars: the ``K_*`` array of
     the book kernels and the flattened :mod:`~quantlab.risk.scenarios` grid (empty unless
     ``scenarios``). ``quotes`` maps an OCC symbol to its (bid, ask) at ``ts`` (NaN = none),
-    ``forwards`` a (root, expiry) to its parity forward (NaN or missing = unknown)."""
-    k = np.zeros(K_SIZE)
+    ``forwards`` a (root, expiry) to its parity forward (NaN or missing = unknown). The greeks
+    have a fifth element, the theta per calendar day (:data:`BOOK_GREEKS` names them)."""
+    k = np.zeros(K_SIZE + 1)
     scen = np.zeros(SPOT_MOVES.size * VOL_MOVES.size if scenarios else 0)
     for p in positions:
         qty, strike, is_call, entry_iv = _arrays(p)
@@ -114,6 +118,28 @@ def book_risk(
     return k, scen
 
 
+def risk_record(
+    positions: list[Position], snap: Any, ts: int, rate: float
+) -> dict[str, Any] | None:
+    """What the live runner journals of its book at ``ts`` (None with no open position): the
+    greeks by name, the scenario grid (``spot`` fractions, ``vol`` shifts, ``pnl[spot][vol]``
+    in dollars) and its worst cell."""
+    if not positions:
+        return None
+    quotes, forwards = snapshot_inputs(snap)
+    k, scen = book_risk(positions, quotes, forwards, ts, rate, scenarios=True)
+    grid = scen.reshape(SPOT_MOVES.size, VOL_MOVES.size)
+    loss, spot, vol = worst(grid)
+    return {
+        "n_open": len(positions),
+        "greeks": dict(zip(BOOK_GREEKS, k.tolist(), strict=True)),
+        "spot": SPOT_MOVES.tolist(),
+        "vol": VOL_MOVES.tolist(),
+        "pnl": grid.round(2).tolist(),
+        "worst": {"loss": loss, "spot_pct": spot, "vol_pts": vol},
+    }
+
+
 def candidate_risk(
     p: Position, ts: int, rate: float, *, scenarios: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -132,4 +158,11 @@ def candidate_risk(
     return k[0], scen[0]
 
 
-__all__ = ["Position", "book_risk", "candidate_risk", "snapshot_inputs"]
+__all__ = [
+    "BOOK_GREEKS",
+    "Position",
+    "book_risk",
+    "candidate_risk",
+    "risk_record",
+    "snapshot_inputs",
+]

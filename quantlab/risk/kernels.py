@@ -263,14 +263,17 @@ def state_at(bid, ask, F, T, df, strike, is_call, n_legs, entry_fwd, entry_iv, i
 
 @jit
 def add_position(F, T, df, rate, qty, strike, is_call, n_legs, iv, contracts, spot, vol, k, scen):
-    """Add one position's dollar greeks (``k``, :func:`dollar_greeks`) and its scenario P&L
-    in dollars (``scen``, flattened ``[spot, vol]``; skipped when ``scen`` is empty)."""
+    """Add one position's dollar greeks (``k``, :func:`dollar_greeks`; with a fifth slot, the
+    theta per calendar day) and its scenario P&L in dollars (``scen``, flattened
+    ``[spot, vol]``; skipped when ``scen`` is empty)."""
     g = np.empty(G_SIZE)
     position_greeks(F, T, df, rate, qty, strike, is_call, n_legs, iv, g)
     d = np.empty(4)
     dollar_greeks(g, F, contracts, d)
     for i in range(4):
         k[i] += d[i]
+    if k.shape[0] > 4:
+        k[4] += g[G_THETA] * contracts * SHARES_PER_CONTRACT / 365.0
     if scen.shape[0] == 0:
         return
     v = np.empty((spot.shape[0], vol.shape[0]))

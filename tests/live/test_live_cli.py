@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import polars as pl
@@ -88,6 +89,7 @@ def test_status_prints_the_days_pnl_and_open_trades(
     j = Journal(journal)
     trades = j.table("trades", "paper").filter(pl.col("exit_date") == DAYS[-1])
     opened = j.open_states("paper")
+    risk = j.table("events", "paper").filter(pl.col("kind") == "book_risk").sort("ts")
     j.close()
     res = cli.invoke(
         app,
@@ -100,6 +102,42 @@ def test_status_prints_the_days_pnl_and_open_trades(
     assert f"{len(opened)} open" in res.output
     for tid in [*trades["trade_id"].to_list(), *opened]:
         assert tid in res.output
+    assert risk.height  # the runner journals its book's risk every 30 minutes while open
+    assert ("Book risk" in res.output) == bool(opened)
+
+
+def test_status_shows_the_open_books_greeks_and_scenarios(
+    replay: tuple[Path, Path], tmp_path: Path
+) -> None:
+    store, _ = replay
+    path = _config(tmp_path, store, risk_every_min=15)
+    cfg, spec = load_live_config(path)
+    day = DAYS[0]
+    journal = tmp_path / "j.duckdb"
+    run = LiveRunner(
+        cfg,
+        SimulatedBroker(store, day, spec.fills, spec.fees),
+        Journal(journal),
+        spec=spec,
+        notify=lambda k, m, d: None,
+    )
+    run.run_day(day, until=calendar.to_ns(dt.datetime.combine(day, dt.time(13, 0), calendar.ET)))
+    assert run.open
+    risk = run.journal.table("events", "paper").filter(pl.col("kind") == "book_risk").sort("ts")
+    run.journal.close()
+    rec = json.loads(risk["data"][-1])
+    assert rec["n_open"] == len(run.open) and len(rec["pnl"]) == 21 and len(rec["pnl"][0]) == 8
+    worst = -min(min(row) for row in rec["pnl"])
+    assert rec["worst"]["loss"] == pytest.approx(max(worst, 0.0), abs=0.01)
+    assert rec["greeks"]["vega_pt"] < 0 and rec["greeks"]["gamma_pct"] < 0  # short premium
+    res = cli.invoke(
+        app,
+        ["live", "status", "--config", str(path), "--journal", str(journal)],
+        env={"COLUMNS": "250"},
+    )
+    assert res.exit_code == 0, res.output
+    assert "Book risk" in res.output and "Scenario P&L" in res.output
+    assert f"worst scenario {rec['worst']['loss']:,.0f} $" in res.output
     res = cli.invoke(
         app, ["live", "status", "--config", str(path), "--journal", str(tmp_path / "none.duckdb")]
     )
