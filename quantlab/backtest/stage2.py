@@ -101,19 +101,19 @@ class PortfolioResult:
     def capital(self) -> float:
         return self.spec.sizing.capital
 
-    def risk(self) -> Any:
+    def risk(self, *, minutes: bool = True) -> Any:
         """The trades' greeks, P&L attribution and entry scenarios
         (:class:`quantlab.risk.greeks.TradeRisk`), computed on first call from the stage-1
-        paths."""
+        paths (``minutes=False``: without the minute frame, as a grid keeps it)."""
         hit = self.__dict__.get("_risk")
-        if hit is None:
+        if hit is None or (minutes and hit.minutes.height == 0 and hit.daily.height > 0):
             if self._marks is None or self._s1 is None:
                 raise RuntimeError(
                     "risk() needs the result of run_stage2 with its stage 1 (attach(stage1))"
                 )
             from quantlab.risk.greeks import trade_risk
 
-            hit = trade_risk(self._s1, self._marks, self.spec, self.trades)
+            hit = trade_risk(self._s1, self._marks, self.spec, self.trades, minutes=minutes)
             self.__dict__["_risk"] = hit
         return hit
 

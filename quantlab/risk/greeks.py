@@ -84,70 +84,89 @@ class TradeRisk:
         return scenario_frame(self.scenarios[ids.index(trade_id)])
 
 
-def trade_risk(s1: Any, marks: Any, spec: Any, trades: pl.DataFrame) -> TradeRisk:
+def trade_risk(
+    s1: Any, marks: Any, spec: Any, trades: pl.DataFrame, *, minutes: bool = True
+) -> TradeRisk:
     """The :class:`TradeRisk` of a config's trades (``marks``: the
-    :class:`quantlab.backtest.stage2.MinuteMarks` of its stage 2; ``trades`` its trade log)."""
+    :class:`quantlab.backtest.stage2.MinuteMarks` of its stage 2; ``trades`` its trade log).
+    With ``minutes=False`` its ``minutes`` frame is left empty (a grid keeps the per-trade and
+    daily tables only; the kernel work is the same)."""
+    p = _paths(s1, marks, spec)
+    n = marks.rows.size
+    t = np.repeat(np.arange(n), p["lens"])
+    shares = (p["contracts"] * SHARES_PER_CONTRACT).astype(np.float64)[t]
+    cols: dict[str, Any] = {"trade_id": trades["trade_id"].gather(t), "ts": p["ts"]}
+    if minutes:
+        dollars = np.empty((t.size, 5))
+        fwd = p["fwd"]
+        rk.dollar_rows(p["greeks"], np.where(np.isnan(fwd), 0.0, fwd), p["contracts"][t], dollars)
+        cols |= {"exit_ts": marks.exit_ts[t], "forward": fwd}
+        cols |= {name: dollars[:, i] for i, name in enumerate(GREEKS)}
+        cols |= {f"iv_{m + 1}": p["ivs"][:, m] for m in range(p["ivs"].shape[1])}
+    terms = p["terms"]
+    cols |= {f"pnl_{name}": terms[:, i] * shares for i, name in enumerate(TERMS)}
+    cols |= {"pnl_actual": terms[:, rk.A_ACTUAL] * shares}
+    if minutes:
+        cols["observed"] = p["valid"]
+    frame = pl.DataFrame(cols).filter(pl.Series(p["keep"]))
+    entry = np.empty((n, 5))
+    rk.dollar_rows(p["g0"], p["entry_fwd"], p["contracts"], entry)
+    scen = np.zeros((n, SPOT_MOVES.size * VOL_MOVES.size))
+    rk.entry_risk(
+        p["entry_ts"], marks.settle_ns, float(spec.rate), p["entry_fwd"], marks.qty,
+        p["strike"], p["is_call"], marks.n_legs, p["entry_iv"], SPOT_MOVES, VOL_MOVES,
+        np.zeros((n, 4)), scen,
+    )  # fmt: skip
+    scen *= p["contracts"][:, None]
+    daily = _daily(frame)
+    table = _trade_table(trades, daily, entry, scen)
+    kept = frame if minutes else frame.clear()
+    return TradeRisk(kept, daily, table, scen.reshape(n, SPOT_MOVES.size, VOL_MOVES.size))
+
+
+def _paths(s1: Any, marks: Any, spec: Any) -> dict[str, np.ndarray]:
+    """:func:`quantlab.risk.kernels.paths_risk` over the trades' paths (each trade's block:
+    its path rows to its exit, then its settlement row), with the stamps and forwards."""
     n = marks.rows.size
     rows = marks.rows
-    contracts = marks.money[:, 0].astype(np.int64)
     lens = marks.upto + 1
     starts = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
     total = int(starts[-1])
     width = marks.qty.shape[1] if n else 1
-    greeks = np.zeros((total, rk.G_SIZE))
-    ivs = np.full((total, width), np.nan)
-    terms = np.zeros((total, rk.A_SIZE))
-    valid = np.zeros(total, np.bool_)
-    g0 = np.zeros((n, rk.G_SIZE))
     cand = s1.candidates
-    entry_ts = cand["entry_ts"].to_numpy()[rows].astype(np.int64)
-    entry_fwd = cand["forward"].to_numpy()[rows].astype(np.float64)
-    strike = np.ascontiguousarray(np.asarray(s1.strike)[rows])
-    is_call = np.ascontiguousarray(np.asarray(s1.is_call)[rows])
-    entry_iv = np.ascontiguousarray(s1.entry_ivs()[rows])
+    out = {
+        "lens": lens,
+        "contracts": marks.money[:, 0].astype(np.int64),
+        "greeks": np.zeros((total, rk.G_SIZE)),
+        "ivs": np.full((total, width), np.nan),
+        "terms": np.zeros((total, rk.A_SIZE)),
+        "valid": np.zeros(total, np.bool_),
+        "g0": np.zeros((n, rk.G_SIZE)),
+        "entry_ts": cand["entry_ts"].to_numpy()[rows].astype(np.int64),
+        "entry_fwd": cand["forward"].to_numpy()[rows].astype(np.float64),
+        "strike": np.ascontiguousarray(np.asarray(s1.strike)[rows]),
+        "is_call": np.ascontiguousarray(np.asarray(s1.is_call)[rows]),
+        "entry_iv": np.ascontiguousarray(s1.entry_ivs()[rows]),
+    }
     ebid = to_cents(np.asarray(s1.entry_bid)[rows]).astype(np.int64)
     eask = to_cents(np.asarray(s1.entry_ask)[rows]).astype(np.int64)
     rk.paths_risk(
         starts, marks.path_row, marks.upto, s1.path_ts, s1.path_bid, s1.path_ask, s1.path_fwd,
-        entry_ts, entry_fwd, ebid, eask, entry_iv, marks.qty, strike, is_call, marks.n_legs,
-        marks.settle_ns, marks.settle_value, float(spec.rate), greeks, ivs, terms, valid, g0,
+        out["entry_ts"], out["entry_fwd"], ebid, eask, out["entry_iv"], marks.qty,
+        out["strike"], out["is_call"], marks.n_legs, marks.settle_ns, marks.settle_value,
+        float(spec.rate), out["greeks"], out["ivs"], out["terms"], out["valid"], out["g0"],
     )  # fmt: skip
-    t = np.repeat(np.arange(n), lens)
     at = np.repeat(marks.path_row - starts[:-1], lens) + np.arange(total)
     last = starts[1:] - 1
     path_ts = np.asarray(s1.path_ts)
-    ts = path_ts[np.minimum(at, max(path_ts.size - 1, 0))] if total else np.empty(0, np.int64)
+    at = np.minimum(at, max(path_ts.size - 1, 0))
+    ts = path_ts[at].astype(np.int64) if total else np.empty(0, np.int64)
     ts[last] = marks.settle_ns
-    fwd = np.asarray(s1.path_fwd)[np.minimum(at, max(path_ts.size - 1, 0))] if total else ts
-    fwd = fwd.astype(np.float64)
-    fwd[last] = np.where(np.isnan(marks.settle_value), np.nan, marks.settle_value)
+    fwd = np.asarray(s1.path_fwd)[at].astype(np.float64) if total else np.empty(0)
+    fwd[last] = marks.settle_value
     keep = np.ones(total, bool)
     keep[last] = ~np.isnan(marks.settle_value)  # the settlement row only when it settled
-    dollars = np.empty((total, 5))
-    rk.dollar_rows(greeks, np.where(np.isnan(fwd), 0.0, fwd), contracts[t], dollars)
-    shares = (contracts * SHARES_PER_CONTRACT).astype(np.float64)[t]
-    cols: dict[str, Any] = {
-        "trade_id": trades["trade_id"].gather(t),
-        "ts": ts,
-        "exit_ts": marks.exit_ts[t],
-        "forward": fwd,
-    }
-    cols |= {name: dollars[:, i] for i, name in enumerate(GREEKS)}
-    cols |= {f"iv_{m + 1}": ivs[:, m] for m in range(width)}
-    cols |= {f"pnl_{name}": terms[:, i] * shares for i, name in enumerate(TERMS)}
-    cols |= {"pnl_actual": terms[:, rk.A_ACTUAL] * shares, "observed": valid}
-    minutes = pl.DataFrame(cols).filter(pl.Series(keep))
-    entry = np.empty((n, 5))
-    rk.dollar_rows(g0, entry_fwd, contracts, entry)
-    scen = np.zeros((n, SPOT_MOVES.size * VOL_MOVES.size))
-    rk.entry_risk(
-        entry_ts, marks.settle_ns, float(spec.rate), entry_fwd, marks.qty, strike, is_call,
-        marks.n_legs, entry_iv, SPOT_MOVES, VOL_MOVES, np.zeros((n, 4)), scen,
-    )  # fmt: skip
-    scen *= contracts[:, None]
-    daily = _daily(minutes)
-    table = _trade_table(trades, daily, entry, scen)
-    return TradeRisk(minutes, daily, table, scen.reshape(n, SPOT_MOVES.size, VOL_MOVES.size))
+    return out | {"ts": ts, "fwd": fwd, "keep": keep}
 
 
 def _daily(minutes: pl.DataFrame) -> pl.DataFrame:

@@ -48,29 +48,43 @@ def year_frac(ts, settle_ns):
 @jit
 def leg_greeks(F, T, df, rate, strike, is_call, iv, out):
     """``out[G_*]`` of one long option at vol ``iv`` (NaN when ``iv`` is NaN)."""
-    p = np.empty(1)
-    d = np.empty(1)
-    g = np.empty(1)
-    v = np.empty(1)
-    b76_greeks_one(F, strike, max(T, 0.0), iv, df, is_call, 0, p, d, g, v)
-    out[G_DELTA] = d[0]
-    out[G_GAMMA] = g[0]
-    out[G_VEGA] = v[0]
-    out[G_THETA] = rate * p[0] - (v[0] * iv / (2.0 * T) if T > 0.0 else 0.0)
-    out[G_VALUE] = p[0]
+    tmp = np.empty((4, 1))
+    _greeks_into(F, T, df, rate, strike, is_call, iv, tmp, 0, out)
+
+
+@jit(inline="always")
+def _greeks_into(F, T, df, rate, strike, is_call, iv, tmp, m, out):
+    """One option's ``G_*`` into ``out`` (``tmp``: ``[4, >m]`` scratch of the pricing kernel)."""
+    b76_greeks_one(F, strike, max(T, 0.0), iv, df, is_call, m, tmp[0], tmp[1], tmp[2], tmp[3])
+    p, v = tmp[0, m], tmp[3, m]
+    out[G_DELTA] = tmp[1, m]
+    out[G_GAMMA] = tmp[2, m]
+    out[G_VEGA] = v
+    out[G_THETA] = rate * p - (v * iv / (2.0 * T) if T > 0.0 else 0.0)
+    out[G_VALUE] = p
+
+
+@jit
+def legs_greeks(F, T, df, rate, qty, strike, is_call, n_legs, iv, tmp, legs, out):
+    """Each leg's ``G_*`` into ``legs[m]`` and the position's (the sums of ``qty[m] x``
+    those, per share of one combo unit) into ``out``; ``tmp`` is ``[4, n_legs]`` scratch."""
+    for k in range(G_SIZE):
+        out[k] = 0.0
+    for m in range(n_legs):
+        _greeks_into(F, T, df, rate, strike[m], is_call[m], iv[m], tmp, m, legs[m])
+        for k in range(G_SIZE):
+            out[k] += qty[m] * legs[m, k]
 
 
 @jit
 def position_greeks(F, T, df, rate, qty, strike, is_call, n_legs, iv, out):
     """``out[G_*]``: the sums over legs ``m < n_legs`` of ``qty[m] x`` leg greeks at
     ``iv[m]`` (per share of one combo unit)."""
-    one = np.empty(G_SIZE)
-    for k in range(G_SIZE):
-        out[k] = 0.0
-    for m in range(n_legs):
-        leg_greeks(F, T, df, rate, strike[m], is_call[m], iv[m], one)
-        for k in range(G_SIZE):
-            out[k] += qty[m] * one[k]
+    n = max(n_legs, 1)
+    legs_greeks(
+        F, T, df, rate, qty, strike, is_call, n_legs, iv, np.empty((4, n)),
+        np.empty((n, G_SIZE)), out,
+    )  # fmt: skip
 
 
 @jit
@@ -115,6 +129,8 @@ def path_risk(
     mid = np.empty(nl)
     g = np.empty(G_SIZE)
     vega_legs = np.empty(nl)
+    tmp = np.empty((4, max(nl, 1)))
+    legs = np.empty((max(nl, 1), G_SIZE))
     T = year_frac(entry_ts, settle_ns)
     df = math.exp(-rate * T)
     observe(entry_bid, entry_ask, entry_fwd, T, df, strike, is_call, nl, iv, mid)
@@ -124,7 +140,7 @@ def path_risk(
     for m in range(nl):
         st[2] += qty[m] * (max(entry_bid[m], 0) + entry_ask[m]) / 200.0
     iv0 = iv.copy()
-    _last_greeks(st[0], T, df, rate, qty, strike, is_call, nl, iv, g, vega_legs)
+    _last_greeks(st[0], T, df, rate, qty, strike, is_call, nl, iv, g, vega_legs, tmp, legs)
     for k in range(G_SIZE):
         entry_greeks[k] = g[k]
     for i in range(n):
@@ -141,7 +157,7 @@ def path_risk(
             _step(g, vega_legs, qty, nl, iv, iv0, fwd[i], ts[i], v1, st, terms[i])
             for m in range(nl):
                 iv0[m] = iv[m]
-            _last_greeks(st[0], T, df, rate, qty, strike, is_call, nl, iv, g, vega_legs)
+            _last_greeks(st[0], T, df, rate, qty, strike, is_call, nl, iv, g, vega_legs, tmp, legs)
         for k in range(G_SIZE):
             greeks[i, k] = g[k]
         for m in range(ivs.shape[1]):
@@ -160,13 +176,11 @@ def path_risk(
 
 
 @jit(inline="always")
-def _last_greeks(F, T, df, rate, qty, strike, is_call, nl, iv, g, vega_legs):
+def _last_greeks(F, T, df, rate, qty, strike, is_call, nl, iv, g, vega_legs, tmp, legs):
     """The position greeks and each leg's vega at an observation."""
-    one = np.empty(G_SIZE)
-    position_greeks(F, T, df, rate, qty, strike, is_call, nl, iv, g)
+    legs_greeks(F, T, df, rate, qty, strike, is_call, nl, iv, tmp, legs, g)
     for m in range(nl):
-        leg_greeks(F, T, df, rate, strike[m], is_call[m], iv[m], one)
-        vega_legs[m] = one[G_VEGA]
+        vega_legs[m] = legs[m, G_VEGA]
 
 
 @jit(inline="always")
@@ -333,6 +347,7 @@ __all__ = [
     "dollar_rows",
     "entry_risk",
     "leg_greeks",
+    "legs_greeks",
     "observe",
     "path_risk",
     "paths_risk",
