@@ -37,12 +37,16 @@ class PathBook:
         The sessions the pass may read, ascending (paths stop where they stop).
     width : int
         Leg columns of the path arrays (the most legs any rule can propose).
+    forwards : bool
+        Keep each path minute's parity forward (``fwd``; without, ``fwd`` stays empty: a
+        pass whose configs need no greeks skips that work).
 
     Call :meth:`allocate` with the rows to reserve at once (e.g. :meth:`bound` summed over the
     decisions to come) before adding candidates; the buffers grow if that was too little.
     """
 
-    def __init__(self, days: Sequence[dt.date], width: int) -> None:
+    def __init__(self, days: Sequence[dt.date], width: int, *, forwards: bool = True) -> None:
+        self.forwards = forwards
         self.days = list(days)
         self._day_index = {d: i for i, d in enumerate(self.days)}
         self._minutes: dict[dt.date, np.ndarray] = {}
@@ -97,7 +101,7 @@ class PathBook:
         if self.offsets[-1]:
             raise QuantlabError("PathBook.allocate() must come before the first candidate")
         self.ts = np.empty(rows, np.int64)
-        self.fwd = np.empty(rows, np.float64)
+        self.fwd = np.empty(rows if self.forwards else 0, np.float64)
         self.bid = np.empty((rows, self.width), np.int32)
         self.ask = np.empty((rows, self.width), np.int32)
 
@@ -115,8 +119,8 @@ class PathBook:
             new = max(need, int(cap * 1.5))
             ts = np.empty(new, np.int64)
             ts[:start] = self.ts[:start]
-            fwd = np.empty(new, np.float64)
-            fwd[:start] = self.fwd[:start]
+            fwd = np.empty(new if self.forwards else 0, np.float64)
+            fwd[: self.fwd.size] = self.fwd[:start]
             bid = np.empty((new, self.width), np.int32)
             bid[:start] = self.bid[:start]
             ask = np.empty((new, self.width), np.int32)
@@ -215,10 +219,13 @@ class PathBook:
         )
         ids = np.where(leg_pos >= 0, dq.instrument_id[np.maximum(leg_pos, 0)], 0).astype(np.uint32)
         offs = self.offsets
-        fwds = day_forwards(dq, minutes, {self._fkeys[c] for c in np.flatnonzero(appended)})
+        keys = {self._fkeys[c] for c in np.flatnonzero(appended)} if self.forwards else set()
+        fwds = day_forwards(dq, minutes, keys)
         for c in np.flatnonzero(appended).tolist():
             row = int(self._rows[c])
             self.day_ids[row].append((int(before[c]) - offs[row], ids[c]))
+            if not self.forwards:
+                continue
             a, b = int(before[c]), int(self._cursor[c])
             lo = int(np.searchsorted(minutes, self.ts[a]))
             self.fwd[a:b] = fwds[self._fkeys[c]][lo : lo + b - a]
@@ -248,7 +255,7 @@ class PathBook:
         ts, bid, ask = self.ts[:total], self.bid[:total], self.ask[:total]
         if width != self.width:
             bid, ask = np.ascontiguousarray(bid[:, :width]), np.ascontiguousarray(ask[:, :width])
-        return offsets, ts, bid, ask, self.fwd[:total]
+        return offsets, ts, bid, ask, self.fwd[: total if self.forwards else 0]
 
     def check_filled(self) -> None:
         """Raise if an open candidate's block was not filled to its reserved length (a bug)."""

@@ -37,7 +37,7 @@ from quantlab.backtest.select import Selection, select_from_view
 from quantlab.chain.snapshot import ChainView
 from quantlab.data import read
 from quantlab.data import store as st
-from quantlab.errors import DataError
+from quantlab.errors import ConfigError, DataError
 from quantlab.strategy import ids
 from quantlab.strategy.spec import StrategySpec
 from quantlab.volatility import vix_from_chain
@@ -93,6 +93,7 @@ class Stage1Result:
     path_bid: np.ndarray
     path_ask: np.ndarray
     path_fwd: np.ndarray  # float64 [rows]: the expiry's parity forward at each path minute
+    # (empty when stage 1 ran with forwards=False: no greeks from it)
     qty: np.ndarray  # int32 [n, MAX_LEGS], signed, 0 = no leg
     strike: np.ndarray  # float64 [n, MAX_LEGS]
     is_call: np.ndarray  # bool [n, MAX_LEGS]
@@ -115,6 +116,14 @@ class Stage1Result:
             from_cents(self.path_bid[lo:hi]),
             from_cents(self.path_ask[lo:hi]),
         )
+
+    def require_forwards(self) -> None:
+        """Raise unless this stage 1 kept its path forwards (greeks need them)."""
+        if self.path_fwd.size != self.path_ts.size:
+            raise ConfigError(
+                "this stage-1 result has no path forwards (it ran with forwards=False): run "
+                "stage 1 with forwards=True for greeks, attribution or greek limits"
+            )
 
     def entry_ivs(self) -> np.ndarray:
         """float64 ``[n, MAX_LEGS]``: each candidate's legs' implied vols in its decision
@@ -261,10 +270,13 @@ def run_stage1(
     *,
     underlying: str = "SPX",
     progress: Callable[[dt.date], None] | None = None,
+    forwards: bool = True,
 ) -> Stage1Result:
     """Propose candidates on every session in [start, end] and follow them to settlement.
 
     Sessions after ``end`` are read (only) to finish the paths of candidates still open.
+    With ``forwards`` (the default) each path minute keeps its expiry's parity forward
+    (``path_fwd``), which greeks, attribution and greek limits need.
     Decisions use :class:`~quantlab.chain.snapshot.ChainView` (the decision snapshot of
     :func:`~quantlab.chain.snapshot.build_snapshot`, computed only for the expiries the rules
     look at) and :func:`~quantlab.backtest.select.select_from_view`.
@@ -292,7 +304,7 @@ def run_stage1(
     for key, rule in rules.items():
         by_time.setdefault(rule.entry_time, []).append((key, rule, rule.spec.leg_specs()))
     width = max(len(legs) for v in by_time.values() for _, _, legs in v)
-    book = PathBook(days, width)
+    book = PathBook(days, width, forwards=forwards)
     # reserve the most path rows the decisions can need at once (address space, not memory)
     book.allocate(_path_bound(book, entry_days, by_time))
 

@@ -113,6 +113,7 @@ class PortfolioResult:
                 )
             from quantlab.risk.greeks import trade_risk
 
+            self._s1.require_forwards()
             hit = trade_risk(self._s1, self._marks, self.spec, self.trades, minutes=minutes)
             self.__dict__["_risk"] = hit
         return hit
@@ -369,6 +370,8 @@ def _risk_inputs(s1: Stage1Result, spec: StrategySpec, x: _Inputs, ex: _Exits) -
     per contract)."""
     limits = book_limits(spec)
     want = bool(bk.has_greek_limit(limits))
+    if want:
+        s1.require_forwards()
     n = x.qty.shape[0]
     n_scen = SPOT_MOVES.size * VOL_MOVES.size if np.isfinite(limits[bk.L_SCENARIO]) else 0
     strike = np.ascontiguousarray(np.asarray(s1.strike)[x.rows])
