@@ -37,6 +37,25 @@ def load_avg() -> str:
     return f"{a:.2f}/{b:.2f}/{c:.2f}"
 
 
+def machine_line() -> str:
+    """The machine a benchmark runs on: CPU model, cores, memory and the load average now."""
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kb / 2**20:.0f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    return f"machine: {model}, {os.cpu_count()} cores{mem}; load average {load_avg()}"
+
+
 def dir_size(path: Path | str, pattern: str = "*") -> int:
     """Bytes of the files under ``path`` matching ``pattern`` (0 when absent)."""
     p = Path(path)

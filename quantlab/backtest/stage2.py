@@ -118,6 +118,15 @@ class PortfolioResult:
             self.__dict__["_risk"] = hit
         return hit
 
+    def equity_greeks(self) -> pl.DataFrame:
+        """The minute equity with the book's greeks at each stamp (the sums over the trades
+        open then, :meth:`quantlab.risk.greeks.TradeRisk.book_minutes`; zero when flat)."""
+        from quantlab.risk.greeks import GREEKS
+
+        book = self.risk().book_minutes()
+        out = self.equity_minutes.join(book, on="ts", how="left", maintain_order="left")
+        return out.with_columns(pl.col(list(GREEKS)).fill_null(0.0))
+
     def detached(self) -> PortfolioResult:
         """The same result without its stage-1 reference (cheap to send to another process)."""
         marks = self._marks if self._marks is not None else self._minutes

@@ -88,3 +88,6 @@ def test_greeks_explain_the_daily_pnl_of_verticals_held_over_days(run) -> None: 
     ts = int(book["ts"][len(book) // 2])
     at = m.filter(pl.col("ts") == ts)
     assert book.filter(pl.col("ts") == ts)["vega_pt"][0] == pytest.approx(at["vega_pt"].sum())
+    eq = run.results[0].equity_greeks()
+    assert eq.height == run.results[0].equity_minutes.height
+    assert eq.filter(pl.col("ts") == ts)["vega_pt"][0] == pytest.approx(at["vega_pt"].sum())

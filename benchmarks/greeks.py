@@ -1,0 +1,160 @@
+"""Greeks benchmark: the 54-config seed grid over the simulated year with greeks off and on.
+
+    .venv/bin/python benchmarks/data.py          # first: builds /tmp/quantlab_bench_store
+    .venv/bin/python benchmarks/greeks.py [--repeats 3]
+
+Each run is :func:`quantlab.backtest.engine.run_grid` in a fresh process over ``--workers``
+processes, alternating:
+
+- **off**: stage 1 without path forwards (``forwards=False``) and stage 2 of every config, the
+  grid as it ran before greeks existed;
+- **on**: stage 1 with each path minute's parity forward, stage 2 of every config and its
+  :meth:`~quantlab.backtest.stage2.PortfolioResult.risk` (every trade's greeks and vols at every
+  path minute, the minute attribution summed by day, the entry scenario grid; the per-trade and
+  daily tables kept, ``minutes=False``) on the workers.
+
+Printed: stage 1, stage 2 (+ risk) and total wall per run, the ranges over ``--repeats`` runs of
+each and the ratio on/off (target <= 1.5x), the trades and the risk rows (trade-minutes) computed,
+and the load average before and after each run. Then one config's full ``risk()`` (with the
+minute frame, as the report draws it) timed in one process. Needs the store built by
+benchmarks/data.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+
+from _common import add_bytecode_flag, apply_bytecode_flag, emit, machine_line, run_step
+from _common import console as make_console
+from backtest import DEFAULT_STORE, compare_spec, grid_specs
+
+TARGET_RATIO = 1.5
+
+
+def step_grid(a: dict[str, Any]) -> dict[str, Any]:
+    """The seed grid with greeks off or on (see the module docstring)."""
+    from quantlab.backtest.engine import run_grid
+
+    on = bool(a["on"])
+    start, end = dt.date.fromisoformat(a["start"]), dt.date.fromisoformat(a["end"])
+    t0 = time.perf_counter()
+    g = run_grid(a["store"], grid_specs(), start, end, workers=a["workers"], forwards=on, risk=on)
+    wall = time.perf_counter() - t0
+    out = {
+        "wall_s": wall,
+        "stage1_s": g.stage1_s,
+        "stage2_s": g.stage2_s,
+        "trades": sum(r.trades.height for r in g.results),
+        "path_rows": int(g.stage1.path_ts.size),
+    }
+    if on:
+        risks = [r.risk(minutes=False) for r in g.results]
+        out["risk_trades"] = sum(r.trades.height for r in risks)
+        out["risk_trade_days"] = sum(r.daily.height for r in risks)
+    return out
+
+
+def step_report(a: dict[str, Any]) -> dict[str, Any]:
+    """One config's stage 1 + 2, then its ``risk()`` with the minute frame, in one process."""
+    from quantlab.backtest.stage1 import run_stage1
+    from quantlab.backtest.stage2 import run_stage2
+
+    spec = compare_spec()
+    start, end = dt.date.fromisoformat(a["start"]), dt.date.fromisoformat(a["end"])
+    s1 = run_stage1(a["store"], [spec], start, end)
+    run_stage2(s1, spec).risk()  # compiled and warm
+    times = []
+    for _ in range(a["repeats"]):
+        res = run_stage2(s1, spec)
+        t0 = time.perf_counter()
+        r = res.risk()
+        times.append(time.perf_counter() - t0)
+    return {
+        "risk_s": times,
+        "trades": res.trades.height,
+        "minute_rows": r.minutes.height,
+        "explained": r.explained_share(),
+    }
+
+
+STEPS = {"grid": step_grid, "report": step_report}
+
+
+def _rng(xs: list[float]) -> str:
+    return f"{min(xs):.2f}-{max(xs):.2f}" if len(xs) > 1 else f"{xs[0]:.2f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument("--store", type=Path, default=DEFAULT_STORE)
+    ap.add_argument("--start", default="2024-01-02")
+    ap.add_argument("--end", default="2024-12-31")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each mode (default 3)")
+    add_bytecode_flag(ap)
+    ap.add_argument("--step", help=argparse.SUPPRESS)
+    ap.add_argument("--step-args", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.step:
+        emit(STEPS[args.step](json.loads(args.step_args)))
+        return
+    apply_bytecode_flag(args)
+    from rich.table import Table
+
+    con = make_console()
+    con.print(machine_line())
+    script = Path(__file__).resolve()
+    base = {"store": str(args.store), "start": args.start, "end": args.end}
+    base["workers"] = args.workers
+    con.print("warm-up: one run of each mode (numba cache, day cache)")
+    for on in (False, True):
+        run_step(script, "grid", base | {"on": on})
+    runs: dict[bool, list[Any]] = {False: [], True: []}
+    t = Table(title="seed grid, greeks off / on", header_style="bold")
+    for h in ("run", "greeks", "stage 1 s", "stage 2 (+risk) s", "total s", "trades", "load"):
+        t.add_column(h)
+    for i in range(args.repeats):
+        for on in (False, True):
+            r = run_step(script, "grid", base | {"on": on})
+            runs[on].append(r)
+            res = r.result
+            t.add_row(
+                str(i + 1),
+                "on" if on else "off",
+                f"{res['stage1_s']:.2f}",
+                f"{res['stage2_s']:.2f}",
+                f"{res['wall_s']:.2f}",
+                f"{res['trades']:,}",
+                f"{r.load_before} -> {r.load_after}",
+            )
+    con.print(t)
+    off = [r.result["wall_s"] for r in runs[False]]
+    on_ = [r.result["wall_s"] for r in runs[True]]
+    ratios = [b / a for a, b in zip(off, on_, strict=True)]
+    ok = "met" if max(ratios) <= TARGET_RATIO else "NOT met"
+    last = runs[True][-1].result
+    con.print(
+        f"greeks off {_rng(off)} s, on {_rng(on_)} s: ratio {_rng(ratios)}x per pair of runs "
+        f"(target <= {TARGET_RATIO}x: {ok}); on computes {last['path_rows']:,} stage-1 path "
+        f"forwards and the risk of {last['risk_trades']:,} trades ({last['risk_trade_days']:,} "
+        "trade-days)"
+    )
+    rep = run_step(script, "report", base | {"repeats": 5}).result
+    con.print(
+        f"one config ({rep['trades']} trades, {rep['minute_rows']:,} trade-minutes): risk() "
+        f"with the minute frame {_rng(rep['risk_s'])} s; attribution explains "
+        f"{rep['explained']:.1%} of its daily P&L variance (held to exit, expiry days included)"
+    )
+
+
+if __name__ == "__main__":
+    main()
