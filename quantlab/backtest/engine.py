@@ -489,8 +489,14 @@ def write_outputs(
     costs: pl.DataFrame | None = None,
 ) -> Path:
     """Write one config's Parquet files, the DuckDB results database and the report
-    (``costs``: its cost curve, written as ``cost_curve.parquet`` and shown in the report)."""
+    (``costs``: its cost curve, written as ``cost_curve.parquet`` and shown in the report).
+
+    The trades' risk (``res.risk()``, :class:`quantlab.risk.greeks.TradeRisk`) goes to
+    ``risk_trades.parquet`` (per trade: entry greeks, worst entry scenario, attribution totals,
+    costs, P&L) and ``attribution_daily.parquet`` (per trade and ET date: the attribution terms,
+    residual and mid P&L), both also tables of ``results.duckdb``, and into the report."""
     out.mkdir(parents=True, exist_ok=True)
+    risk = res.risk()
     frames = {
         "trades": res.trades,
         "decisions": res.decisions,
@@ -502,6 +508,8 @@ def write_outputs(
         ),
         "equity_daily": res.equity_daily,
         "equity_minutes": res.equity_minutes,
+        "risk_trades": risk.trades,
+        "attribution_daily": risk.daily,
     }
     if costs is not None:
         frames["cost_curve"] = costs
@@ -538,6 +546,7 @@ def write_outputs(
             sl_pct=m.stop_loss_pct,
             title=f"quantlab backtest: {res.spec.name}",
             cost_curve=costs,
+            risk=risk,
         )
     return out
 

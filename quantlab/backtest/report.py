@@ -3,7 +3,11 @@
 :func:`write_report` writes ``report.html`` (figures embedded as base64 PNG, tables as HTML,
 no external files or scripts) and the figures as separate PNG files next to it:
 ``equity.png``, ``drawdown.png``, ``pnl_hist.png``, ``cost_curve.png`` (when a cost curve is
-given) and ``trade_<id>.png`` for the inspected trades. Figures (drawn in :mod:`quantlab.backtest._report_plots`) use matplotlib's Agg canvas
+given) and ``trade_<id>.png`` for the inspected trades; given the trades' risk
+(:class:`quantlab.risk.greeks.TradeRisk`), also ``greeks.png`` (the book's greeks over time),
+``attribution_monthly.png``, ``scenarios_worst.png`` and ``attribution_<id>.png`` per inspected
+trade (drawn in :mod:`quantlab.backtest._report_risk`). Figures (drawn in
+:mod:`quantlab.backtest._report_plots`) use matplotlib's Agg canvas
 on explicit ``Figure`` objects, so the report works headless and never switches the backend
 of the calling process (a Jupyter session keeps its inline plots). The same inputs give
 byte-identical files.
@@ -13,10 +17,9 @@ from __future__ import annotations
 
 import base64
 import html
-import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -34,9 +37,14 @@ from quantlab.backtest._report_plots import (
     _fmt,
     _legs_text,
     _png,
+    _safe_name,
 )
 from quantlab.backtest.records import EXIT_REASONS
 from quantlab.errors import InputError
+
+if TYPE_CHECKING:
+    from quantlab.backtest._report_risk import RiskPanels
+    from quantlab.risk.greeks import TradeRisk
 
 PathSource = Mapping[str, pl.DataFrame] | Callable[[str], pl.DataFrame | None]
 
@@ -168,10 +176,6 @@ def _levels(
     if sl is None and sl_pct is not None:
         sl = (1.0 + sl_pct / 100.0) * credit
     return (None if tp is None else float(tp), None if sl is None else float(sl))
-
-
-def _safe_name(trade_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(trade_id))[:80]
 
 
 # --------------------------------------------------------------------------- HTML
@@ -353,6 +357,7 @@ def write_report(
     n_boot: int = 2000,
     seed: int = 0,
     cost_curve: pl.DataFrame | None = None,
+    risk: TradeRisk | None = None,
 ) -> Path:
     """Write ``report.html`` and its PNG figures into ``out_dir``.
 
@@ -389,6 +394,11 @@ def write_report(
     cost_curve : polars.DataFrame, optional
         :func:`quantlab.backtest.costs.cost_curve` of the config: a "Cost curve" section with
         its break-even sentence, ``cost_curve.png`` and its table.
+    risk : quantlab.risk.greeks.TradeRisk, optional
+        The trades' greeks, attribution and entry scenarios (``PortfolioResult.risk()``): a
+        "Greeks and P&L attribution" section (the book's greeks over time, the attribution by
+        exit month, the entry scenario grid of the trade with the largest worst-case loss) and
+        each inspected trade's attribution.
 
     Returns
     -------
@@ -426,12 +436,21 @@ def write_report(
 
             be = break_even_k(cost_curve)
             figures["cost_curve.png"] = _png(_fig_cost_curve(cost_curve, be))
+        panels = None
+        if risk is not None:
+            from quantlab.backtest._report_risk import risk_panels
+
+            ids = [str(trade["trade_id"]) for trade, _ in inspected]
+            panels = risk_panels(risk, df, dates, ids)
+            figures.update(panels.figures)
     figures.update(trade_figures)
     for name, png in figures.items():
         (out / name).write_bytes(png)
 
     report = out / "report.html"
-    page = _page_html(title, df, dates, summary, figures, inspected, paths is None, cost_curve)
+    page = _page_html(
+        title, df, dates, summary, figures, inspected, paths is None, cost_curve, panels
+    )
     report.write_text(page, encoding="utf-8")
     return report
 
@@ -493,6 +512,7 @@ def _page_html(
     inspected: list[tuple[dict[str, Any], str]],
     no_paths: bool,
     cost_curve: pl.DataFrame | None = None,
+    risk: RiskPanels | None = None,
 ) -> str:
     """The whole ``report.html`` page; ``no_paths`` tells why an empty inspector is empty."""
     parts = [
@@ -513,13 +533,14 @@ def _page_html(
         "<h2>Trade P&amp;L distribution</h2>",
         _img(figures["pnl_hist.png"], "trade P&L histogram"),
         *_cost_curve_html(cost_curve, figures),
+        *_risk_html(risk, figures),
         "<h2>Breakdowns</h2>",
         *(_breakdown_html(k, v) for k, v in summary["breakdowns"].items()),
     ]
     if summary.get("decisions") is not None:
         parts += ["<h2>Decisions</h2>", _table(summary["decisions"])]
     parts += _settlement_html(summary.get("settlements"))
-    parts += _inspector_html(figures, inspected, no_paths)
+    parts += _inspector_html(figures, inspected, no_paths, risk)
     parts += ["<h2>Worst trades</h2>", _worst_trades(df), _notes(summary)]
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -570,6 +591,70 @@ def _cost_curve_html(curve: pl.DataFrame | None, figures: Mapping[str, bytes]) -
     ]
 
 
+_ATTRIBUTION_NOTE = (
+    "P&amp;L attribution: each minute's change of the trade's mid value is split, from the "
+    "greeks at the start of the minute, into delta (&Delta; &times; dF of the forward), gamma "
+    "(&Gamma; &times; dF&sup2; / 2), vega (the legs' vega &times; d&sigma;) and theta "
+    "(&Theta; &times; dt); the residual is the rest of the mid change (cross terms, higher "
+    "orders, quote noise) and costs what separates the P&amp;L from the mid change (the spread "
+    "paid at entry and exit, and fees). The terms sum to the trade's P&amp;L net of fees."
+)
+
+
+def _risk_html(risk: RiskPanels | None, figures: Mapping[str, bytes]) -> list[str]:
+    """The greeks and attribution section: the book's greeks over time, the attribution by
+    exit month and the worst trade's entry scenario grid."""
+    if risk is None:
+        return []
+    parts = ['<h2 id="risk">Greeks and P&amp;L attribution</h2>']
+    if risk.n_trades == 0 or risk.monthly is None:
+        return [*parts, "<p>no trades</p>"]
+    every = f"every {risk.step_minutes} minutes" if risk.step_minutes < 60 else "hourly"
+    parts += [
+        '<h3 id="book-greeks">Book greeks over time</h3>',
+        _img(figures["greeks.png"], "book greeks over time"),
+        f'<p class="note">Sums over the trades open at each sample ({every} from 10:00 to '
+        "16:00 ET; a value holds until the next sample, overnight included) of each trade's "
+        "greeks at its last path minute, in dollars for its contracts: delta per 1 % move of "
+        "the forward, gamma per (1 %)&sup2; (a move of m % earns gamma &times; m&sup2; / 2), "
+        "vega per vol point, theta per calendar day. Zero while the book is flat.</p>",
+        '<h3 id="attribution-monthly">P&amp;L attribution by month</h3>',
+    ]
+    if risk.explained_share == risk.explained_share:  # not NaN
+        parts.append(
+            f"<p>The delta, gamma, vega and theta terms explain "
+            f"<b>{_fmt(risk.explained_share, 'pct')}</b> of the variance of the trades' daily mid "
+            "P&amp;L (1 &minus; var(residual) / var(actual) over trade-days).</p>"
+        )
+    terms = ("delta", "gamma", "vega", "theta", "residual", "costs", "pnl")
+    m = risk.monthly
+    total = m.select(pl.lit("total").alias("month"), pl.col("n_trades", *terms).sum())
+    table = pl.concat([m, total.cast(m.schema)])
+    parts += [
+        _img(figures["attribution_monthly.png"], "P&L attribution by month"),
+        _table(table, dict.fromkeys(terms, "usd") | {"month": "text"}),
+        '<p class="note">Summed from the per-trade totals (<code>TradeRisk.trades</code>) by the '
+        "ET month of each trade's exit, so a month holds whole trades and their costs; the "
+        f"diamond is the month's P&amp;L. {_ATTRIBUTION_NOTE}</p>",
+    ]
+    w = risk.worst
+    if w is not None and "scenarios_worst.png" in figures:
+        parts += [
+            '<h3 id="scenario-worst">Entry scenarios of the trade with the largest worst-case loss'
+            "</h3>",
+            _img(figures["scenarios_worst.png"], "entry scenario grid of the worst trade"),
+            f'<p class="note">Trade {html.escape(str(w["trade_id"]))}: the trade with the largest '
+            f"worst-case entry scenario loss ({_fmt(w['worst_scenario_loss'], 'usd0')} at "
+            f"{w['worst_spot_move_pct']:+g} % and {w['worst_vol_move_pts']:+g} vol points, the "
+            f"boxed cell; its P&amp;L {_fmt(w['pnl'], 'usd')}). Each cell reprices every leg in "
+            "full at entry with the forward moved by the column's % and every leg's implied vol "
+            "shifted by the row's vol points, at once, with no time passing, for the trade's "
+            "contracts. <b>Sticky strike</b>: each strike keeps its own entry vol plus the shift "
+            "(floored at 1 vol point), so the skew between the legs stays as quoted.</p>",
+        ]
+    return parts
+
+
 def _settlement_html(st: Mapping[str, Any] | None) -> list[str]:
     """How the trades held to expiry were settled (sources, estimates, their largest error)."""
     if not st or not (st["n_settled"] or st["n_end_of_data"]):
@@ -588,20 +673,31 @@ def _settlement_html(st: Mapping[str, Any] | None) -> list[str]:
 
 
 def _inspector_html(
-    figures: Mapping[str, bytes], inspected: list[tuple[dict[str, Any], str]], no_paths: bool
+    figures: Mapping[str, bytes],
+    inspected: list[tuple[dict[str, Any], str]],
+    no_paths: bool,
+    risk: RiskPanels | None = None,
 ) -> list[str]:
-    """The trade inspector section: each inspected trade's figure next to its details."""
+    """The trade inspector section: each inspected trade's figure next to its details (and,
+    with the trades' risk, its P&L attribution next to the details)."""
     parts = ["<h2>Trade inspector</h2>"]
     if not inspected:
         why = "no per-trade paths were given" if no_paths else "no trade has a path"
         parts.append(f"<p>{why}.</p>")
+    attribution = risk.trade_figures if risk is not None else {}
     for trade, name in inspected:
+        attr = attribution.get(str(trade["trade_id"]), "")
+        if attr:  # next to the details, under the path figure
+            anchor = html.escape(_safe_name(trade["trade_id"]))
+            attr = f'<div id="attribution-{anchor}">{_img(figures[attr], "P&L attribution")}</div>'
         parts += [
             f"<h3>{html.escape(str(trade['trade_id']))} — {html.escape(str(trade['exit_reason']))}"
             f", P&amp;L {html.escape(_fmt(trade['pnl'], 'usd'))}</h3>",
             f'<div class="grid"><div>{_img(figures[name], name)}</div>'
-            f"<div>{_trade_details(trade)}</div></div>",
+            f"<div>{_trade_details(trade)}</div>{attr}</div>",
         ]
+    if attribution:
+        parts.append(f'<p class="note">{_ATTRIBUTION_NOTE}</p>')
     return parts
 
 

@@ -25,6 +25,7 @@ NOTEBOOKS = (
     "03_sweeps_and_overfitting",
     "04_meta_labeling",
     "05_live_day_review",
+    "06_greeks_and_risk",
     "07_walkforward_and_costs",
 )
 # what each notebook must leave under <QUANTLAB_WORK>/out/research/<name>/ (glob patterns)
@@ -33,6 +34,13 @@ WRITES = {
     "03_sweeps_and_overfitting": ("sweep.duckdb", "summary.json", "mlflow_parent_run_id"),
     "04_meta_labeling": ("optuna.db",),
     "05_live_day_review": ("SIM-*.duckdb", "reconcile-*.html"),
+    "06_greeks_and_risk": (
+        "report.html",
+        "greeks.png",
+        "scenarios_worst.png",
+        "risk_trades.parquet",
+        "attribution_daily.parquet",
+    ),
     "07_walkforward_and_costs": (
         "walkforward/walkforward.html",
         "walkforward/summary.json",
