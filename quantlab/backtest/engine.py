@@ -494,9 +494,16 @@ def write_outputs(
     The trades' risk (``res.risk()``, :class:`quantlab.risk.greeks.TradeRisk`) goes to
     ``risk_trades.parquet`` (per trade: entry greeks, worst entry scenario, attribution totals,
     costs, P&L) and ``attribution_daily.parquet`` (per trade and ET date: the attribution terms,
-    residual and mid P&L), both also tables of ``results.duckdb``, and into the report."""
+    residual and mid P&L), both also tables of ``results.duckdb``, and into the report (not
+    when stage 1 ran without its path forwards: no greeks)."""
+    from quantlab.errors import ConfigError
+
     out.mkdir(parents=True, exist_ok=True)
-    risk = res.risk()
+    try:
+        s1.require_forwards()
+        risk = res.risk()
+    except ConfigError:
+        risk = None
     frames = {
         "trades": res.trades,
         "decisions": res.decisions,
@@ -508,9 +515,9 @@ def write_outputs(
         ),
         "equity_daily": res.equity_daily,
         "equity_minutes": res.equity_minutes,
-        "risk_trades": risk.trades,
-        "attribution_daily": risk.daily,
     }
+    if risk is not None:
+        frames |= {"risk_trades": risk.trades, "attribution_daily": risk.daily}
     if costs is not None:
         frames["cost_curve"] = costs
     for name, df in frames.items():
