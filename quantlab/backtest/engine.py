@@ -35,6 +35,7 @@ from quantlab.backtest.stage1 import (
     Stage1Result,
     combine_checksums,
     load_stage1,
+    needs_forwards,
     run_stage1,
     save_stage1,
 )
@@ -78,12 +79,15 @@ def stage1_shard(
     underlying: str,
     folder: str,
     sessions: Any = None,
+    forwards: bool = True,
 ) -> str:
     """Run stage 1 for one date shard and write it to ``folder`` (a worker task of the process
     pool here and of the sweep executors: arrays go back through files, not pickles).
-    ``sessions``: the caller's session calendar (see :func:`_use_sessions`)."""
+    ``sessions``: the caller's session calendar (see :func:`_use_sessions`); ``forwards``: keep
+    the path forwards (:func:`quantlab.backtest.stage1.run_stage1`)."""
     _use_sessions(sessions)
-    save_stage1(run_stage1(store, specs, start, end, underlying=underlying), folder)
+    res = run_stage1(store, specs, start, end, underlying=underlying, forwards=forwards)
+    save_stage1(res, folder)
     return str(folder)
 
 
@@ -135,10 +139,18 @@ def merge_stage1(parts: Sequence[Stage1Result], folder: str | Path | None = None
     day_sums = {d: v for p in parts for d, v in p.day_sums.items()}
     checksum = combine_checksums(day_sums)  # the same as one pass over the same days
     width = max(p.path_bid.shape[1] for p in parts)
+    with_fwd = [p.path_fwd.size == p.path_ts.size and p.path_ts.size > 0 for p in parts]
+    fwd_rows = base if any(with_fwd) else 0
+    if any(with_fwd) and not all(
+        f or p.path_ts.size == 0 for f, p in zip(with_fwd, parts, strict=True)
+    ):
+        raise DataError("stage-1 shards to merge differ: some kept path forwards, some did not")
     if folder is None:
         paths = {
             "path_ts": np.concatenate([p.path_ts for p in parts]),
-            "path_fwd": np.concatenate([p.path_fwd for p in parts]),
+            "path_fwd": np.concatenate([p.path_fwd for p in parts])
+            if fwd_rows
+            else np.empty(0, np.float64),
             "path_bid": _stack_padded([p.path_bid for p in parts]),
             "path_ask": _stack_padded([p.path_ask for p in parts]),
         }
@@ -154,14 +166,15 @@ def merge_stage1(parts: Sequence[Stage1Result], folder: str | Path | None = None
         mm = np.lib.format.open_memmap
         paths = {
             "path_ts": mm(tmp / "path_ts.npy", mode="w+", dtype=np.int64, shape=(base,)),
-            "path_fwd": mm(tmp / "path_fwd.npy", mode="w+", dtype=np.float64, shape=(base,)),
+            "path_fwd": mm(tmp / "path_fwd.npy", mode="w+", dtype=np.float64, shape=(fwd_rows,)),
             "path_bid": mm(tmp / "path_bid.npy", mode="w+", dtype=np.int32, shape=(base, width)),
             "path_ask": mm(tmp / "path_ask.npy", mode="w+", dtype=np.int32, shape=(base, width)),
         }
         row = 0
         for p in parts:
             paths["path_ts"][row : row + p.path_ts.size] = p.path_ts
-            paths["path_fwd"][row : row + p.path_ts.size] = p.path_fwd
+            if fwd_rows:
+                paths["path_fwd"][row : row + p.path_ts.size] = p.path_fwd
             row += p.path_ts.size
         _stack_padded([p.path_bid for p in parts], paths["path_bid"])
         _stack_padded([p.path_ask for p in parts], paths["path_ask"])
@@ -283,6 +296,7 @@ def sharded_stage1(
     *,
     underlying: str = "SPX",
     bar: Any = None,
+    forwards: bool = True,
 ) -> Stage1Result:
     """The one stage-1 orchestration: each shard of :func:`plan_shards` as a
     :func:`stage1_shard` task through ``run_tasks`` (a process pool, a sweep executor, Ray),
@@ -294,10 +308,10 @@ def sharded_stage1(
     sessions = calendar.session_table()
     folders = [Path(scratch) / f"shard-{a}-{b}" for a, b in shards]
     todo = [i for i, f in enumerate(folders) if not f.is_dir()]
-    tasks = [
-        (root, list(specs), shards[i][0], shards[i][1], underlying, str(folders[i]), sessions)
-        for i in todo
-    ]
+    tasks = []
+    for i in todo:
+        a, b = shards[i]
+        tasks.append((root, list(specs), a, b, underlying, str(folders[i]), sessions, forwards))
     got: dict[int, Any] = {}
     for k, res in run_tasks(stage1_shard, tasks):
         got[todo[k]] = res
@@ -319,8 +333,8 @@ def _local_first(pool: ProcessPoolExecutor | None) -> RunTasks:
     def run(fn: Any, tasks: Sequence[tuple]) -> Iterator[tuple[int, Any]]:
         futures = [pool.submit(fn, *t) for t in tasks[1:]] if pool is not None else []
         if tasks:
-            store, specs, a, b, underlying, _folder, _sessions = tasks[0]
-            yield 0, run_stage1(store, specs, a, b, underlying=underlying)
+            store, specs, a, b, underlying, _folder, _sessions, fwd = tasks[0]
+            yield 0, run_stage1(store, specs, a, b, underlying=underlying, forwards=fwd)
         if pool is None:
             for k, t in enumerate(tasks[1:], 1):
                 yield k, fn(*t)
@@ -354,9 +368,12 @@ def stage1(
     workers: int | None = None,
     progress: bool = False,
     min_shard_days: int = 10,
+    forwards: bool | None = None,
 ) -> Stage1Result:
     """Stage 1 over [start, end], sharded by entry date over ``workers`` processes
-    (:func:`plan_shards`, :func:`sharded_stage1`).
+    (:func:`plan_shards`, :func:`sharded_stage1`). ``forwards``: keep each path minute's
+    parity forward (greeks, attribution, greek limits); default: when a spec has a greek limit
+    (:func:`quantlab.backtest.stage1.needs_forwards`).
 
     Each shard follows its own candidates past its last entry day, so shards give exactly the
     result of one pass; ranges shorter than ``min_shard_days`` per worker run in-process. This
@@ -377,6 +394,7 @@ def stage1(
                 folder,
                 underlying=underlying,
                 bar=bar,
+                forwards=needs_forwards(specs) if forwards is None else forwards,
             )
     bar.close()
     return res
@@ -393,14 +411,22 @@ class GridResult:
     stage2_s: float
 
 
+def _stage2(s1: Stage1Result, spec: StrategySpec, risk: bool) -> PortfolioResult:
+    """One config's stage 2 and, with ``risk``, its risk tables (kept on the result)."""
+    res = run_stage2(s1, spec)
+    if risk:
+        res.risk(minutes=False)
+    return res
+
+
 def _stage2_share(
-    folder: str, specs: list[StrategySpec], sessions: Any = None
+    folder: str, specs: list[StrategySpec], sessions: Any = None, risk: bool = False
 ) -> list[PortfolioResult]:
     """A pool worker's share of stage 2: the merged stage-1 result (:func:`shared_stage1`),
     then each config."""
     _use_sessions(sessions)
     s1 = shared_stage1(folder)
-    return [run_stage2(s1, spec).detached() for spec in specs]
+    return [_stage2(s1, spec, risk).detached() for spec in specs]
 
 
 def run_grid(
@@ -412,8 +438,14 @@ def run_grid(
     underlying: str = "SPX",
     workers: int | None = None,
     min_shard_days: int = 10,
+    forwards: bool | None = None,
+    risk: bool = False,
 ) -> GridResult:
     """Stage 1 once for every config, then stage 2 of each config, both over one process pool.
+
+    ``risk``: each config's :meth:`~quantlab.backtest.stage2.PortfolioResult.risk` too
+    (``minutes=False``), computed where its stage 2 ran; ``forwards`` (default: ``risk`` or a
+    spec with a greek limit) keeps the stage-1 path forwards that needs.
 
     The same result as :func:`stage1` followed by :func:`run_stage2` per config (the sweep runner
     does the same with its executors), in less wall time: the spawned workers, once started,
@@ -427,30 +459,36 @@ def run_grid(
         with _scratch("quantlab-grid-") as tmp:
             merged = Path(tmp) / "merged"
             folder = None if pool is None or len(shards) == 1 else merged
+            fwd = (risk or needs_forwards(specs)) if forwards is None else forwards
             s1 = sharded_stage1(
-                store, specs, shards, _local_first(pool), Path(tmp), folder, underlying=underlying
-            )
+                store, specs, shards, _local_first(pool), Path(tmp), folder,
+                underlying=underlying, forwards=fwd,
+            )  # fmt: skip
             t1 = time.perf_counter()
             if folder is None:
-                results = [run_stage2(s1, spec) for spec in specs]
+                results = [_stage2(s1, spec, risk) for spec in specs]
                 return GridResult(s1, results, t1 - t0, time.perf_counter() - t1)
             assert pool is not None
-            out = _stage2_both_ends(pool, s1, str(merged), specs)
+            out = _stage2_both_ends(pool, s1, str(merged), specs, risk)
     return GridResult(s1, out, t1 - t0, time.perf_counter() - t1)
 
 
 def _stage2_both_ends(
-    pool: ProcessPoolExecutor, s1: Stage1Result, merged: str, specs: Sequence[StrategySpec]
+    pool: ProcessPoolExecutor,
+    s1: Stage1Result,
+    merged: str,
+    specs: Sequence[StrategySpec],
+    risk: bool = False,
 ) -> list[PortfolioResult]:
     """Stage 2, one task per config: the workers take them from the front, this process from
     the back (cancelling the tasks it takes over) until they meet."""
     out: list[PortfolioResult | None] = [None] * len(specs)
     sessions = calendar.session_table()
-    futures = [pool.submit(_stage2_share, merged, [spec], sessions) for spec in specs]
+    futures = [pool.submit(_stage2_share, merged, [spec], sessions, risk) for spec in specs]
     for j in range(len(specs) - 1, -1, -1):
         if not futures[j].cancel():  # a worker has it: it has every earlier one too
             break
-        out[j] = run_stage2(s1, specs[j])
+        out[j] = _stage2(s1, specs[j], risk)
     for j, fut in enumerate(futures):
         if out[j] is None:
             out[j] = fut.result()[0].attach(s1)
@@ -655,7 +693,10 @@ def backtest(
         )
     a = start or cfg.start or days[0]
     b = end or cfg.end or days[-1]
-    s1 = stage1(store, [spec], a, b, underlying=spec.underlying, workers=workers, progress=progress)
+    s1 = stage1(
+        store, [spec], a, b, underlying=spec.underlying, workers=workers, progress=progress,
+        forwards=True,  # the report's greeks and attribution
+    )  # fmt: skip
     warn_missing_quotes(store, s1, spec.underlying)
     res = run_stage2(s1, spec)
     if out is None:

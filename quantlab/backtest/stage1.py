@@ -39,6 +39,7 @@ from quantlab.data import read
 from quantlab.data import store as st
 from quantlab.errors import ConfigError, DataError
 from quantlab.strategy import ids
+from quantlab.strategy.book import book_limits
 from quantlab.strategy.spec import StrategySpec
 from quantlab.volatility import vix_from_chain
 
@@ -65,6 +66,11 @@ class SelectRule:
     @property
     def key(self) -> str:
         return ids.select_key(self.entry_time, self.spec)
+
+
+def needs_forwards(specs: Iterable[StrategySpec]) -> bool:
+    """Whether stage 2 of any of ``specs`` reads the path forwards (a greek limit does)."""
+    return any(bool(np.isfinite(book_limits(s)).any()) for s in specs)
 
 
 def rules_for(specs: Iterable[StrategySpec]) -> dict[str, SelectRule]:

@@ -3,9 +3,10 @@
 :func:`trade_risk` (``PortfolioResult.risk()``) runs :func:`quantlab.risk.kernels.path_risk`
 over each trade's stage-1 path from its entry to its exit: every minute's forward, legs'
 implied vols and position greeks, and the attribution of each step between observations to
-delta (``D dF``), gamma (``G dF^2 / 2``), vega (``sum vega_m dsigma_m``) and theta
-(``Theta dt``), from the greeks at the start of the step (a second-order expansion, summed
-minute by minute). The **residual** is the mid value's actual change minus those terms
+delta (``D dF``), gamma (``G dF^2 / 2``) and vega (``sum vega_m dsigma_m``) from the greeks at
+the start of the step (a second-order expansion, summed minute by minute), and theta, the
+step's time decay revalued at the start's forward and vols (so a weekend decays three days as
+the model says, not at Friday's theta). The **residual** is the mid value's actual change minus those terms
 (cross terms, higher orders, quote noise); **costs** are what separates the trade's P&L from
 its mid value's change: the spread paid at entry and exit, and fees. So per trade
 ``delta + gamma + vega + theta + residual + costs == pnl`` exactly (to float rounding).
@@ -72,6 +73,8 @@ class TradeRisk:
         ``1 - var(residual) / var(actual)`` over trade-days."""
         a = self.daily["actual"].to_numpy()
         r = self.daily["residual"].to_numpy()
+        if a.size < 2:
+            return float("nan")
         va = float(np.var(a))
         return float("nan") if va == 0 else 1.0 - float(np.var(r)) / va
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from quantlab._numba import jit
 from quantlab.money import SHARES_PER_CONTRACT
-from quantlab.pricing.kernels import b76_greeks_one, implied_vol_scalar
+from quantlab.pricing.kernels import b76_greeks_one, b76_price_scalar, implied_vol_scalar
 
 G_DELTA, G_GAMMA, G_VEGA, G_THETA, G_VALUE = range(5)
 G_SIZE = 5
@@ -88,6 +88,24 @@ def position_greeks(F, T, df, rate, qty, strike, is_call, n_legs, iv, out):
 
 
 @jit
+def borrow_vols(iv, strike, n_legs):
+    """A leg with no vol of its own (its bid was zero whenever it was read: a value under a
+    tick) takes the vol of the trade's nearest-strike leg that has one (a flat smile between
+    them: on a put wing that undervalues the protection, so scenario losses err high)."""
+    for m in range(n_legs):
+        if iv[m] == iv[m]:
+            continue
+        best = -1
+        for q in range(n_legs):
+            if iv[q] == iv[q] and (
+                best < 0 or abs(strike[q] - strike[m]) < abs(strike[best] - strike[m])
+            ):
+                best = q
+        if best >= 0:
+            iv[m] = iv[best]
+
+
+@jit
 def observe(bid, ask, F, T, df, strike, is_call, n_legs, iv, mid):
     """Read one path row (cents): each leg's mid into ``mid`` (dollars) and its vol into ``iv``
     (the last one carried where it cannot be solved). False (nothing changes) when a leg has
@@ -117,9 +135,10 @@ def path_risk(
     At each row: the position greeks (``greeks[i, G_*]``, per share of one combo unit, carried
     from the last observation on rows that are not one), each leg's vol (``ivs[i, m]``), and
     the attribution of the step from the previous observation (``terms[i, A_*]``: delta
-    ``D dF``, gamma ``G dF^2 / 2``, vega ``sum_m qty_m vega_m dsigma_m`` and theta ``Theta dt``
-    with the greeks of the previous observation, and the actual change of the position's mid
-    value; zeros and ``valid[i]`` False on rows that are not observations). The entry
+    ``D dF``, gamma ``G dF^2 / 2`` and vega ``sum_m qty_m vega_m dsigma_m`` with the greeks of
+    the previous observation, theta the model value's change over the step's time at the
+    previous observation's forward and vols (revalued: a weekend's three days decay as they
+    do, not at Friday's theta), and the actual change of the position's mid value; zeros and ``valid[i]`` False on rows that are not observations). The entry
     (``entry_*``, vols from the decision snapshot) is the first observation; at settlement the
     value is the legs' intrinsic values at ``settle_value`` (no vol: its step has no vega).
     ``entry_greeks`` gets the greeks at the entry."""
@@ -134,6 +153,7 @@ def path_risk(
     T = year_frac(entry_ts, settle_ns)
     df = math.exp(-rate * T)
     observe(entry_bid, entry_ask, entry_fwd, T, df, strike, is_call, nl, iv, mid)
+    borrow_vols(iv, strike, nl)
     st = np.empty(3)  # forward, time, value of the last observation
     st[0], st[1] = entry_fwd, entry_ts
     st[2] = 0.0
@@ -147,6 +167,7 @@ def path_risk(
         T = year_frac(ts[i], settle_ns)
         df = math.exp(-rate * T)
         ok = observe(bid[i], ask[i], fwd[i], T, df, strike, is_call, nl, iv, mid)
+        borrow_vols(iv, strike, nl)
         valid[i] = ok
         for k in range(A_SIZE):
             terms[i, k] = 0.0
@@ -154,7 +175,8 @@ def path_risk(
             v1 = 0.0
             for m in range(nl):
                 v1 += qty[m] * mid[m]
-            _step(g, vega_legs, qty, nl, iv, iv0, fwd[i], ts[i], v1, st, terms[i])
+            decay = _value_at(st[0], T, df, qty, strike, is_call, nl, iv0) - g[G_VALUE]
+            _step(g, vega_legs, qty, nl, iv, iv0, fwd[i], ts[i], v1, decay, st, terms[i])
             for m in range(nl):
                 iv0[m] = iv[m]
             _last_greeks(st[0], T, df, rate, qty, strike, is_call, nl, iv, g, vega_legs, tmp, legs)
@@ -167,7 +189,8 @@ def path_risk(
         for m in range(nl):
             x = settle_value - strike[m] if is_call[m] else strike[m] - settle_value
             v1 += qty[m] * max(x, 0.0)
-        _step(g, vega_legs, qty, nl, iv0, iv0, settle_value, settle_ns, v1, st, terms[n])
+        decay = _value_at(st[0], 0.0, 1.0, qty, strike, is_call, nl, iv0) - g[G_VALUE]
+        _step(g, vega_legs, qty, nl, iv0, iv0, settle_value, settle_ns, v1, decay, st, terms[n])
         valid[n] = True
         for k in range(G_SIZE):
             greeks[n, k] = 0.0
@@ -184,9 +207,18 @@ def _last_greeks(F, T, df, rate, qty, strike, is_call, nl, iv, g, vega_legs, tmp
 
 
 @jit(inline="always")
-def _step(g, vega_legs, qty, nl, iv, iv0, F1, t1, v1, st, out):
+def _value_at(F, T, df, qty, strike, is_call, nl, iv):
+    """The position's model value per share at forward ``F``, time ``T``, vols ``iv``."""
+    v = 0.0
+    for m in range(nl):
+        v += qty[m] * b76_price_scalar(F, strike[m], max(T, 0.0), iv[m], df, is_call[m])
+    return v
+
+
+@jit(inline="always")
+def _step(g, vega_legs, qty, nl, iv, iv0, F1, t1, v1, decay, st, out):
     """The attribution terms of the step from the last observation ``st`` (forward, time,
-    value) to ``(F1, t1, v1)``; ``st`` moves on."""
+    value) to ``(F1, t1, v1)``, its theta the time ``decay`` (revalued); ``st`` moves on."""
     dF = F1 - st[0]
     out[A_DELTA] = g[G_DELTA] * dF
     out[A_GAMMA] = 0.5 * g[G_GAMMA] * dF * dF
@@ -194,7 +226,7 @@ def _step(g, vega_legs, qty, nl, iv, iv0, F1, t1, v1, st, out):
     for m in range(nl):
         vega += qty[m] * vega_legs[m] * (iv[m] - iv0[m])
     out[A_VEGA] = vega
-    out[A_THETA] = g[G_THETA] * (t1 - st[1]) / NS_PER_YEAR
+    out[A_THETA] = decay
     out[A_ACTUAL] = v1 - st[2]
     st[0], st[1], st[2] = F1, t1, v1
 
@@ -281,6 +313,7 @@ def add_position(F, T, df, rate, qty, strike, is_call, n_legs, iv, contracts, sp
     theta per calendar day) and its scenario P&L in dollars (``scen``, flattened
     ``[spot, vol]``; skipped when ``scen`` is empty)."""
     g = np.empty(G_SIZE)
+    borrow_vols(iv, strike, n_legs)
     position_greeks(F, T, df, rate, qty, strike, is_call, n_legs, iv, g)
     d = np.empty(4)
     dollar_greeks(g, F, contracts, d)
@@ -343,6 +376,7 @@ __all__ = [
     "NS_PER_YEAR",
     "VOL_FLOOR",
     "add_position",
+    "borrow_vols",
     "dollar_greeks",
     "dollar_rows",
     "entry_risk",

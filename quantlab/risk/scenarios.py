@@ -37,8 +37,10 @@ def scenario_frame(values: np.ndarray) -> pl.DataFrame:
 
 def worst(values: np.ndarray) -> tuple[float, float, float]:
     """``(loss, spot move %, vol move points)`` of the worst cell of a scenario grid (the loss
-    as a positive number of dollars; 0 when no cell loses)."""
+    as a positive number of dollars; 0 when no cell loses; NaN when the grid is unknown)."""
     v = np.asarray(values, np.float64).reshape(SPOT_MOVES.size, VOL_MOVES.size)
+    if np.isnan(v).all():
+        return float("nan"), float("nan"), float("nan")
     a, b = np.unravel_index(int(np.nanargmin(v)), v.shape)
     return max(-float(v[a, b]), 0.0), float(SPOT_MOVES[a] * 100), float(VOL_MOVES[b] * 100)
 

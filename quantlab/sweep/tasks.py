@@ -119,6 +119,7 @@ def report_task(s1_folder: str, spec_json: str, folder: str, sessions: Any = Non
         title=spec.name,
         n_boot=500,
         cost_curve=curve,
+        risk=res.risk() if s1.path_fwd.size == s1.path_ts.size else None,
     )
     return folder
 

@@ -176,3 +176,15 @@ def test_scenarios_reprice_every_cell_in_full() -> None:
         F, T, df, QTY, K, CALL, 2, np.array([0.02, 0.03]), SPOT_MOVES, VOL_MOVES, low
     )
     assert np.isfinite(low).all()  # a -5 point shift floors each vol at 1 point
+
+
+def test_a_leg_without_a_vol_borrows_its_nearest_legs() -> None:
+    iv = np.array([0.2, np.nan, 0.3, np.nan])
+    strike = np.array([5000.0, 4990.0, 5100.0, 5110.0])
+    rk.borrow_vols(iv, strike, 4)
+    assert iv.tolist() == [0.2, 0.2, 0.3, 0.3]
+    none = np.array([np.nan, np.nan])
+    rk.borrow_vols(none, strike[:2], 2)
+    assert np.isnan(none).all()
+    loss, spot, vol = worst(np.full(SPOT_MOVES.size * VOL_MOVES.size, np.nan))
+    assert np.isnan(loss) and np.isnan(spot) and np.isnan(vol)
