@@ -35,6 +35,7 @@ blocking API.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import math
@@ -244,6 +245,45 @@ class IBKRBroker(MarketDataMixin):
         """Let ib_async read what the socket has (events are handled only while it runs)."""
         self.ib.sleep(0)
         self.ib.sleep(0)
+
+    def _wait_until(self, cond: Callable[[], bool], timeout: float) -> bool:
+        """Run ib_async's event loop until ``cond()`` holds (True), ``timeout`` seconds pass or
+        the connection drops (False: ``cond()`` still false).
+
+        Not ``while not cond(): ib.waitOnUpdate()``: that misses updates. waitOnUpdate awaits
+        ``updateEvent`` through a task that subscribes only once the loop runs, and in that
+        same loop iteration the socket callback may already handle a reply that is waiting in
+        the socket (TWS answers a cancel or an order at once) and emit ``updateEvent`` with
+        nobody listening; the wait then lasts until the next, unrelated update or the timeout.
+        Here the wake-up is subscribed before the loop runs and ``cond()`` is checked after
+        every update."""
+        from ib_async import util
+
+        end = time.monotonic() + timeout
+        loop = util.getLoop()
+        pending: list[asyncio.Future[None]] = []
+
+        def wake(*_: Any) -> None:
+            for fut in pending:
+                if not fut.done():
+                    fut.set_result(None)
+
+        self.ib.updateEvent += wake
+        self.ib.disconnectedEvent += wake
+        try:
+            while not cond():
+                left = end - time.monotonic()
+                if left <= 0 or not self.ib.isConnected():
+                    return False
+                pending[:] = [loop.create_future()]
+                try:
+                    util.run(asyncio.wait_for(pending[0], left))
+                except TimeoutError:
+                    pass
+            return True
+        finally:
+            self.ib.updateEvent -= wake
+            self.ib.disconnectedEvent -= wake
 
     def _req(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
         try:
@@ -489,14 +529,16 @@ class IBKRBroker(MarketDataMixin):
         self._recs[order_ref] = rec
         self._pace(1)
         trade = self.ib.placeOrder(bag, order)
-        end = time.monotonic() + self.request_timeout
-        while not trade.order.permId and not trade.isDone() and time.monotonic() < end:
-            self.ib.waitOnUpdate(timeout=max(end - time.monotonic(), 0.01))
-            if not self.ib.isConnected():
-                raise BrokerDisconnected(
-                    f"connection to IB lost while sending order {order_ref!r}: it may or may not "
-                    "have reached IB; the next session reconciles it by orderRef."
-                )
+        if (
+            not self._wait_until(
+                lambda: bool(trade.order.permId) or trade.isDone(), self.request_timeout
+            )
+            and not self.ib.isConnected()
+        ):
+            raise BrokerDisconnected(
+                f"connection to IB lost while sending order {order_ref!r}: it may or may not "
+                "have reached IB; the next session reconciles it by orderRef."
+            )
         if trade.order.permId:
             rec.perm_id = trade.order.permId
             return str(trade.order.permId)
@@ -586,13 +628,10 @@ class IBKRBroker(MarketDataMixin):
             return None
         if wait and ref not in self._fees_waited:  # commission reports trail the executions
             self._fees_waited.add(ref)
-            end = time.monotonic() + self.request_timeout
-            while (
-                any(not f.commissionReport.execId for fs in by_occ.values() for f in fs)
-                and time.monotonic() < end
+            if not self._wait_until(
+                lambda: all(f.commissionReport.execId for fs in by_occ.values() for f in fs),
+                self.request_timeout,
             ):
-                self.ib.waitOnUpdate(timeout=max(end - time.monotonic(), 0.01))
-            if any(not f.commissionReport.execId for fs in by_occ.values() for f in fs):
                 log.warning("IB: commission reports missing for order %s: fees incomplete", ref)
         px = []
         for leg in legs:
@@ -663,11 +702,15 @@ class IBKRBroker(MarketDataMixin):
         if trade is None or trade.isDone():
             return
         self._pace(1)
-        self.ib.cancelOrder(trade.order)
-        end = time.monotonic() + self.request_timeout
-        while not trade.isDone() and time.monotonic() < end:
-            self.ib.waitOnUpdate(timeout=max(end - time.monotonic(), 0.01))
-        if not trade.isDone():
+        self.ib.cancelOrder(trade.order)  # PendingCancel until TWS confirms
+        # done: orderStatus Cancelled / ApiCancelled (or Filled first), or error 202 alone
+        # (ib_async marks the trade Cancelled on it)
+        if not self._wait_until(trade.isDone, self.request_timeout):
+            if not self.ib.isConnected():
+                raise BrokerDisconnected(
+                    f"connection to IB lost while cancelling order {order_id} (status "
+                    f"{trade.orderStatus.status}); the next session reconciles it by orderRef."
+                )
             raise BrokerError(
                 f"IB did not confirm the cancel of order {order_id} within "
                 f"{self.request_timeout:g} s (status {trade.orderStatus.status})."

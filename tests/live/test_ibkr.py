@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 
@@ -197,6 +199,61 @@ def test_cancel_a_working_order(stub: TWSStub, broker: IBKRBroker) -> None:
     assert broker.order_status(oid).status == "cancelled" and stub.orders[0].status == "Cancelled"
     broker.cancel(oid)  # terminal: no-op
     assert len(stub.messages(4)) == 1 and broker.open_orders() == []
+
+
+@pytest.mark.parametrize("reply", ["status+202", "202 only", "PendingCancel, later Cancelled"])
+def test_cancel_returns_as_soon_as_tws_confirms(
+    stub: TWSStub, monkeypatch: pytest.MonkeyPatch, reply: str
+) -> None:
+    """Regression: cancel() used ``while not done: ib.waitOnUpdate()``. waitOnUpdate subscribes
+    to updateEvent only once the event loop runs, and in that same loop iteration the socket
+    callback may handle the confirmation that is already buffered: the one update is missed
+    and cancel() sat out its whole request_timeout although the order was Cancelled. Here the
+    confirmation is made to be in the socket (unread) before cancel() starts waiting."""
+    b = _broker(stub, request_timeout=15.0)
+    b.connect()
+    stub.fill_edge = math.inf
+    oid = b.place_combo(VERTICAL, 1, 5.00, "t9-opening-0")
+    assert b.order_status(oid).status == "submitted"
+    order = stub.orders[0]
+    send_status = stub._send_status
+    if reply == "202 only":  # some TWS versions confirm with error 202 and no orderStatus
+        monkeypatch.setattr(
+            stub,
+            "_send_status",
+            lambda c, o: None if o.status == "Cancelled" else send_status(c, o),
+        )
+    elif reply == "PendingCancel, later Cancelled":
+
+        def confirm_later(c: object, f: list[str]) -> None:
+            order.status = "PendingCancel"
+            send_status(c, order)  # type: ignore[arg-type]
+
+            def confirm() -> None:
+                with stub.lock:
+                    order.status = "Cancelled"
+                    send_status(c, order)  # type: ignore[arg-type]
+                    stub._error(c, order.order_id, 202, "Order Canceled - reason:")  # type: ignore[arg-type]
+
+            threading.Timer(0.3, confirm).start()
+
+        monkeypatch.setattr(stub, "_cancel_order", confirm_later)
+    first = "PendingCancel" if reply.startswith("Pending") else "Cancelled"
+    send_cancel = b.ib.client.cancelOrder
+
+    def cancel_and_let_tws_answer(*args: object) -> None:
+        send_cancel(*args)
+        assert stub.wait_for(lambda: order.status == first)
+        time.sleep(0.05)  # TWS's answer is in the socket before the adapter starts waiting
+
+    monkeypatch.setattr(b.ib.client, "cancelOrder", cancel_and_let_tws_answer)
+    t0 = time.monotonic()
+    b.cancel(oid)
+    took = time.monotonic() - t0
+    assert took < 5.0, f"cancel took {took:.1f} s: the confirmation was missed"  # 15 s before
+    assert order.status == "Cancelled" and b.order_status(oid).status == "cancelled"
+    assert len(stub.messages(4)) == 1 and b.open_orders() == [] and not stub.failures
+    b.disconnect()
 
 
 def test_rejected_order_reads_rejected(stub: TWSStub, broker: IBKRBroker) -> None:
