@@ -14,6 +14,13 @@ from quantlab._numba import jit
 from quantlab.pricing.kernels import fit_forward
 
 NO_PRICE = -1  # int32 cents sentinel for a missing quote (= stage1.NO_PRICE)
+#: :func:`minute_forwards` reads the strikes within this fraction of the last minute's forward
+#: (all of them when fewer than ``n_pairs`` pairs there are usable). By parity a pair outside
+#: it has ``|call - put| >= df x BAND x F``, about 150 points at SPX 5,000, while the pairs at
+#: the money are within a strike step: the fit's first estimate, the pair with the smallest
+#: ``|call - put|``, lies inside unless the quotes break parity by more than that, and then
+#: the band's fit is the sounder one.
+BAND = 0.03
 
 
 @jit(inline="always")
@@ -162,8 +169,8 @@ def minute_forwards(
 ):  # fmt: skip
     """The parity forward of one expiry at each of the session's ``minutes``: the snapshot's
     fit (:func:`quantlab.pricing.kernels.fit_forward` over the strikes whose call and put
-    quotes at or before the minute are fresh, ``df[i]`` at minute ``i``) into ``out`` (NaN
-    where no pair is usable). ``call_pos``/``put_pos``: instrument positions of each strike of
+    quotes at or before the minute are fresh, within :data:`BAND` of the last minute's
+    forward, ``df[i]`` at minute ``i``) into ``out`` (NaN where no pair is usable). ``call_pos``/``put_pos``: instrument positions of each strike of
     ``strikes`` (ascending)."""
     n = strikes.shape[0]
     rc = np.empty(n, np.int64)
@@ -175,31 +182,53 @@ def minute_forwards(
     dd = np.empty(n)
     hh = np.empty(n)
     keep = np.zeros(n, np.bool_)
+    prev = np.nan
     for i in range(minutes.shape[0]):
-        key = minute_keys[i]
-        cnt = 0
-        for p in range(n):
-            c, p_ = call_pos[p], put_pos[p]
-            rc[p], cb, ca = _quote_at(
-                rc[p], q_lo[c], q_hi[c], key, q_t, q_bid, q_ask, cents, missing
-            )
-            rp[p], pb, pa = _quote_at(
-                rp[p], q_lo[p_], q_hi[p_], key, q_t, q_bid, q_ask, cents, missing
-            )
-            t = minutes[i]
-            if not (
-                _fresh(rc[p], q_lo[c], cb, ca, t, scale, q_t, max_age_ns)
-                and _fresh(rp[p], q_lo[p_], pb, pa, t, scale, q_t, max_age_ns)
-            ):
-                continue
-            kk[cnt] = strikes[p]
-            dd[cnt] = 0.5 * (cb + ca) - 0.5 * (pb + pa)
-            hh[cnt] = 0.5 * ((ca - cb) + (pa - pb))
-            cnt += 1
+        a, b = 0, n
+        if prev == prev:  # the band around the last forward (see BAND)
+            a = np.searchsorted(strikes, prev * (1.0 - BAND))
+            b = np.searchsorted(strikes, prev * (1.0 + BAND), "right")
+        cnt = _usable_pairs(
+            a, b, minutes[i], minute_keys[i], scale, q_t, q_lo, q_hi, q_bid, q_ask, cents,
+            missing, call_pos, put_pos, strikes, max_age_ns, rc, rp, kk, dd, hh,
+        )  # fmt: skip
+        if cnt < n_pairs and (a > 0 or b < n):  # too few in the band: every strike
+            cnt = _usable_pairs(
+                0, n, minutes[i], minute_keys[i], scale, q_t, q_lo, q_hi, q_bid, q_ask,
+                cents, missing, call_pos, put_pos, strikes, max_age_ns, rc, rp, kk, dd, hh,
+            )  # fmt: skip
         if cnt == 0:
             out[i] = np.nan
         else:
             out[i] = fit_forward(kk[:cnt], dd[:cnt], hh[:cnt], df[i], n_pairs, keep[:cnt])[0]
+        if out[i] == out[i]:
+            prev = out[i]
+
+
+@jit(inline="always")
+def _usable_pairs(
+    a, b, t, key, scale, q_t, q_lo, q_hi, q_bid, q_ask, cents, missing, call_pos, put_pos,
+    strikes, max_age_ns, rc, rp, kk, dd, hh,
+):  # fmt: skip
+    """The usable call/put pairs among strikes ``a .. b - 1`` at minute ``t`` into ``kk``
+    (strike), ``dd`` (call mid - put mid) and ``hh`` (mean half-width); returns how many.
+    The quote pointers ``rc``/``rp`` only move forward, so a pair skipped at one minute
+    catches up when it is read again."""
+    cnt = 0
+    for p in range(a, b):
+        c, p_ = call_pos[p], put_pos[p]
+        rc[p], cb, ca = _quote_at(rc[p], q_lo[c], q_hi[c], key, q_t, q_bid, q_ask, cents, missing)
+        rp[p], pb, pa = _quote_at(rp[p], q_lo[p_], q_hi[p_], key, q_t, q_bid, q_ask, cents, missing)
+        if not (
+            _fresh(rc[p], q_lo[c], cb, ca, t, scale, q_t, max_age_ns)
+            and _fresh(rp[p], q_lo[p_], pb, pa, t, scale, q_t, max_age_ns)
+        ):
+            continue
+        kk[cnt] = strikes[p]
+        dd[cnt] = 0.5 * (cb + ca) - 0.5 * (pb + pa)
+        hh[cnt] = 0.5 * ((ca - cb) + (pa - pb))
+        cnt += 1
+    return cnt
 
 
 @jit

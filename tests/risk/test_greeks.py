@@ -188,3 +188,35 @@ def test_a_leg_without_a_vol_borrows_its_nearest_legs() -> None:
     assert np.isnan(none).all()
     loss, spot, vol = worst(np.full(SPOT_MOVES.size * VOL_MOVES.size, np.nan))
     assert np.isnan(loss) and np.isnan(spot) and np.isnan(vol)
+
+
+def test_path_vols_are_the_exact_solvers() -> None:
+    """Each minute's vol (Newton from the last minute's, or the exact solver) equals the exact
+    solver's on that minute's mid, on a random path with nickel quotes."""
+    from quantlab.pricing import implied_vol
+
+    rng = np.random.default_rng(3)
+    n = 600
+    ts = np.arange(1, n + 1, dtype=np.int64) * NS_MIN
+    F = 5000 * np.exp(np.cumsum(rng.normal(0, 0.0006, n)))
+    sig = np.stack([0.16 + np.cumsum(rng.normal(0, 0.001, n)), np.full(n, 0.2)], 1)
+    K, qty, call = np.array([4950.0, 4900.0]), np.array([-1, 1]), np.array([False, False])
+    T = (SETTLE - ts) / rk.NS_PER_YEAR
+    df = np.exp(-RATE * T)
+    px = np.stack([black76_price(F, K[m], T, sig[:, m], df, False) for m in range(2)], 1)
+    bid = (np.floor(px * 20) * 5).astype(np.int32)
+    ask = bid + 5
+    g = np.zeros((n + 1, rk.G_SIZE))
+    ivs = np.zeros((n + 1, 2))
+    terms = np.zeros((n + 1, rk.A_SIZE))
+    valid = np.zeros(n + 1, bool)
+    rk.path_risk(
+        ts, bid, ask, F, 0, 5000.0, bid[0].astype(np.int64), ask[0].astype(np.int64),
+        np.array([0.16, 0.2]), qty, K, call, 2, SETTLE, math.nan, RATE, g, ivs, terms, valid,
+        np.zeros(rk.G_SIZE),
+    )  # fmt: skip
+    mid = (bid + ask) / 200.0
+    for m in range(2):
+        exact = implied_vol(mid[:, m], F, K[m], T, df, False)
+        ok = bid[:, m] > 0
+        np.testing.assert_allclose(ivs[:n][ok, m], exact[ok], rtol=1e-10, atol=1e-12)
