@@ -411,16 +411,17 @@ class GridResult:
     stage2_s: float
 
 
-def _stage2(s1: Stage1Result, spec: StrategySpec, risk: bool) -> PortfolioResult:
-    """One config's stage 2 and, with ``risk``, its risk tables (kept on the result)."""
+def _stage2(s1: Stage1Result, spec: StrategySpec, risk: str | None) -> PortfolioResult:
+    """One config's stage 2 and, with a ``risk`` cadence, its risk tables (kept on the
+    result)."""
     res = run_stage2(s1, spec)
     if risk:
-        res.risk(minutes=False)
+        res.risk(minutes=False, cadence=risk)
     return res
 
 
 def _stage2_share(
-    folder: str, specs: list[StrategySpec], sessions: Any = None, risk: bool = False
+    folder: str, specs: list[StrategySpec], sessions: Any = None, risk: str | None = None
 ) -> list[PortfolioResult]:
     """A pool worker's share of stage 2: the merged stage-1 result (:func:`shared_stage1`),
     then each config."""
@@ -440,11 +441,13 @@ def run_grid(
     min_shard_days: int = 10,
     forwards: bool | None = None,
     risk: bool = False,
+    risk_cadence: str = "close",
 ) -> GridResult:
     """Stage 1 once for every config, then stage 2 of each config, both over one process pool.
 
     ``risk``: each config's :meth:`~quantlab.backtest.stage2.PortfolioResult.risk` too
-    (``minutes=False``), computed where its stage 2 ran; ``forwards`` (default: ``risk`` or a
+    (``minutes=False``, at ``risk_cadence``: session closes by default, ``"minute"`` for the
+    minute-by-minute attribution), computed where its stage 2 ran; ``forwards`` (default: ``risk`` or a
     spec with a greek limit) keeps the stage-1 path forwards that needs.
 
     The same result as :func:`stage1` followed by :func:`run_stage2` per config (the sweep runner
@@ -460,16 +463,17 @@ def run_grid(
             merged = Path(tmp) / "merged"
             folder = None if pool is None or len(shards) == 1 else merged
             fwd = (risk or needs_forwards(specs)) if forwards is None else forwards
+            cad = risk_cadence if risk else None
             s1 = sharded_stage1(
                 store, specs, shards, _local_first(pool), Path(tmp), folder,
                 underlying=underlying, forwards=fwd,
             )  # fmt: skip
             t1 = time.perf_counter()
             if folder is None:
-                results = [_stage2(s1, spec, risk) for spec in specs]
+                results = [_stage2(s1, spec, cad) for spec in specs]
                 return GridResult(s1, results, t1 - t0, time.perf_counter() - t1)
             assert pool is not None
-            out = _stage2_both_ends(pool, s1, str(merged), specs, risk)
+            out = _stage2_both_ends(pool, s1, str(merged), specs, cad)
     return GridResult(s1, out, t1 - t0, time.perf_counter() - t1)
 
 
@@ -478,7 +482,7 @@ def _stage2_both_ends(
     s1: Stage1Result,
     merged: str,
     specs: Sequence[StrategySpec],
-    risk: bool = False,
+    risk: str | None = None,
 ) -> list[PortfolioResult]:
     """Stage 2, one task per config: the workers take them from the front, this process from
     the back (cancelling the tasks it takes over) until they meet."""

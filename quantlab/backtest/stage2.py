@@ -101,12 +101,14 @@ class PortfolioResult:
     def capital(self) -> float:
         return self.spec.sizing.capital
 
-    def risk(self, *, minutes: bool = True) -> Any:
+    def risk(self, *, minutes: bool = True, cadence: str = "minute") -> Any:
         """The trades' greeks, P&L attribution and entry scenarios
         (:class:`quantlab.risk.greeks.TradeRisk`), computed on first call from the stage-1
-        paths (``minutes=False``: without the minute frame, as a grid keeps it)."""
-        hit = self.__dict__.get("_risk")
-        if hit is None or (minutes and hit.minutes.height == 0 and hit.daily.height > 0):
+        paths (``minutes=False``: without the minute frame, as a grid keeps it; ``cadence``:
+        :func:`quantlab.risk.greeks.trade_risk`)."""
+        cache = self.__dict__.setdefault("_risks", {})
+        hit = cache.get((True, cadence)) or (None if minutes else cache.get((False, cadence)))
+        if hit is None:
             if self._marks is None or self._s1 is None:
                 raise RuntimeError(
                     "risk() needs the result of run_stage2 with its stage 1 (attach(stage1))"
@@ -114,8 +116,10 @@ class PortfolioResult:
             from quantlab.risk.greeks import trade_risk
 
             self._s1.require_forwards()
-            hit = trade_risk(self._s1, self._marks, self.spec, self.trades, minutes=minutes)
-            self.__dict__["_risk"] = hit
+            hit = trade_risk(
+                self._s1, self._marks, self.spec, self.trades, minutes=minutes, cadence=cadence
+            )
+            cache[(minutes, cadence)] = hit
         return hit
 
     def equity_greeks(self) -> pl.DataFrame:

@@ -36,7 +36,10 @@ G_SIZE = 5
 A_DELTA, A_GAMMA, A_VEGA, A_THETA, A_ACTUAL = range(5)
 A_SIZE = 5
 NS_PER_YEAR = 525_600.0 * 60e9  # the snapshot's year: 525,600 minutes
-VOL_FLOOR = 0.01  # a scenario never takes a leg's vol below 1 vol point
+VOL_FLOOR = 0.01
+SESSION_GAP_NS = (
+    3_600 * 1_000_000_000
+)  # path minutes further apart: a session ended between  # a scenario never takes a leg's vol below 1 vol point
 
 
 @jit(inline="always")
@@ -128,6 +131,7 @@ def observe(bid, ask, F, T, df, strike, is_call, n_legs, iv, mid):
 def path_risk(
     ts, bid, ask, fwd, entry_ts, entry_fwd, entry_bid, entry_ask, entry_iv, qty, strike,
     is_call, n_legs, settle_ns, settle_value, rate, greeks, ivs, terms, valid, entry_greeks,
+    closes_only,
 ):  # fmt: skip
     """One trade from its entry over path rows ``0..n-1`` (``ts``, cents ``bid``/``ask``,
     forward ``fwd``) and, when ``settle_value`` is not NaN, its cash settlement (row ``n``).
@@ -141,7 +145,9 @@ def path_risk(
     do, not at Friday's theta), and the actual change of the position's mid value; zeros and ``valid[i]`` False on rows that are not observations). The entry
     (``entry_*``, vols from the decision snapshot) is the first observation; at settlement the
     value is the legs' intrinsic values at ``settle_value`` (no vol: its step has no vega).
-    ``entry_greeks`` gets the greeks at the entry."""
+    ``entry_greeks`` gets the greeks at the entry. With ``closes_only`` only each session's
+    last row and the last row are read (a daily attribution: the other rows carry the greeks
+    and have no terms)."""
     nl = n_legs
     n = ts.shape[0]
     iv = entry_iv[:nl].copy()
@@ -166,7 +172,10 @@ def path_risk(
     for i in range(n):
         T = year_frac(ts[i], settle_ns)
         df = math.exp(-rate * T)
-        ok = observe(bid[i], ask[i], fwd[i], T, df, strike, is_call, nl, iv, mid)
+        close = i == n - 1 or ts[i + 1] - ts[i] > SESSION_GAP_NS
+        ok = (close or not closes_only) and observe(
+            bid[i], ask[i], fwd[i], T, df, strike, is_call, nl, iv, mid
+        )
         borrow_vols(iv, strike, nl)
         valid[i] = ok
         for k in range(A_SIZE):
@@ -235,7 +244,7 @@ def _step(g, vega_legs, qty, nl, iv, iv0, F1, t1, v1, decay, st, out):
 def paths_risk(
     starts, path_row, upto, path_ts, path_bid, path_ask, path_fwd, entry_ts, entry_fwd,
     entry_bid, entry_ask, entry_iv, qty, strike, is_call, n_legs, settle_ns, settle_value,
-    rate, greeks, ivs, terms, valid, entry_greeks,
+    rate, greeks, ivs, terms, valid, entry_greeks, closes_only,
 ):  # fmt: skip
     """:func:`path_risk` of trades ``t`` (path rows ``path_row[t] .. + upto[t]``), each into
     its block ``starts[t] .. starts[t + 1]`` of the outputs (``upto[t] + 1`` rows: the last
@@ -252,7 +261,7 @@ def paths_risk(
             path_ts[a:b], path_bid[a:b], path_ask[a:b], path_fwd[a:b], entry_ts[t],
             entry_fwd[t], entry_bid[t], entry_ask[t], entry_iv[t], qty[t], strike[t],
             is_call[t], n_legs[t], settle_ns[t], settle_value[t], rate, greeks[o:e],
-            ivs[o:e], terms[o:e], valid[o:e], entry_greeks[t],
+            ivs[o:e], terms[o:e], valid[o:e], entry_greeks[t], closes_only,
         )  # fmt: skip
         if not valid[e - 1]:
             for k in range(G_SIZE):

@@ -103,7 +103,7 @@ def _attribute(F, sig, ts, settle, F0, sig0, t0, qty, K, call):
     rk.path_risk(
         ts, bid, ask, F, t0, F0, e_bid[0].astype(np.int64), e_bid[0].astype(np.int64),
         sig0.copy(), qty, K, call, K.size, settle, math.nan, RATE, greeks, ivs, terms, valid,
-        np.zeros(rk.G_SIZE),
+        np.zeros(rk.G_SIZE), False,
     )  # fmt: skip
     return terms.sum(axis=0) * 100  # dollars for one contract
 
@@ -213,7 +213,7 @@ def test_path_vols_are_the_exact_solvers() -> None:
     rk.path_risk(
         ts, bid, ask, F, 0, 5000.0, bid[0].astype(np.int64), ask[0].astype(np.int64),
         np.array([0.16, 0.2]), qty, K, call, 2, SETTLE, math.nan, RATE, g, ivs, terms, valid,
-        np.zeros(rk.G_SIZE),
+        np.zeros(rk.G_SIZE), False,
     )  # fmt: skip
     mid = (bid + ask) / 200.0
     for m in range(2):

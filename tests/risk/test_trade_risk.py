@@ -91,3 +91,25 @@ def test_greeks_explain_the_daily_pnl_of_verticals_held_over_days(run) -> None: 
     eq = run.results[0].equity_greeks()
     assert eq.height == run.results[0].equity_minutes.height
     assert eq.filter(pl.col("ts") == ts)["vega_pt"][0] == pytest.approx(at["vega_pt"].sum())
+
+
+def test_daily_cadence_reads_only_closes_and_still_adds_up(run) -> None:  # type: ignore[no-untyped-def]
+    res = run.results[0]
+    minute = res.risk(minutes=False)
+    close = res.risk(minutes=False, cadence="close")
+    t = close.trades
+    total = t["delta"] + t["gamma"] + t["vega"] + t["theta"] + t["residual"] + t["costs"]
+    np.testing.assert_allclose(total.to_numpy(), t["pnl"].to_numpy(), atol=1e-9)
+    # the same days' actual mid P&L, one second-order step per day
+    a = minute.daily.select("trade_id", "date", "actual")
+    b = close.daily.select("trade_id", "date", pl.col("actual").alias("actual_close"))
+    both = a.join(b, on=["trade_id", "date"])
+    assert both.height == a.height
+    np.testing.assert_allclose(
+        both["actual"].to_numpy(), both["actual_close"].to_numpy(), atol=1e-6
+    )
+    share = close.explained_share()
+    print(f"\ndaily steps explain {share:.1%} (minute steps {minute.explained_share():.1%})")
+    assert share >= 0.8
+    with pytest.raises(ValueError, match="cadence"):
+        res.risk(cadence="hourly")
