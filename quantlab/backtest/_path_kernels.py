@@ -186,8 +186,8 @@ def minute_forwards(
     for i in range(minutes.shape[0]):
         a, b = 0, n
         if prev == prev:  # the band around the last forward (see BAND)
-            a = np.searchsorted(strikes, prev * (1.0 - BAND))
-            b = np.searchsorted(strikes, prev * (1.0 + BAND), "right")
+            a = int(np.searchsorted(strikes, prev * (1.0 - BAND)))
+            b = int(np.searchsorted(strikes, prev * (1.0 + BAND), "right"))
         cnt = _usable_pairs(
             a, b, minutes[i], minute_keys[i], scale, q_t, q_lo, q_hi, q_bid, q_ask, cents,
             missing, call_pos, put_pos, strikes, max_age_ns, rc, rp, kk, dd, hh,

@@ -80,6 +80,9 @@ class MarketDataMixin:
     def now(self) -> int:
         raise NotImplementedError
 
+    def _wait_until(self, cond: Any, timeout: float) -> bool:
+        raise NotImplementedError
+
     def _ensure(self) -> None:
         raise NotImplementedError
 
@@ -389,7 +392,8 @@ class MarketDataMixin:
         self._streams[occ] = [c, self.ib.reqMktData(c, "", False, False), stamp]
 
     def _await_ticks(self, occs: list[str]) -> None:
-        end = time.monotonic() + self.quote_timeout
+        """Wait (``quote_timeout`` at most) until each of ``occs`` has a quote or is denied
+        (``_wait_until``: a plain ``waitOnUpdate`` loop can miss the update that fills it)."""
 
         def ready() -> bool:
             return all(
@@ -398,8 +402,7 @@ class MarketDataMixin:
                 for o in occs
             )
 
-        while not ready() and time.monotonic() < end:
-            self.ib.waitOnUpdate(timeout=max(end - time.monotonic(), 0.01))
+        self._wait_until(ready, self.quote_timeout)
 
     def _cancel_stream(self, occ: str) -> None:
         c, _, _ = self._streams.pop(occ)
