@@ -594,8 +594,8 @@ def _cost_curve_html(curve: pl.DataFrame | None, figures: Mapping[str, bytes]) -
 _ATTRIBUTION_NOTE = (
     "P&amp;L attribution: each minute's change of the trade's mid value is split, from the "
     "greeks at the start of the minute, into delta (&Delta; &times; dF of the forward), gamma "
-    "(&Gamma; &times; dF&sup2; / 2), vega (the legs' vega &times; d&sigma;) and theta "
-    "(&Theta; &times; dt); the residual is the rest of the mid change (cross terms, higher "
+    "(&Gamma; &times; dF&sup2; / 2), vega (the legs' vega &times; d&sigma;) and theta (the "
+    "minute's time decay, revalued at the start's forward and vols); the residual is the rest of the mid change (cross terms, higher "
     "orders, quote noise) and costs what separates the P&amp;L from the mid change (the spread "
     "paid at entry and exit, and fees). The terms sum to the trade's P&amp;L net of fees."
 )

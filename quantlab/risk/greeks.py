@@ -14,7 +14,7 @@ its mid value's change: the spread paid at entry and exit, and fees. So per trad
 Units: dollars for the trade's contracts. Greeks columns: ``delta_pt`` (per SPX point of the
 forward), ``delta_pct`` (per 1 % move), ``vega_pt`` (per vol point), ``gamma_pct`` (per 1 %
 squared: ``gamma_pct x m^2 / 2`` is the gamma P&L of a move of ``m`` %), ``theta_day`` (per
-calendar day).
+calendar day), ``gamma_pt`` (the dollar delta's change per SPX point).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from quantlab.money import SHARES_PER_CONTRACT, to_cents
 from quantlab.risk import kernels as rk
 from quantlab.risk.scenarios import SPOT_MOVES, VOL_MOVES, scenario_frame, worst
 
-GREEKS = ("delta_pt", "delta_pct", "vega_pt", "gamma_pct", "theta_day")
+GREEKS = ("delta_pt", "delta_pct", "vega_pt", "gamma_pct", "theta_day", "gamma_pt")
 TERMS = ("delta", "gamma", "vega", "theta")
 CADENCES = ("minute", "close")
 
@@ -111,7 +111,7 @@ def trade_risk(
     shares = (p["contracts"] * SHARES_PER_CONTRACT).astype(np.float64)[t]
     cols: dict[str, Any] = {"trade_id": trades["trade_id"].gather(t), "ts": p["ts"]}
     if minutes:
-        dollars = np.empty((t.size, 5))
+        dollars = np.empty((t.size, len(GREEKS)))
         fwd = p["fwd"]
         rk.dollar_rows(p["greeks"], np.where(np.isnan(fwd), 0.0, fwd), p["contracts"][t], dollars)
         cols |= {"exit_ts": marks.exit_ts[t], "forward": fwd}
@@ -123,7 +123,7 @@ def trade_risk(
     if minutes:
         cols["observed"] = p["valid"]
     frame = pl.DataFrame(cols).filter(pl.Series(p["keep"]))
-    entry = np.empty((n, 5))
+    entry = np.empty((n, len(GREEKS)))
     rk.dollar_rows(p["g0"], p["entry_fwd"], p["contracts"], entry)
     scen = np.zeros((n, SPOT_MOVES.size * VOL_MOVES.size))
     rk.entry_risk(

@@ -286,14 +286,17 @@ def dollar_greeks(g, F, contracts, out):
 @jit
 def dollar_rows(g, F, contracts, out):
     """:func:`dollar_greeks` of each row of ``g`` (``G_*`` per share of one combo unit) at
-    forward ``F[i]`` for ``contracts[i]``, and the theta per calendar day in dollars (column
-    4: ``Theta / 365`` x shares)."""
+    forward ``F[i]`` for ``contracts[i]`` (columns 0-3), the theta per calendar day in dollars
+    (column 4: ``Theta / 365`` x shares) and the gamma per SPX point (column 5: the dollar
+    delta's change per point)."""
     d = np.empty(4)
     for i in range(g.shape[0]):
+        shares = contracts[i] * SHARES_PER_CONTRACT
         dollar_greeks(g[i], F[i], contracts[i], d)
         for k in range(4):
             out[i, k] = d[k]
-        out[i, 4] = g[i, G_THETA] * contracts[i] * SHARES_PER_CONTRACT / 365.0
+        out[i, 4] = g[i, G_THETA] * shares / 365.0
+        out[i, 5] = g[i, G_GAMMA] * shares
 
 
 @jit

@@ -37,7 +37,9 @@ def _risk_of(bt: dict, seed: int = 3) -> TradeRisk:
         ts = bt["paths"][t["trade_id"]]["ts"].to_numpy() if t["trade_id"] in bt["paths"] else None
         if ts is None:
             ts = np.arange(t["entry_ts"], t["exit_ts"], 30 * _NS_PER_MIN, dtype=np.int64)
-        g = {name: float(k * (i + 1)) for k, name in zip((1, 2, -3, -4, 5), GREEKS, strict=True)}
+        g = {
+            name: float(k * (i + 1)) for k, name in zip((1, 2, -3, -4, 5, -6), GREEKS, strict=True)
+        }
         rows.append(
             pl.DataFrame({"trade_id": t["trade_id"], "ts": ts, "exit_ts": t["exit_ts"]} | g)
         )

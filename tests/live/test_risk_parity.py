@@ -5,7 +5,6 @@ with its own reason, and never triggers when it is not set."""
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -54,10 +53,9 @@ def per_contract(store: Path) -> dict[str, float]:
     }
 
 
-def _both(store: Path, risk: dict) -> tuple:
+def _both(store: Path, risk: dict, tmp: Path) -> tuple:
     spec = StrategySpec.from_dict(BUSY | {"risk": BUSY["risk"] | risk})
     bt = backtest(spec, store, start=DAYS[0], end=DAYS[-1], workers=1, report=False).results[0]
-    tmp = Path(tempfile.mkdtemp(prefix="risk-parity-"))
     cfg = LiveConfig.from_dict({"strategy": "unused.yaml", "kill_file": str(tmp / "KILL")})
     broker = SimulatedBroker(store, DAYS[0], spec.fills, spec.fees)
     run = LiveRunner(cfg, broker, Journal(tmp / "j.duckdb"), spec=spec, notify=lambda *_: None)
@@ -79,10 +77,10 @@ LIMITS = {
 
 @pytest.mark.parametrize("reason", sorted(LIMITS))
 def test_each_limit_triggers_the_same_live_and_in_the_backtest(
-    store: Path, per_contract: dict, reason: str
+    store: Path, per_contract: dict, reason: str, tmp_path: Path
 ) -> None:
     risk = LIMITS[reason](per_contract)
-    bt, run = _both(store, risk)
+    bt, run = _both(store, risk, tmp_path)
     cols = ["candidate_id", "entry_ts", "decision", "reason", "contracts"]
     live = run.journal.table("decisions", "paper")
     cols = [c for c in cols if c in live.columns and c in bt.decisions.columns]

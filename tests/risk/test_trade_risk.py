@@ -70,6 +70,10 @@ def test_attribution_plus_costs_is_each_trades_pnl(run) -> None:  # type: ignore
     # the entry greeks of a short OTM put vertical: long delta, short gamma and vega
     assert (t["entry_delta_pt"] > 0).all() and (t["entry_vega_pt"] < 0).all()
     assert (t["entry_gamma_pct"] < 0).all() and (t["worst_scenario_loss"] > 0).all()
+    fwd = res.trades["forward"].to_numpy()
+    np.testing.assert_allclose(
+        t["entry_gamma_pt"].to_numpy() * (fwd / 100) ** 2, t["entry_gamma_pct"].to_numpy()
+    )
     # the worst scenario cannot lose more than the structure's max loss
     ml = res.trades["max_loss"].to_numpy()
     assert (t["worst_scenario_loss"].to_numpy() <= ml + 1e-6).all()
