@@ -367,18 +367,13 @@ def scenario_values(F, T, df, qty, strike, is_call, n_legs, iv, spot, vol, out):
     forward moves by the fraction ``spot[a]`` and every leg's vol by ``vol[b]`` (sticky
     strike: each strike keeps its own vol plus the shift, floored at :data:`VOL_FLOOR`), at
     once (same ``T``), by full Black-76 revaluation."""
-    one = np.empty(G_SIZE)
-    base = 0.0
-    for m in range(n_legs):
-        leg_greeks(F, T, df, 0.0, strike[m], is_call[m], iv[m], one)
-        base += qty[m] * one[G_VALUE]
-    for a in range(spot.shape[0]):
-        for b in range(vol.shape[0]):
-            v = 0.0
-            for m in range(n_legs):
-                s = max(iv[m] + vol[b], VOL_FLOOR)
-                leg_greeks(F * (1.0 + spot[a]), T, df, 0.0, strike[m], is_call[m], s, one)
-                v += qty[m] * one[G_VALUE]
+    base = _value_at(F, T, df, qty, strike, is_call, n_legs, iv)
+    shifted = np.empty(max(n_legs, 1))
+    for b in range(vol.shape[0]):
+        for m in range(n_legs):
+            shifted[m] = max(iv[m] + vol[b], VOL_FLOOR)
+        for a in range(spot.shape[0]):
+            v = _value_at(F * (1.0 + spot[a]), T, df, qty, strike, is_call, n_legs, shifted)
             out[a, b] = v - base
 
 
